@@ -1,0 +1,263 @@
+/*
+ * flagshm.h - read feature flags from a shared-memory store.
+ *
+ * A store is published by one flagshm-writer per host. Any number of
+ * processes open it read-only and evaluate flags without locks, system
+ * calls or allocation on the evaluation path. Every process sees the same
+ * snapshot generation a few microseconds after it is published.
+ *
+ * Caveats, up front:
+ *  - fork: a store opened before fork() keeps working in the child, with no
+ *    call to make; the child sees every later generation. A view (below)
+ *    held across fork() must be released in both processes.
+ *  - threads: a store handle may be shared by any number of threads. A view
+ *    belongs to the thread that acquired it (it is an RCU read-side section
+ *    of liburcu's "bulletproof" flavour; threads register themselves).
+ *  - memory: each process maps the current snapshot, and keeps an older
+ *    one mapped until no view of its own holds it. /dev/shm must have room
+ *    for two snapshots (the writer keeps the previous one for late readers).
+ *  - permissions: snapshot objects are created mode 0444 and the control
+ *    object 0644 by the writer's user; readers open them O_RDONLY and map
+ *    them PROT_READ, so no reader can change what another reader sees.
+ *  - a store whose snapshot fails validation (magic, version, layout,
+ *    size, checksum, any offset) is never used: the last good snapshot
+ *    keeps serving, or, if there was none, results are ERROR with
+ *    STORE_UNAVAILABLE.
+ *
+ * Errors: fallible calls return 0 or a negative FLAGSHM_E* code; see
+ * flagshm_strerror(). No call prints anything.
+ */
+#ifndef FLAGSHM_H
+#define FLAGSHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FLAGSHM_API __attribute__((visibility("default")))
+#else
+#define FLAGSHM_API
+#endif
+
+/* Error codes returned by fallible calls. */
+#define FLAGSHM_EINVAL -1   /* a bad argument: NULL, empty key, ... */
+#define FLAGSHM_ENAME -2    /* the store name is not [A-Za-z0-9_-]{1,64} */
+#define FLAGSHM_ENOSTORE -3 /* no such store: no writer ever created it */
+#define FLAGSHM_ECORRUPT -4 /* shared memory failed validation */
+#define FLAGSHM_ESYS -5     /* a system call failed; see errno / message */
+#define FLAGSHM_ENOMEM -6   /* out of memory */
+#define FLAGSHM_EBUSY -7    /* another writer holds the store */
+#define FLAGSHM_EUNAVAIL -8 /* the store exists but nothing is published */
+#define FLAGSHM_EFULL -9    /* the context has FLAGSHM_CTX_MAX attributes */
+#define FLAGSHM_ENOTFOUND -10 /* no flag with that key */
+
+/* A static string describing err ("unknown error" for unknown codes). */
+FLAGSHM_API const char *flagshm_strerror(int err);
+
+/* ---------------------------------------------------------------- store */
+
+typedef struct flagshm_store flagshm_store;
+
+/* Called with one line (no newline) for each notable event: a snapshot that
+ * failed validation, a remap. Called from whichever thread saw it. */
+typedef void (*flagshm_log_fn)(void *ud, const char *msg);
+
+/*
+ * Open store NAME read-only. On success *out is a handle for any number of
+ * threads. Returns 0, or:
+ *   FLAGSHM_EINVAL   name or out is NULL
+ *   FLAGSHM_ENAME    name is not 1-64 of [A-Za-z0-9_-]
+ *   FLAGSHM_ENOSTORE no writer has created this store
+ *   FLAGSHM_ECORRUPT the control object is not a flagshm control object
+ *   FLAGSHM_ESYS     shm_open/mmap failed (permissions, fd limit)
+ *   FLAGSHM_ENOMEM   out of memory
+ * A store that exists but has not published yet opens fine; evaluations
+ * return the fallback with STORE_UNAVAILABLE until it publishes.
+ */
+FLAGSHM_API int flagshm_open(const char *name, flagshm_store **out);
+
+/* As flagshm_open, with a log callback (may be NULL) and a buffer that gets
+ * a message naming what failed (may be NULL). */
+FLAGSHM_API int flagshm_open_ex(const char *name, flagshm_log_fn log, void *log_ud,
+				flagshm_store **out, char *err, size_t errlen);
+
+/* Close *s and set *s to NULL. All views of it must be released first. */
+FLAGSHM_API void flagshm_close(flagshm_store **s);
+
+typedef struct flagshm_info {
+	uint64_t generation;   /* 0 = nothing published */
+	int64_t published_ms;  /* Unix ms of that publish */
+	uint32_t flag_count;
+	uint64_t snapshot_bytes;
+	int32_t writer_pid;    /* 0 = none recorded */
+	bool writer_alive;     /* writer_pid exists and holds the store */
+	int64_t heartbeat_ms;  /* writer's last heartbeat, Unix ms; 0 = none */
+	char environment[64];  /* --environment of the writer, "" if none */
+} flagshm_info;
+
+/* Fill *info about the store's current snapshot. Returns 0, FLAGSHM_EINVAL,
+ * or FLAGSHM_EUNAVAIL when nothing valid is published. */
+FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info);
+
+/* -------------------------------------------------------------- context */
+
+#define FLAGSHM_CTX_MAX 32
+
+enum flagshm_attr_type {
+	FLAGSHM_ATTR_STRING = 1,
+	FLAGSHM_ATTR_NUMBER,
+	FLAGSHM_ATTR_BOOL,
+	FLAGSHM_ATTR_LIST, /* list of strings */
+};
+
+typedef struct flagshm_attr {
+	const char *name;
+	int type; /* enum flagshm_attr_type */
+	union {
+		struct { const char *ptr; size_t len; } str;
+		double num;
+		bool b;
+		struct { const char *const *items; size_t n; } list;
+	} u;
+} flagshm_attr;
+
+/*
+ * The evaluation context: up to FLAGSHM_CTX_MAX attributes, on the caller's
+ * stack. It borrows every string and list it is given: they must outlive
+ * the evaluations that use the context. "userId" is the targeting key and
+ * the default bucketing attribute.
+ */
+typedef struct flagshm_ctx {
+	unsigned n;
+	flagshm_attr attrs[FLAGSHM_CTX_MAX];
+} flagshm_ctx;
+
+FLAGSHM_API void flagshm_ctx_init(flagshm_ctx *c);
+/* Set an attribute, replacing one of the same name. Return 0, FLAGSHM_EINVAL
+ * (NULL name or value) or FLAGSHM_EFULL. */
+FLAGSHM_API int flagshm_ctx_string(flagshm_ctx *c, const char *name, const char *value);
+FLAGSHM_API int flagshm_ctx_number(flagshm_ctx *c, const char *name, double value);
+FLAGSHM_API int flagshm_ctx_bool(flagshm_ctx *c, const char *name, bool value);
+FLAGSHM_API int flagshm_ctx_list(flagshm_ctx *c, const char *name,
+				 const char *const *items, size_t n);
+
+/* --------------------------------------------------------------- result */
+
+typedef enum flagshm_reason {
+	FLAGSHM_REASON_ERROR = 0,
+	FLAGSHM_REASON_DISABLED,
+	FLAGSHM_REASON_PREREQUISITE_FAILED,
+	FLAGSHM_REASON_RULE_MATCH,
+	FLAGSHM_REASON_SPLIT,
+	FLAGSHM_REASON_DEFAULT_ROLLOUT,
+	FLAGSHM_REASON_DEFAULT_OFF,
+} flagshm_reason;
+
+typedef enum flagshm_error_code {
+	FLAGSHM_CODE_NONE = 0,
+	FLAGSHM_CODE_STORE_UNAVAILABLE,
+	FLAGSHM_CODE_FLAG_NOT_FOUND,
+	FLAGSHM_CODE_TYPE_MISMATCH,
+	FLAGSHM_CODE_SNAPSHOT_INVALID, /* a record failed a bounds check */
+} flagshm_error_code;
+
+typedef enum flagshm_type {
+	FLAGSHM_TYPE_NONE = 0, /* only with reason ERROR */
+	FLAGSHM_TYPE_BOOL,
+	FLAGSHM_TYPE_NUMBER,
+	FLAGSHM_TYPE_STRING,
+	FLAGSHM_TYPE_JSON, /* value.str holds JSON text */
+} flagshm_type;
+
+typedef struct flagshm_result {
+	flagshm_type type;
+	union {
+		bool b;
+		double num;
+		struct { const char *ptr; size_t len; } str; /* NUL-terminated */
+	} value;
+	flagshm_reason reason;
+	const char *rule_id; /* NULL unless RULE_MATCH or SPLIT */
+	flagshm_error_code error_code;
+	uint64_t generation; /* 0 when the store was unavailable */
+} flagshm_result;
+
+/* "RULE_MATCH", "FLAG_NOT_FOUND", ...: static strings. */
+FLAGSHM_API const char *flagshm_reason_name(flagshm_reason r);
+FLAGSHM_API const char *flagshm_error_code_name(flagshm_error_code c);
+
+/* ---------------------------------------------------------------- views */
+
+/*
+ * A view pins one snapshot, so that every flag a request reads comes from
+ * one generation. Acquire at the start of a request, release at its end, on
+ * the same thread. Views nest and cost a few nanoseconds. Holding a view
+ * never delays the writer; it only keeps that snapshot mapped in this
+ * process. Strings in results from a view are valid until its release.
+ */
+typedef struct flagshm_view {
+	uint32_t magic;
+	flagshm_store *store;
+	const void *snap; /* internal: the pinned snapshot, NULL if none */
+	uint64_t generation;
+} flagshm_view;
+
+/* Returns 0, or FLAGSHM_EINVAL. A view of a store with nothing valid
+ * published is still a view: its evaluations give STORE_UNAVAILABLE. */
+FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v);
+FLAGSHM_API void flagshm_view_release(flagshm_view *v);
+
+/*
+ * Evaluate flag KEY for CTX (NULL = empty context) in view V and fill *out.
+ * Returns 0 when a value came from the snapshot, else a negative code, and
+ * *out says why (reason ERROR and its error_code, value unset):
+ *   FLAGSHM_EINVAL    v, key or out is NULL
+ *   FLAGSHM_EUNAVAIL  STORE_UNAVAILABLE
+ *   FLAGSHM_ENOTFOUND FLAG_NOT_FOUND
+ *   FLAGSHM_ECORRUPT  SNAPSHOT_INVALID
+ */
+FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
+				 const flagshm_ctx *ctx, flagshm_result *out);
+
+/* Typed shortcuts: the flag's value, or FALLBACK on any error (including a
+ * flag of another type: TYPE_MISMATCH). String results live until release. */
+FLAGSHM_API bool flagshm_view_bool(const flagshm_view *v, const char *key,
+				   const flagshm_ctx *ctx, bool fallback);
+FLAGSHM_API double flagshm_view_number(const flagshm_view *v, const char *key,
+				       const flagshm_ctx *ctx, double fallback);
+FLAGSHM_API const char *flagshm_view_string(const flagshm_view *v, const char *key,
+					    const flagshm_ctx *ctx, const char *fallback);
+FLAGSHM_API const char *flagshm_view_json(const flagshm_view *v, const char *key,
+					  const flagshm_ctx *ctx, const char *fallback);
+
+/* As a typed result, with the reason and error code: out may be NULL. */
+FLAGSHM_API bool flagshm_view_bool_detail(const flagshm_view *v, const char *key,
+					  const flagshm_ctx *ctx, bool fallback,
+					  flagshm_result *out);
+
+/* ------------------------------------------- one-shot, store-level calls */
+
+/* Each is a view acquired and released around one evaluation. */
+FLAGSHM_API bool flagshm_bool(flagshm_store *s, const char *key,
+			      const flagshm_ctx *ctx, bool fallback);
+FLAGSHM_API double flagshm_number(flagshm_store *s, const char *key,
+				  const flagshm_ctx *ctx, double fallback);
+/* String and JSON values are copied into BUF (BUFLEN bytes, NUL included)
+ * and BUF is returned; FALLBACK is returned on any error and when the value
+ * does not fit. */
+FLAGSHM_API const char *flagshm_string(flagshm_store *s, const char *key,
+				       const flagshm_ctx *ctx, const char *fallback,
+				       char *buf, size_t buflen);
+FLAGSHM_API const char *flagshm_json(flagshm_store *s, const char *key,
+				     const flagshm_ctx *ctx, const char *fallback,
+				     char *buf, size_t buflen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
