@@ -1,1 +1,200 @@
-/* placeholder: being written */
+/*
+ * shm/map.c - the reader's side of the protocol: map the control object
+ * and snapshot objects read-only, and ask the kernel who holds the store.
+ *
+ * Everything here opens O_RDONLY and maps PROT_READ: a reader has no way
+ * to change what another reader sees, even through a bug of its own (a
+ * store through one of these pointers is a SIGSEGV, not a corruption).
+ * Nothing here trusts the bytes beyond the control object's header; the
+ * snapshot's contents are checked by reader/snap.c.
+ */
+#include "shm.h"
+#include "format.h"
+#include "flagshm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHM_DIR "/dev/shm"
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
+{
+	char name[SHM_OBJ_NAME_MAX];
+	struct stat st;
+	int rc = shm_name_check(store, err, errlen);
+	if (rc)
+		return rc;
+	shm_ctl_name(name, sizeof name, store);
+
+	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT) {
+			seterr(err, errlen, "store '%s' does not exist (no %s%s): no writer has created it",
+			       store, SHM_DIR, name);
+			return FLAGSHM_ENOSTORE;
+		}
+		seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	if (st.st_size == 0) {
+		/* The writer creates the object, then sizes it, then writes the
+		 * header: between those steps the store is not there yet. */
+		close(fd);
+		seterr(err, errlen, "store '%s' is being created (%s%s is empty)", store, SHM_DIR, name);
+		return FLAGSHM_ENOSTORE;
+	}
+	if (st.st_size < (off_t)sizeof(fs_ctl)) {
+		close(fd);
+		seterr(err, errlen, "%s%s is %lld bytes, a control object is %zu: not a flagshm store",
+		       SHM_DIR, name, (long long)st.st_size, sizeof(fs_ctl));
+		return FLAGSHM_ECORRUPT;
+	}
+	void *p = mmap(NULL, sizeof(fs_ctl), PROT_READ, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd); /* the mapping keeps the object; no fd stays open */
+	if (p == MAP_FAILED) {
+		seterr(err, errlen, "cannot map %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	const fs_ctl *ctl = p;
+	/* Acquire: pairs with the release store of c_magic in
+	 * shm_writer_open (publish.c), which comes after every other header
+	 * field is written. */
+	uint32_t magic = __atomic_load_n(&ctl->c_magic, __ATOMIC_ACQUIRE);
+	if (magic == 0) {
+		munmap(p, sizeof(fs_ctl));
+		seterr(err, errlen, "store '%s' is being created (%s%s has no header yet)", store,
+		       SHM_DIR, name);
+		return FLAGSHM_ENOSTORE;
+	}
+	if (magic != FS_CTL_MAGIC || ctl->c_version != FS_FORMAT_VERSION ||
+	    ctl->c_size != sizeof(fs_ctl) || ctl->c_fingerprint != FS_LAYOUT_FINGERPRINT) {
+		seterr(err, errlen,
+		       "%s%s is not a flagshm control object of this version (magic 0x%08x, version %u, "
+		       "size %u, layout 0x%08x; expected 0x%08x, %u, %zu, 0x%08x)",
+		       SHM_DIR, name, magic, ctl->c_version, ctl->c_size, ctl->c_fingerprint,
+		       FS_CTL_MAGIC, FS_FORMAT_VERSION, sizeof(fs_ctl), FS_LAYOUT_FINGERPRINT);
+		munmap(p, sizeof(fs_ctl));
+		return FLAGSHM_ECORRUPT;
+	}
+	*out = ctl;
+	return 0;
+}
+
+void shm_ctl_unmap(const fs_ctl *ctl)
+{
+	if (ctl)
+		munmap((void *)ctl, sizeof(fs_ctl));
+}
+
+int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *size,
+		 char *err, size_t errlen)
+{
+	char name[SHM_OBJ_NAME_MAX];
+	struct stat st;
+	int rc = shm_name_check(store, err, errlen);
+	if (rc)
+		return rc;
+	shm_snap_name(name, sizeof name, store, gen);
+
+	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT) {
+			seterr(err, errlen, "%s%s is gone (the writer has moved on)", SHM_DIR, name);
+			return FLAGSHM_ENOSTORE;
+		}
+		seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	if (st.st_size < (off_t)sizeof(fs_snap_hdr) || (uint64_t)st.st_size > FS_SNAP_MAX) {
+		close(fd);
+		seterr(err, errlen, "%s%s is %lld bytes: not a snapshot (%zu to %llu bytes)", SHM_DIR,
+		       name, (long long)st.st_size, sizeof(fs_snap_hdr),
+		       (unsigned long long)FS_SNAP_MAX);
+		return FLAGSHM_ECORRUPT;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED) {
+		seterr(err, errlen, "cannot map %s%s (%lld bytes) read-only: %s", SHM_DIR, name,
+		       (long long)st.st_size, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	*base = p;
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+void shm_snap_unmap(const void *base, size_t size)
+{
+	if (base)
+		munmap((void *)base, size);
+}
+
+/*
+ * The store lock is an open-file-description lock (see publish.c for why):
+ * F_OFD_GETLK tells whether some description holds it, but reports pid -1
+ * for OFD locks, so the holder's pid is the c_writer_pid it wrote after
+ * taking the lock.
+ */
+int shm_lock_holder(const char *store)
+{
+	char name[SHM_OBJ_NAME_MAX];
+	int rc = shm_name_check(store, NULL, 0);
+	if (rc)
+		return rc;
+	shm_ctl_name(name, sizeof name, store);
+	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : FLAGSHM_ESYS;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	int r = fcntl(fd, F_OFD_GETLK, &fl);
+	int32_t pid = 0;
+	if (r == 0 && fl.l_type != F_UNLCK) {
+		if (fl.l_pid > 0) {
+			pid = fl.l_pid; /* a classic POSIX lock: the kernel knows */
+		} else if (pread(fd, &pid, sizeof pid, offsetof(fs_ctl, c_writer_pid)) != sizeof pid ||
+			   pid <= 0) {
+			pid = FLAGSHM_EBUSY; /* held, but the holder has not named itself yet */
+		}
+	}
+	close(fd);
+	if (r < 0)
+		return FLAGSHM_ESYS;
+	return pid;
+}
