@@ -1,1 +1,202 @@
-/* placeholder: being written */
+/*
+ * writer/builder.c - growable snapshot tables and the interning string pool.
+ * See builder.h.
+ */
+#include "builder.h"
+#include "hash.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const size_t recsizes[FS_T_COUNT_] = {
+	[FS_T_FLAGS] = sizeof(fs_flag),	    [FS_T_INDEX] = sizeof(uint32_t),
+	[FS_T_SEGMENTS] = sizeof(fs_segment), [FS_T_RULES] = sizeof(fs_rule),
+	[FS_T_CONDS] = sizeof(fs_cond),	    [FS_T_VALUES] = sizeof(fs_value),
+	[FS_T_SPLITS] = sizeof(fs_split),	    [FS_T_PREREQS] = sizeof(fs_prereq),
+	[FS_T_SEMVERS] = sizeof(fs_semver),   [FS_T_REGEXES] = sizeof(fs_regex),
+	[FS_T_U32] = sizeof(uint32_t),	    [FS_T_STRS] = sizeof(fs_str),
+	[FS_T_POOL] = 1,
+};
+
+#define SLOT_EMPTY UINT32_MAX
+
+/* Make room for N more records in T. Indexes are uint32 with FS_NONE
+ * reserved, and the pool's offsets are uint32 too. */
+static int reserve(wb *b, int t, size_t n)
+{
+	wb_table *tb = &b->tab[t];
+	size_t need, cap;
+	uint8_t *p;
+
+	if (b->failed)
+		return -1;
+	if (n > (size_t)UINT32_MAX - 1 - tb->count) {
+		b->failed = 1;
+		return -1;
+	}
+	need = tb->count + n;
+	if (need <= tb->cap)
+		return 0;
+	cap = tb->cap ? tb->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(tb->data, cap * tb->recsize);
+	if (!p) {
+		b->failed = 1;
+		return -1;
+	}
+	tb->data = p;
+	tb->cap = cap;
+	return 0;
+}
+
+static int slots_grow(wb *b)
+{
+	size_t n = b->nslots ? b->nslots * 2 : 1024;
+	wb_intern *s = malloc(n * sizeof *s);
+
+	if (!s) {
+		b->failed = 1;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		s[i].len = SLOT_EMPTY;
+	for (size_t i = 0; i < b->nslots; i++) {
+		size_t j;
+		if (b->slots[i].len == SLOT_EMPTY)
+			continue;
+		for (j = b->slots[i].hash & (n - 1); s[j].len != SLOT_EMPTY; j = (j + 1) & (n - 1))
+			;
+		s[j] = b->slots[i];
+	}
+	free(b->slots);
+	b->slots = s;
+	b->nslots = n;
+	return 0;
+}
+
+int wb_init(wb *b)
+{
+	static const char nul = '\0';
+
+	memset(b, 0, sizeof *b);
+	for (int t = 0; t < FS_T_COUNT_; t++)
+		b->tab[t].recsize = recsizes[t];
+	if (slots_grow(b) < 0)
+		return -1;
+	wb_add(b, FS_T_POOL, &nul);
+	return b->failed ? -1 : 0;
+}
+
+void wb_free(wb *b)
+{
+	for (int t = 0; t < FS_T_COUNT_; t++)
+		free(b->tab[t].data);
+	free(b->slots);
+	memset(b, 0, sizeof *b);
+}
+
+uint32_t wb_add(wb *b, int t, const void *rec)
+{
+	wb_table *tb = &b->tab[t];
+
+	if (reserve(b, t, 1) < 0)
+		return 0;
+	memcpy(tb->data + tb->count * tb->recsize, rec, tb->recsize);
+	return (uint32_t)tb->count++;
+}
+
+uint32_t wb_count(const wb *b, int t)
+{
+	return (uint32_t)b->tab[t].count;
+}
+
+void *wb_at(wb *b, int t, uint32_t i)
+{
+	return b->tab[t].data + (size_t)i * b->tab[t].recsize;
+}
+
+fs_str wb_str(wb *b, const char *s, size_t len)
+{
+	wb_table *pool = &b->tab[FS_T_POOL];
+	fs_str out = {0, 0};
+	uint32_t h;
+	size_t i;
+
+	if (len == 0 || b->failed)
+		return out;
+	if (len >= UINT32_MAX) {
+		b->failed = 1;
+		return out;
+	}
+	h = mm3_hash(s, len, 0);
+	for (i = h & (b->nslots - 1); b->slots[i].len != SLOT_EMPTY; i = (i + 1) & (b->nslots - 1)) {
+		const wb_intern *e = &b->slots[i];
+		if (e->hash == h && e->len == len && memcmp(pool->data + e->off, s, len) == 0)
+			return (fs_str){e->off, e->len};
+	}
+	if (reserve(b, FS_T_POOL, len + 1) < 0)
+		return out;
+	out.off = (uint32_t)pool->count;
+	out.len = (uint32_t)len;
+	memcpy(pool->data + pool->count, s, len);
+	pool->data[pool->count + len] = '\0';
+	pool->count += len + 1;
+	b->slots[i] = (wb_intern){out.off, out.len, h};
+	/* Keep the load under one half so probes stay short. */
+	if (++b->nused * 2 > b->nslots)
+		slots_grow(b);
+	return out;
+}
+
+static uint64_t align8(uint64_t n)
+{
+	return (n + 7) & ~(uint64_t)7;
+}
+
+int wb_finish(wb *b, const char *env, int64_t compile_us, uint64_t max,
+	      uint8_t **bytes, size_t *size)
+{
+	fs_snap_hdr h;
+	uint64_t off[FS_T_COUNT_];
+	uint64_t total = align8(sizeof h);
+	uint8_t *p;
+
+	memset(&h, 0, sizeof h);
+	if (env && *env)
+		h.sh_environment = wb_str(b, env, strlen(env));
+	if (b->failed)
+		return -1;
+	for (int t = 0; t < FS_T_COUNT_; t++) {
+		off[t] = total;
+		total = align8(total + (uint64_t)b->tab[t].count * b->tab[t].recsize);
+	}
+	*size = (size_t)total;
+	if (max > FS_SNAP_MAX)
+		max = FS_SNAP_MAX;
+	if (total > max)
+		return -2;
+	p = calloc(1, (size_t)total);
+	if (!p) {
+		b->failed = 1;
+		return -1;
+	}
+	h.sh_magic = FS_SNAP_MAGIC;
+	h.sh_version = FS_FORMAT_VERSION;
+	h.sh_hdr_size = sizeof h;
+	h.sh_fingerprint = FS_LAYOUT_FINGERPRINT;
+	h.sh_size = total;
+	h.sh_compile_us = compile_us;
+	for (int t = 0; t < FS_T_COUNT_; t++) {
+		h.sh_tables[t].t_off = (uint32_t)off[t];
+		h.sh_tables[t].t_count = (uint32_t)b->tab[t].count;
+		if (b->tab[t].count)
+			memcpy(p + off[t], b->tab[t].data, b->tab[t].count * b->tab[t].recsize);
+	}
+	memcpy(p, &h, sizeof h);
+	/* Last: the checksum covers the header from sh_compile_us on. */
+	h.sh_checksum = fs_checksum(p + FS_SNAP_SUMMED_FROM, (size_t)total - FS_SNAP_SUMMED_FROM);
+	memcpy(p, &h, sizeof h);
+	*bytes = p;
+	return 0;
+}

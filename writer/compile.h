@@ -56,6 +56,11 @@ void wr_snapshot_free(wr_snapshot *s);
  */
 int wr_load_file(const char *file, const wr_limits *lim, json_t **doc, wr_errors *errs);
 
+/* As wr_load_file for LEN bytes at BUF, LABEL standing for the file name in
+ * messages (empty, binary or invalid UTF-8 text, syntax errors). */
+int wr_load_buffer(const char *buf, size_t len, const char *label, const wr_limits *lim,
+		   json_t **doc, wr_errors *errs);
+
 /*
  * Validate DOC (a format-1 document or a bare array of flags), apply the
  * overrides of ENVIRONMENT (NULL: none) and compile it. LABEL names the

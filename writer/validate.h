@@ -1,0 +1,52 @@
+/*
+ * writer/validate.h - the checks of a flag document (docs/flag-format.md),
+ * and the parsers of values that the compiler shares with them, so that
+ * what validates is exactly what compiles.
+ */
+#ifndef FLAGSHM_WRITER_VALIDATE_H
+#define FLAGSHM_WRITER_VALIDATE_H
+
+#include "compile.h"
+#include "format.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define WR_KEY_MAX 128		/* flag keys, segment and environment names */
+#define WR_PREREQ_DEPTH_MAX 32	/* EVAL_MAX_DEPTH: prerequisite links in a chain */
+
+/*
+ * Check all of DOC, every environment's overrides included, adding one
+ * message per problem ("LABEL: path: what is wrong") to ERRS. Returns 0 when
+ * DOC may be compiled, -1 otherwise.
+ */
+int wr_validate(json_t *doc, const char *label, const wr_limits *lim, wr_errors *errs);
+
+/* The flags array (DOC itself when it is a bare array) and the segments
+ * object (NULL when there is none) of a validated document. */
+json_t *wr_doc_flags(json_t *doc);
+json_t *wr_doc_segments(json_t *doc);
+
+/* Field NAME of FLAG as environment override ENV (an object or NULL) leaves
+ * it: ENV's own value when it has one, else FLAG's. NULL when absent. */
+json_t *wr_flag_field(json_t *flag, json_t *env, const char *name);
+/* FLAG's override object for environment NAME (may be NULL), or NULL. */
+json_t *wr_flag_env(json_t *flag, const char *name);
+
+/* enum fs_vtype of a flag value (object and array are both FS_V_JSON), or 0
+ * for null. */
+int wr_vtype(const json_t *v);
+/* enum fs_op for an operator name, or 0. */
+int wr_op_parse(const char *name);
+
+/* Parsers: NULL on success, else a static description of what is wrong. */
+/* A percentage 0..100 with at most 3 decimals, as thousandths 0..100000. */
+const char *wr_percent(const json_t *v, uint32_t *out);
+
+/* An instant: an RFC 3339 string or a number of Unix seconds (fractions
+ * allowed), as Unix milliseconds (reader/timeparse.h does the parsing, so
+ * operands and attributes read alike). SemVer operands use
+ * reader/semver.h's semver_parse directly. */
+const char *wr_time(const json_t *v, int64_t *ms);
+
+#endif
