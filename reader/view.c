@@ -1,1 +1,191 @@
-/* placeholder: being written */
+/*
+ * reader/view.c - views (one pinned generation per request), evaluation,
+ * and the typed shortcuts of flagshm.h.
+ *
+ * A view is a liburcu-bp read-side section plus the map that was current
+ * when it began. Acquire first follows the writer if the generation moved
+ * (store_current), also when the thread already holds a view: nested views
+ * may then see a newer generation than the outer one, each being whole.
+ * The outer view's map stays mapped until its own release, because maps
+ * are only freed after a grace period.
+ */
+#include "store.h"
+#include "eval.h"
+#include "flagshm.h"
+
+#include <string.h>
+
+FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v)
+{
+	if (!v)
+		return FLAGSHM_EINVAL;
+	if (!s || s->magic != STORE_MAGIC) {
+		memset(v, 0, sizeof *v);
+		return FLAGSHM_EINVAL;
+	}
+	urcu_bp_read_lock();
+	store_map *m = store_current(s);
+	v->magic = VIEW_MAGIC;
+	v->store = s;
+	v->snap = m ? &m->snap : NULL;
+	v->generation = m ? m->generation : 0;
+	return 0;
+}
+
+FLAGSHM_API void flagshm_view_release(flagshm_view *v)
+{
+	if (!v || v->magic != VIEW_MAGIC)
+		return; /* never acquired, or released twice: no unbalanced unlock */
+	v->magic = 0;
+	v->snap = NULL;
+	STORE_TSAN_RELEASE();
+	urcu_bp_read_unlock();
+}
+
+static void result_error(flagshm_result *out, flagshm_error_code code, uint64_t gen)
+{
+	memset(out, 0, sizeof *out);
+	out->type = FLAGSHM_TYPE_NONE;
+	out->reason = FLAGSHM_REASON_ERROR;
+	out->rule_id = NULL;
+	out->error_code = code;
+	out->generation = gen;
+}
+
+FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
+				 const flagshm_ctx *ctx, flagshm_result *out)
+{
+	if (!out)
+		return FLAGSHM_EINVAL;
+	if (!v || v->magic != VIEW_MAGIC) {
+		result_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		return FLAGSHM_EINVAL;
+	}
+	if (!key) {
+		result_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, v->generation);
+		return FLAGSHM_EINVAL;
+	}
+	if (!v->snap) {
+		result_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		return FLAGSHM_EUNAVAIL;
+	}
+	return eval_key(v->snap, key, ctx, out);
+}
+
+/* Evaluate and check the flag's type: a typed call on a flag of another
+ * type is TYPE_MISMATCH. 0 when OUT holds a value of type WANT. */
+static int eval_typed(const flagshm_view *v, const char *key, const flagshm_ctx *ctx,
+		      flagshm_type want, flagshm_result *out)
+{
+	int rc = flagshm_evaluate(v, key, ctx, out);
+	if (rc)
+		return rc;
+	if (out->type != want) {
+		result_error(out, FLAGSHM_CODE_TYPE_MISMATCH, out->generation);
+		return FLAGSHM_EINVAL;
+	}
+	return 0;
+}
+
+FLAGSHM_API bool flagshm_view_bool_detail(const flagshm_view *v, const char *key,
+					  const flagshm_ctx *ctx, bool fallback,
+					  flagshm_result *out)
+{
+	flagshm_result r;
+	if (!out)
+		out = &r;
+	if (eval_typed(v, key, ctx, FLAGSHM_TYPE_BOOL, out))
+		return fallback;
+	return out->value.b;
+}
+
+FLAGSHM_API bool flagshm_view_bool(const flagshm_view *v, const char *key,
+				   const flagshm_ctx *ctx, bool fallback)
+{
+	return flagshm_view_bool_detail(v, key, ctx, fallback, NULL);
+}
+
+FLAGSHM_API double flagshm_view_number(const flagshm_view *v, const char *key,
+				       const flagshm_ctx *ctx, double fallback)
+{
+	flagshm_result r;
+	if (eval_typed(v, key, ctx, FLAGSHM_TYPE_NUMBER, &r))
+		return fallback;
+	return r.value.num;
+}
+
+FLAGSHM_API const char *flagshm_view_string(const flagshm_view *v, const char *key,
+					    const flagshm_ctx *ctx, const char *fallback)
+{
+	flagshm_result r;
+	if (eval_typed(v, key, ctx, FLAGSHM_TYPE_STRING, &r))
+		return fallback;
+	return r.value.str.ptr;
+}
+
+FLAGSHM_API const char *flagshm_view_json(const flagshm_view *v, const char *key,
+					  const flagshm_ctx *ctx, const char *fallback)
+{
+	flagshm_result r;
+	if (eval_typed(v, key, ctx, FLAGSHM_TYPE_JSON, &r))
+		return fallback;
+	return r.value.str.ptr;
+}
+
+/* ------------------------------------------------------ store-level calls */
+
+FLAGSHM_API bool flagshm_bool(flagshm_store *s, const char *key, const flagshm_ctx *ctx,
+			      bool fallback)
+{
+	flagshm_view v;
+	if (flagshm_view_acquire(s, &v))
+		return fallback;
+	bool b = flagshm_view_bool(&v, key, ctx, fallback);
+	flagshm_view_release(&v);
+	return b;
+}
+
+FLAGSHM_API double flagshm_number(flagshm_store *s, const char *key, const flagshm_ctx *ctx,
+				  double fallback)
+{
+	flagshm_view v;
+	if (flagshm_view_acquire(s, &v))
+		return fallback;
+	double d = flagshm_view_number(&v, key, ctx, fallback);
+	flagshm_view_release(&v);
+	return d;
+}
+
+/* The view's string copied into BUF before the view (and with it the
+ * mapping the string lives in) is released. */
+static const char *copy_out(flagshm_store *s, const char *key, const flagshm_ctx *ctx,
+			    const char *fallback, char *buf, size_t buflen, flagshm_type want)
+{
+	flagshm_view v;
+	flagshm_result r;
+	if (!buf || !buflen || flagshm_view_acquire(s, &v))
+		return fallback;
+	const char *res = fallback;
+	if (eval_typed(&v, key, ctx, want, &r) == 0 && r.value.str.ptr &&
+	    r.value.str.len < buflen) {
+		memcpy(buf, r.value.str.ptr, r.value.str.len);
+		buf[r.value.str.len] = '\0';
+		res = buf;
+	}
+	flagshm_view_release(&v);
+	return res;
+}
+
+FLAGSHM_API const char *flagshm_string(flagshm_store *s, const char *key,
+				       const flagshm_ctx *ctx, const char *fallback,
+				       char *buf, size_t buflen)
+{
+	return copy_out(s, key, ctx, fallback, buf, buflen, FLAGSHM_TYPE_STRING);
+}
+
+FLAGSHM_API const char *flagshm_json(flagshm_store *s, const char *key,
+				     const flagshm_ctx *ctx, const char *fallback,
+				     char *buf, size_t buflen)
+{
+	return copy_out(s, key, ctx, fallback, buf, buflen, FLAGSHM_TYPE_JSON);
+}

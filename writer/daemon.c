@@ -1,1 +1,429 @@
-/* placeholder: being written */
+/*
+ * writer/daemon.c - load, compile and publish a flag file; watch it.
+ *
+ * An invalid document is rejected whole: every error goes to stderr, a
+ * summary to the control object's c_last_error, and the last good
+ * snapshot keeps serving. Signals are read through a signalfd, so a
+ * SIGTERM never interrupts a publish half way: the loop exits between
+ * publishes and the current generation stays published.
+ */
+#include "daemon.h"
+#include "compile.h"
+#include "shm.h"
+#include "flagshm.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEARTBEAT_MS 1000
+/* Editors write in several steps (truncate, write, close; or write a
+ * temporary and rename): wait for the burst of events to settle. */
+#define DEBOUNCE_MS 20
+
+static int64_t real_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One log line: "2026-11-20T10:00:00.123Z flagshm-writer[PID]: ..." */
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void logmsg(const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	char line[1024];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s.%03ldZ flagshm-writer[%d]: %s\n", stamp, ts.tv_nsec / 1000000L,
+		(int)getpid(), line);
+}
+
+static void print_errors(const wr_errors *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(stderr, "%s\n", e->msg[i]);
+	if (e->dropped)
+		fprintf(stderr, "(%zu more errors not shown)\n", e->dropped);
+}
+
+/* ----------------------------------------------------------- --check */
+
+int wd_check(const char *file, const char *environment, const wr_limits *lim)
+{
+	json_t *doc = NULL;
+	wr_errors errs = { 0 };
+	wr_snapshot snap = { 0 };
+	int status = 0;
+
+	if (wr_load_file(file, lim, &doc, &errs) != 0 ||
+	    wr_compile(doc, environment, file, lim, &snap, &errs) != 0) {
+		print_errors(&errs);
+		fprintf(stderr, "%s: invalid: %zu error%s\n", file, errs.n + errs.dropped,
+			errs.n + errs.dropped == 1 ? "" : "s");
+		status = 1;
+	} else {
+		printf("%s: valid: %" PRIu32 " flags, %zu bytes compiled%s%s\n", file, snap.nflags,
+		       snap.size, environment ? " for environment " : "",
+		       environment ? environment : "");
+	}
+	wr_snapshot_free(&snap);
+	json_decref(doc);
+	wr_errors_free(&errs);
+	return status;
+}
+
+/* ---------------------------------------------------------- --limit */
+
+int wd_limit_parse(wr_limits *lim, const char *arg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} names[] = {
+		{ "doc_bytes", offsetof(wr_limits, max_doc_bytes) },
+		{ "flags", offsetof(wr_limits, max_flags) },
+		{ "segments", offsetof(wr_limits, max_segments) },
+		{ "rules", offsetof(wr_limits, max_rules) },
+		{ "conditions", offsetof(wr_limits, max_conditions) },
+		{ "list", offsetof(wr_limits, max_list) },
+		{ "string", offsetof(wr_limits, max_string) },
+		{ "snapshot", offsetof(wr_limits, max_snapshot) },
+	};
+	char name[32];
+	const char *eq = strchr(arg, '=');
+	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof name) {
+		snprintf(err, errlen, "--limit '%s': expected NAME=VALUE", arg);
+		return -1;
+	}
+	size_t n = 0;
+	const char *p = arg;
+	if (strncmp(p, "max-", 4) == 0 || strncmp(p, "max_", 4) == 0)
+		p += 4;
+	for (; p < eq; p++)
+		name[n++] = *p == '-' ? '_' : *p;
+	name[n] = '\0';
+
+	const char *v = eq + 1;
+	char *end;
+	errno = 0;
+	unsigned long long val = strtoull(v, &end, 10);
+	unsigned long long mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024ULL, end++;
+	else if (*end == 'M')
+		mul = 1024ULL * 1024, end++;
+	else if (*end == 'G')
+		mul = 1024ULL * 1024 * 1024, end++;
+	if (!isdigit((unsigned char)*v) || errno || *end || val == 0 || val > SIZE_MAX / mul) {
+		snprintf(err, errlen, "--limit '%s': VALUE must be a positive integer (k, M, G allowed)",
+			 arg);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strcmp(name, names[i].name) == 0) {
+			*(size_t *)((char *)lim + names[i].off) = (size_t)(val * mul);
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "--limit '%s': unknown limit; known: doc-bytes, flags, segments, "
+		 "rules, conditions, list, string, snapshot", arg);
+	return -1;
+}
+
+/* --------------------------------------------------------- --remove */
+
+int wd_remove(const char *store)
+{
+	char err[512];
+	int rc = shm_store_remove(store, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "flagshm-writer: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "flagshm-writer: removed store '%s'\n", store);
+	return 0;
+}
+
+/* ------------------------------------------------------------ daemon */
+
+typedef struct wd {
+	const wd_options *o;
+	shm_writer w;
+	char dir[PATH_MAX];
+	char base[NAME_MAX + 1];
+	struct stat st; /* the source as last loaded, to spot a symlink swap */
+	bool have_st;
+} wd;
+
+/* c_last_error is informational text a status tool may read while we
+ * write it: clear the first byte, write the rest, then the first byte
+ * with release order, so a reader sees "" or (nearly always) the whole. */
+static void set_last_error(wd *d, const char *text)
+{
+	char *dst = d->w.ctl->c_last_error;
+	size_t cap = sizeof d->w.ctl->c_last_error;
+	size_t n = strlen(text);
+	if (n >= cap)
+		n = cap - 1;
+	__atomic_store_n(&dst[0], '\0', __ATOMIC_RELAXED);
+	if (n == 0)
+		return;
+	memcpy(dst + 1, text + 1, n - 1);
+	dst[n] = '\0';
+	__atomic_store_n(&dst[0], text[0], __ATOMIC_RELEASE);
+}
+
+/* Load, compile, publish. 0 when a new generation was published. */
+static int reload(wd *d)
+{
+	const wd_options *o = d->o;
+	json_t *doc = NULL;
+	wr_errors errs = { 0 };
+	wr_snapshot snap = { 0 };
+	char err[512];
+	int rc = -1;
+
+	struct stat st;
+	bool have_st = stat(o->source, &st) == 0;
+
+	if (wr_load_file(o->source, &o->limits, &doc, &errs) != 0 ||
+	    wr_compile(doc, o->environment, o->source, &o->limits, &snap, &errs) != 0) {
+		size_t total = errs.n + errs.dropped;
+		if (d->w.generation)
+			logmsg("rejected %s: %zu error%s; still serving generation %" PRIu64,
+			       o->source, total, total == 1 ? "" : "s", d->w.generation);
+		else
+			logmsg("rejected %s: %zu error%s; nothing published yet", o->source, total,
+			       total == 1 ? "" : "s");
+		print_errors(&errs);
+		snprintf(err, sizeof err, "%zu error%s; first: %s", total, total == 1 ? "" : "s",
+			 errs.n ? errs.msg[0] : "(none recorded)");
+		set_last_error(d, err);
+		goto out;
+	}
+	atomic_store_explicit(&d->w.ctl->c_last_sync_ms, real_ms(), memory_order_relaxed);
+	if (have_st) {
+		d->st = st;
+		d->have_st = true;
+	}
+	if (shm_writer_publish(&d->w, snap.bytes, snap.size, err, sizeof err) != 0) {
+		logmsg("%s", err);
+		set_last_error(d, err);
+		goto out;
+	}
+	set_last_error(d, "");
+	logmsg("published generation %" PRIu64 ": %" PRIu32 " flags, %zu bytes, compiled in %.1f ms",
+	       d->w.generation, snap.nflags, snap.size, (double)snap.compile_us / 1000.0);
+	rc = 0;
+out:
+	wr_snapshot_free(&snap);
+	json_decref(doc);
+	wr_errors_free(&errs);
+	return rc;
+}
+
+static void heartbeat(wd *d)
+{
+	atomic_store_explicit(&d->w.ctl->c_heartbeat_ms, real_ms(), memory_order_relaxed);
+}
+
+/* Split o->source into the directory to watch and the name to look for. */
+static int split_source(wd *d)
+{
+	const char *src = d->o->source;
+	const char *slash = strrchr(src, '/');
+	if (!slash) {
+		snprintf(d->dir, sizeof d->dir, ".");
+		snprintf(d->base, sizeof d->base, "%s", src);
+	} else {
+		size_t dl = (size_t)(slash - src);
+		if (dl >= sizeof d->dir || strlen(slash + 1) >= sizeof d->base)
+			return -1;
+		if (dl == 0)
+			snprintf(d->dir, sizeof d->dir, "/");
+		else
+			snprintf(d->dir, sizeof d->dir, "%.*s", (int)dl, src);
+		snprintf(d->base, sizeof d->base, "%s", slash + 1);
+	}
+	return d->base[0] ? 0 : -1;
+}
+
+/* True when the source now names another file or other contents than the
+ * one last loaded: catches a symlink swapped by a name we do not watch
+ * (a Kubernetes ConfigMap's "..data"). */
+static bool source_moved(wd *d)
+{
+	struct stat st;
+	if (stat(d->o->source, &st) != 0)
+		return false;
+	return !d->have_st || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev ||
+	       st.st_size != d->st.st_size || st.st_mtim.tv_sec != d->st.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != d->st.st_mtim.tv_nsec;
+}
+
+/* Read inotify events; true when the source may have changed. */
+static bool drain_inotify(wd *d, int fd)
+{
+	_Alignas(struct inotify_event) char buf[8192];
+	bool changed = false;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW)
+				changed = true;
+			else if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+				logmsg("the directory %s is gone; no longer watching (SIGHUP still reloads)",
+				       d->dir);
+			else if (ev->len && strcmp(ev->name, d->base) == 0)
+				changed = true; /* write in place, or rename onto it */
+			else if (ev->len && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && source_moved(d))
+				changed = true;
+		}
+	}
+	return changed;
+}
+
+static int serve(wd *d)
+{
+	const wd_options *o = d->o;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+		logmsg("sigprocmask: %s", strerror(errno));
+		return 1;
+	}
+	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (sfd < 0 || ifd < 0) {
+		logmsg("cannot set up signals and file watching: %s", strerror(errno));
+		return 1;
+	}
+	if (inotify_add_watch(ifd, d->dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY |
+					      IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF |
+					      IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+		logmsg("cannot watch the directory %s of %s: %s", d->dir, o->source, strerror(errno));
+		close(sfd);
+		close(ifd);
+		return 1;
+	}
+
+	reload(d);
+	heartbeat(d);
+	int64_t next_beat = mono_ms() + HEARTBEAT_MS;
+	int64_t reload_at = -1; /* debounce deadline, -1: none pending */
+	int status = 0;
+
+	for (;;) {
+		int64_t now = mono_ms();
+		int64_t until = next_beat;
+		if (reload_at >= 0 && reload_at < until)
+			until = reload_at;
+		int timeout = until > now ? (int)(until - now) : 0;
+		struct pollfd pf[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
+		int n = poll(pf, 2, timeout);
+		if (n < 0 && errno != EINTR) {
+			logmsg("poll: %s", strerror(errno));
+			status = 1;
+			break;
+		}
+		if (n > 0 && (pf[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			int stop = 0;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+				if (si.ssi_signo == SIGHUP) {
+					logmsg("SIGHUP: reloading %s", o->source);
+					reload_at = mono_ms(); /* now, no debounce */
+				} else {
+					stop = (int)si.ssi_signo;
+				}
+			}
+			if (stop) {
+				logmsg("exiting on %s; generation %" PRIu64 " stays published",
+				       stop == SIGINT ? "SIGINT" : "SIGTERM", d->w.generation);
+				break;
+			}
+		}
+		if (n > 0 && (pf[1].revents & POLLIN) && drain_inotify(d, ifd))
+			reload_at = mono_ms() + DEBOUNCE_MS; /* restart on each event */
+		now = mono_ms();
+		if (reload_at >= 0 && now >= reload_at) {
+			reload_at = -1;
+			reload(d);
+		}
+		if (now >= next_beat) {
+			heartbeat(d);
+			next_beat = now + HEARTBEAT_MS;
+		}
+	}
+	close(sfd);
+	close(ifd);
+	return status;
+}
+
+int wd_run(const wd_options *o)
+{
+	wd d = { .o = o };
+	char err[512];
+
+	if (split_source(&d) != 0) {
+		fprintf(stderr, "flagshm-writer: --source '%s' is not a file name\n", o->source);
+		return 1;
+	}
+	int rc = shm_writer_open(&d.w, o->store, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "flagshm-writer: %s\n", err);
+		return 1;
+	}
+	if (d.w.generation)
+		logmsg("took store '%s' (generation %" PRIu64 " serving)", o->store,
+		       (uint64_t)atomic_load(&d.w.ctl->c_generation));
+	else
+		logmsg("took store '%s' (new)", o->store);
+
+	int status;
+	if (o->once) {
+		heartbeat(&d);
+		status = reload(&d) == 0 ? 0 : 1;
+	} else {
+		status = serve(&d);
+	}
+	shm_writer_close(&d.w);
+	return status;
+}

@@ -1,0 +1,42 @@
+/*
+ * writer/daemon.h - flagshm-writer's work: check a document, publish it
+ * once, or keep a store in step with a file.
+ */
+#ifndef FLAGSHM_WRITER_DAEMON_H
+#define FLAGSHM_WRITER_DAEMON_H
+
+#include "compile.h"
+
+#include <stdbool.h>
+
+typedef struct wd_options {
+	const char *store;	 /* --store */
+	const char *source;	 /* --source FILE */
+	const char *environment; /* --environment, NULL for none */
+	bool once;		 /* --once: publish and exit */
+	wr_limits limits;	 /* --limit NAME=VALUE, else defaults */
+} wd_options;
+
+/* Validate FILE; print every error to stderr. Returns the exit status: 0
+ * valid (a summary line on stdout), 1 invalid or unreadable. */
+int wd_check(const char *file, const char *environment, const wr_limits *lim);
+
+/*
+ * Take store o->store (exit 1 when another writer holds it), publish
+ * o->source, and unless o->once keep republishing it on every change of
+ * the file and on SIGHUP, with a heartbeat every second, until SIGTERM or
+ * SIGINT. Logs to stderr. Returns the exit status: 0, or 1 when the store
+ * cannot be taken, the source's directory cannot be watched, or (with
+ * --once) the document is rejected or cannot be published.
+ */
+int wd_run(const wd_options *o);
+
+/* Remove the store's objects. Returns the exit status (0, 1). */
+int wd_remove(const char *store);
+
+/* Set one limit from "NAME=VALUE" (names as in wr_limits without max_,
+ * '-' or '_', e.g. "flags=5000", "doc-bytes=16M"). 0, or -1 with a message
+ * in err. */
+int wd_limit_parse(wr_limits *lim, const char *arg, char *err, size_t errlen);
+
+#endif
