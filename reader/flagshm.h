@@ -240,6 +240,33 @@ FLAGSHM_API bool flagshm_view_bool_detail(const flagshm_view *v, const char *key
 					  const flagshm_ctx *ctx, bool fallback,
 					  flagshm_result *out);
 
+/* -------------------------------------------------- pre-resolved flags */
+
+/*
+ * A handle for a hot flag: evaluations through it skip the key lookup
+ * (hash and index probe) while the flag stays at the same place, and fall
+ * back to a lookup when a new generation moved it. Initialise once (e.g. a
+ * static per call site); threads may share it. KEY is borrowed: it must
+ * outlive the handle (a string literal is the usual case).
+ */
+typedef struct flagshm_handle {
+	uint32_t magic;
+	uint32_t hint; /* internal: index where the key was last found */
+	const char *key;
+	size_t len;
+} flagshm_handle;
+
+/* Returns 0, or FLAGSHM_EINVAL (NULL or empty key). */
+FLAGSHM_API int flagshm_handle_init(flagshm_handle *h, const char *key);
+/* As flagshm_evaluate, with the same returns; a handle that was never
+ * initialised gives FLAGSHM_EINVAL with FLAG_NOT_FOUND. */
+FLAGSHM_API int flagshm_evaluate_handle(const flagshm_view *v, flagshm_handle *h,
+					const flagshm_ctx *ctx, flagshm_result *out);
+FLAGSHM_API bool flagshm_view_bool_handle(const flagshm_view *v, flagshm_handle *h,
+					  const flagshm_ctx *ctx, bool fallback);
+FLAGSHM_API bool flagshm_bool_handle(flagshm_store *s, flagshm_handle *h,
+				     const flagshm_ctx *ctx, bool fallback);
+
 /* ------------------------------------------- one-shot, store-level calls */
 
 /* Each is a view acquired and released around one evaluation. */

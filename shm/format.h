@@ -235,8 +235,9 @@ _Static_assert(sizeof(fs_snap_hdr) % 8 == 0, "header alignment");
 
 /* Key hash for the index (and f_key_hash): MurmurHash3_x86_32, seed 0x9747b28c. */
 uint32_t fs_key_hash(const char *key, size_t len);
-/* Snapshot checksum: a 64-bit multiply-xor hash over 8-byte words (the tail
- * zero-padded). Detects torn or damaged snapshots; it is not a MAC. */
+/* Snapshot checksum: a four-lane 64-bit multiply-rotate hash over 8-byte
+ * words (shm/hash.c gives the exact definition). Detects torn or damaged
+ * snapshots; it is not a MAC. */
 uint64_t fs_checksum(const void *p, size_t n);
 
 #endif

@@ -125,11 +125,14 @@ uint32_t fs_key_hash(const char *key, size_t len)
 }
 
 /*
- * fs_checksum: h starts as K0 ^ (n * K2); each native-endian 64-bit word w
- * (the last one zero-padded) does h = rotl64(h ^ (w * K1), 31) * K2; the
- * result is h with a final avalanche (xor-shift 33, * K1, xor-shift 29).
- * One multiply chain keeps it simple and fast enough (GB/s) for a check
- * done once per map; it catches torn and damaged bytes, not an attacker.
+ * fs_checksum: four lanes, each h_j = rotl64(h_j ^ (w * K1), 31) * K2 over
+ * every fourth native-endian 64-bit word (lane j takes words 4i+j; the tail
+ * is zero-padded to a whole word and goes to the lanes in turn), lanes
+ * seeded K0 ^ (n * K2) ^ j, then folded h = (h * K2) ^ h_j and finished with
+ * an avalanche (xor-shift 33, * K1, xor-shift 29). Four independent
+ * multiply chains run in parallel on one core, so a reader validating a
+ * new generation spends about a quarter of the time of a single chain.
+ * It catches torn and damaged bytes, not an attacker.
  */
 #define CK_K0 0x9e3779b97f4a7c15ull
 #define CK_K1 0xbf58476d1ce4e5b9ull
@@ -140,24 +143,36 @@ static inline uint64_t rotl64(uint64_t x, int r)
 	return (x << r) | (x >> (64 - r));
 }
 
+static inline uint64_t ck_step(uint64_t h, uint64_t w)
+{
+	return rotl64(h ^ (w * CK_K1), 31) * CK_K2;
+}
+
 uint64_t fs_checksum(const void *p, size_t n)
 {
 	const unsigned char *b = p;
-	uint64_t h = CK_K0 ^ ((uint64_t)n * CK_K2);
-	uint64_t w;
-	size_t i;
+	uint64_t seed = CK_K0 ^ ((uint64_t)n * CK_K2);
+	uint64_t h[4] = {seed, seed ^ 1, seed ^ 2, seed ^ 3};
+	uint64_t w[4];
+	size_t i = 0;
 
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&w, b + i, 8);
-		h = rotl64(h ^ (w * CK_K1), 31) * CK_K2;
+	for (; i + 32 <= n; i += 32) {
+		memcpy(w, b + i, 32);
+		h[0] = ck_step(h[0], w[0]);
+		h[1] = ck_step(h[1], w[1]);
+		h[2] = ck_step(h[2], w[2]);
+		h[3] = ck_step(h[3], w[3]);
 	}
-	if (i < n) {
-		w = 0;
-		memcpy(&w, b + i, n - i);
-		h = rotl64(h ^ (w * CK_K1), 31) * CK_K2;
+	for (unsigned lane = 0; i < n; i += 8, lane++) {
+		uint64_t t = 0;
+		memcpy(&t, b + i, n - i < 8 ? n - i : 8);
+		h[lane] = ck_step(h[lane], t);
 	}
-	h ^= h >> 33;
-	h *= CK_K1;
-	h ^= h >> 29;
-	return h;
+	uint64_t r = h[0];
+	for (int j = 1; j < 4; j++)
+		r = (r * CK_K2) ^ h[j];
+	r ^= r >> 33;
+	r *= CK_K1;
+	r ^= r >> 29;
+	return r;
 }

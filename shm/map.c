@@ -147,7 +147,7 @@ int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *siz
 		       (unsigned long long)FS_SNAP_MAX);
 		return FLAGSHM_ECORRUPT;
 	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
 	int e = errno;
 	close(fd);
 	if (p == MAP_FAILED) {

@@ -313,7 +313,7 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 
 	/* Read it back through a mapping, as a reader will see it. */
 	step = "map for checking";
-	void *rb = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	void *rb = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (rb == MAP_FAILED)
 		goto fail;
 	const fs_snap_hdr *rh = rb;

@@ -1,0 +1,77 @@
+/* Pre-resolved flag handles: same results as a lookup by key, and still
+ * right after a new generation moves the flag or removes it. */
+#include "helpers.h"
+#include "store.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+static flagshm_view view_of(const snap *s)
+{
+	flagshm_view v = {.magic = VIEW_MAGIC, .store = NULL, .snap = s,
+			  .generation = s->generation};
+	return v;
+}
+
+Test(handle, same_result_as_key_lookup)
+{
+	snap *s = th_snap("{'formatVersion':1,'flags':["
+			  "{'key':'a','defaultValue':true},"
+			  "{'key':'b','defaultValue':false,'offValue':true,'enabled':false},"
+			  "{'key':'c','defaultValue':true,'rolloutPercentage':50}]}", NULL);
+	flagshm_view v = view_of(s);
+	flagshm_ctx ctx;
+	flagshm_ctx_init(&ctx);
+	char id[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(id, sizeof id, "u-%d", i);
+		flagshm_ctx_string(&ctx, "userId", id);
+		const char *keys[] = {"a", "b", "c"};
+		for (int k = 0; k < 3; k++) {
+			flagshm_handle h;
+			cr_assert_eq(flagshm_handle_init(&h, keys[k]), 0);
+			flagshm_result byh, byk;
+			cr_assert_eq(flagshm_evaluate_handle(&v, &h, &ctx, &byh),
+				     flagshm_evaluate(&v, keys[k], &ctx, &byk));
+			cr_assert_eq(byh.value.b, byk.value.b, "%s for %s: %d vs %d", keys[k], id,
+				     byh.value.b, byk.value.b);
+			cr_assert_eq(byh.reason, byk.reason);
+		}
+	}
+	th_snap_free(s);
+}
+
+Test(handle, follows_a_flag_that_moved_or_went)
+{
+	snap *s1 = th_snap("{'formatVersion':1,'flags':[{'key':'x','defaultValue':1,'offValue':0},"
+			   "{'key':'hot','defaultValue':true}]}", NULL);
+	snap *s2 = th_snap("{'formatVersion':1,'flags':[{'key':'hot','defaultValue':false,"
+			   "'offValue':false},{'key':'y','defaultValue':2,'offValue':0},{'key':'z','defaultValue':3,'offValue':0}]}",
+			   NULL);
+	snap *s3 = th_snap("{'formatVersion':1,'flags':[{'key':'other','defaultValue':true}]}", NULL);
+	flagshm_handle h;
+	cr_assert_eq(flagshm_handle_init(&h, "hot"), 0);
+	flagshm_view v1 = view_of(s1), v2 = view_of(s2), v3 = view_of(s3);
+	cr_assert_eq(flagshm_view_bool_handle(&v1, &h, NULL, false), true);
+	cr_assert_eq(flagshm_view_bool_handle(&v2, &h, NULL, true), false);
+	cr_assert_eq(flagshm_view_bool_handle(&v1, &h, NULL, false), true);
+	flagshm_result r;
+	cr_assert_eq(flagshm_evaluate_handle(&v3, &h, NULL, &r), FLAGSHM_ENOTFOUND);
+	cr_assert_eq(r.error_code, FLAGSHM_CODE_FLAG_NOT_FOUND);
+	th_snap_free(s1);
+	th_snap_free(s2);
+	th_snap_free(s3);
+}
+
+Test(handle, bad_arguments)
+{
+	flagshm_handle h;
+	cr_assert_eq(flagshm_handle_init(&h, ""), FLAGSHM_EINVAL);
+	cr_assert_eq(flagshm_handle_init(NULL, "k"), FLAGSHM_EINVAL);
+	flagshm_result r;
+	flagshm_view none = {0};
+	cr_assert_eq(flagshm_handle_init(&h, "k"), 0);
+	cr_assert_eq(flagshm_evaluate_handle(&none, &h, NULL, &r), FLAGSHM_EINVAL);
+	cr_assert_eq(r.error_code, FLAGSHM_CODE_STORE_UNAVAILABLE);
+	cr_assert_eq(flagshm_view_bool_handle(&none, &h, NULL, true), true);
+}
