@@ -1,1 +1,433 @@
-/* placeholder: being written */
+/*
+ * reader/cli.c - flagshm, the read-only inspection tool.
+ *
+ *   flagshm [--store NAME] status | list | show KEY | eval KEY [--context JSON] | dump
+ *
+ * It opens the store exactly as a server process does (libflagshm's reader
+ * internals, linked statically), so what it shows is what workers see. It
+ * never writes shared memory: the store is mapped read-only.
+ *
+ * Exit status: 0 done; 1 the store cannot be read (no such store, nothing
+ * valid published, a damaged snapshot) or `show` names no flag; 2 a usage
+ * error. Messages go to stderr, results to stdout.
+ */
+#include "cli.h"
+#include "shm.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { EXIT_OK = 0, EXIT_STORE = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+	"usage: flagshm [--store NAME] COMMAND\n"
+	"\n"
+	"Read-only inspection of a flagshm store (default: $FLAGSHM_STORE, else \"default\").\n"
+	"\n"
+	"commands:\n"
+	"  status                      generation, publish time, size, writer, last error\n"
+	"  list                        one line per flag: key, type, enabled, value type, rules\n"
+	"  show KEY                    the flag as format-1 JSON\n"
+	"  eval KEY [--context JSON]   evaluate KEY; prints one JSON line\n"
+	"                              (JSON: a flat object of strings, numbers, booleans\n"
+	"                              and lists of strings, e.g. '{\"userId\":\"u-42\"}')\n"
+	"  dump                        the whole snapshot as a format-1 document\n"
+	"\n"
+	"exit status: 0 ok, 1 the store cannot be read, 2 usage error\n";
+
+static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void msg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("flagshm: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int usage_error(const char *what)
+{
+	msg("%s", what);
+	fputs("try 'flagshm --help'\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Reader events (a snapshot that failed validation) explain a failure. */
+static void log_stderr(void *ud, const char *line)
+{
+	(void)ud;
+	msg("%s", line);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "2026-11-20T10:00:00.123Z" */
+static const char *iso_time(char *buf, size_t n, int64_t ms)
+{
+	int64_t sec = ms / 1000, frac = ms % 1000;
+	if (frac < 0) {
+		frac += 1000;
+		sec -= 1;
+	}
+	time_t t = (time_t)sec;
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(buf, n, "%" PRId64 " ms", ms);
+		return buf;
+	}
+	size_t len = strlen(buf);
+	snprintf(buf + len, n - len, ".%03dZ", (int)frac);
+	return buf;
+}
+
+/* "350 ms ago", "4.2 s ago", "12 min ago", "3 h ago", "2 d ago" */
+static const char *age(char *buf, size_t n, int64_t ms)
+{
+	int64_t d = now_ms() - ms;
+	if (d < 0)
+		d = 0; /* clocks of one host; a step back shows as "now" */
+	if (d < 1000)
+		snprintf(buf, n, "%" PRId64 " ms ago", d);
+	else if (d < 120000)
+		snprintf(buf, n, "%.1f s ago", d / 1000.0);
+	else if (d < 2 * 3600000)
+		snprintf(buf, n, "%" PRId64 " min ago", d / 60000);
+	else if (d < 2 * 86400000)
+		snprintf(buf, n, "%" PRId64 " h ago", d / 3600000);
+	else
+		snprintf(buf, n, "%" PRId64 " d ago", d / 86400000);
+	return buf;
+}
+
+/* ------------------------------------------------------------- status */
+
+static int cmd_status(flagshm_store *st, const char *store)
+{
+	char t1[64], t2[64], err[256];
+	flagshm_info info;
+	/* The writer fields are filled even when nothing valid is published. */
+	int rc = flagshm_store_info(st, &info);
+	/* The control object's own fields: what the writer last published
+	 * (whether or not it validates here), last sync, last error. */
+	const fs_ctl *ctl = NULL;
+	if (shm_ctl_map(store, &ctl, err, sizeof err) != 0)
+		ctl = NULL;
+
+	printf("store        %s\n", store);
+	if (rc == 0) {
+		printf("generation   %" PRIu64 "\n", info.generation);
+		printf("published    %s (%s)\n", iso_time(t1, sizeof t1, info.published_ms),
+		       age(t2, sizeof t2, info.published_ms));
+		printf("flags        %" PRIu32 "\n", info.flag_count);
+		printf("snapshot     %" PRIu64 " bytes", info.snapshot_bytes);
+		flagshm_view v;
+		if (flagshm_view_acquire(st, &v) == 0) {
+			const snap *sn = cli_view_snap(&v);
+			if (sn && sn->generation == info.generation)
+				printf(", compiled in %.3f ms", sn->compile_us / 1000.0);
+			flagshm_view_release(&v);
+		}
+		printf("\n");
+		printf("environment  %s\n", info.environment[0] ? info.environment : "(none)");
+	} else {
+		uint64_t gen = ctl ? atomic_load_explicit(&ctl->c_generation, memory_order_acquire) : 0;
+		if (gen > 0)
+			printf("generation   %" PRIu64 " published, but refused here (see below)\n", gen);
+		else
+			printf("generation   none (nothing published yet)\n");
+	}
+	if (info.writer_pid <= 0)
+		printf("writer       none recorded\n");
+	else
+		printf("writer       pid %" PRId32 ", %s\n", info.writer_pid,
+		       info.writer_alive ? "running" : "not running");
+	if (info.heartbeat_ms > 0)
+		printf("heartbeat    %s (%s)\n", age(t1, sizeof t1, info.heartbeat_ms),
+		       iso_time(t2, sizeof t2, info.heartbeat_ms));
+	else
+		printf("heartbeat    never\n");
+	if (ctl) {
+		int64_t sync = atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed);
+		if (sync > 0)
+			printf("last sync    %s (%s)\n", age(t1, sizeof t1, sync),
+			       iso_time(t2, sizeof t2, sync));
+		/* The writer may be rewriting it as we read: copy a bounded,
+		 * terminated string; at worst a line is torn, never overrun. */
+		char last[sizeof ctl->c_last_error + 1];
+		memcpy(last, ctl->c_last_error, sizeof ctl->c_last_error);
+		last[sizeof ctl->c_last_error] = '\0';
+		printf("last error   %s\n", last[0] ? last : "(none)");
+		shm_ctl_unmap(ctl);
+	} else {
+		printf("last error   (control object unreadable: %s)\n", err);
+	}
+	if (rc != 0) {
+		msg("store \"%s\": nothing valid published", store);
+		return EXIT_STORE;
+	}
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------ list show dump */
+
+static const char *type_name(uint8_t vtype)
+{
+	switch (vtype) {
+	case FS_V_BOOL: return "bool";
+	case FS_V_NUMBER: return "number";
+	case FS_V_STRING: return "string";
+	case FS_V_JSON: return "json";
+	default: return "?";
+	}
+}
+
+static int cmd_list(const snap *s)
+{
+	uint32_t n = s->count[FS_T_FLAGS];
+	int width = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const fs_flag *f = SNAP_FLAG(s, i);
+		if (!snap_str(s, f->f_key)) {
+			msg("snapshot generation %" PRIu64 ": the key of flag %" PRIu32
+			    " is out of range (damaged snapshot?)", s->generation, i);
+			return EXIT_STORE;
+		}
+		if ((int)f->f_key.len > width)
+			width = (int)f->f_key.len;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const fs_flag *f = SNAP_FLAG(s, i);
+		const char *kind = cli_kind_name(f->f_kind);
+		printf("%-*s  %-11s  %-8s  %-6s  %" PRIu32 " rule%s\n", width, snap_str(s, f->f_key),
+		       kind ? kind : "?", f->f_enabled ? "enabled" : "disabled",
+		       type_name(f->f_vtype), f->f_rule_count, f->f_rule_count == 1 ? "" : "s");
+	}
+	return EXIT_OK;
+}
+
+/* Print J (then free it), or ERR when it could not be built. */
+static int print_pretty(json_t *j, const char *err)
+{
+	if (!j) {
+		msg("%s", err);
+		return EXIT_STORE;
+	}
+	cli_json_print(stdout, j, true);
+	json_decref(j);
+	return EXIT_OK;
+}
+
+static int cmd_show(const snap *s, const char *store, const char *key)
+{
+	int64_t i = snap_find(s, key, strlen(key));
+	if (i < 0) {
+		msg("store \"%s\" (generation %" PRIu64 "): no flag \"%s\"", store,
+		    s->generation, key);
+		return EXIT_STORE;
+	}
+	char err[256];
+	return print_pretty(cli_dump_flag(s, (uint32_t)i, err, sizeof err), err);
+}
+
+static int cmd_dump(const snap *s)
+{
+	char err[256];
+	return print_pretty(cli_dump_doc(s, err, sizeof err), err);
+}
+
+/* ---------------------------------------------------------------- eval */
+
+static json_t *result_value(const flagshm_result *r)
+{
+	switch (r->type) {
+	case FLAGSHM_TYPE_BOOL:
+		return json_boolean(r->value.b);
+	case FLAGSHM_TYPE_NUMBER:
+		return json_real(r->value.num);
+	case FLAGSHM_TYPE_STRING:
+		return json_stringn(r->value.str.ptr, r->value.str.len);
+	case FLAGSHM_TYPE_JSON: /* the flag's value, not a string holding it */
+		return json_loadb(r->value.str.ptr, r->value.str.len, JSON_DECODE_ANY, NULL);
+	default:
+		return json_null();
+	}
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static int cmd_eval(flagshm_store *st, const char *store, const char *key, cli_context *c)
+{
+	flagshm_view v;
+	flagshm_result r = {.reason = FLAGSHM_REASON_ERROR};
+	if (flagshm_view_acquire(st, &v) != 0) {
+		msg("store \"%s\": cannot acquire a view", store);
+		return EXIT_STORE;
+	}
+	int rc = flagshm_evaluate(&v, key, &c->ctx, &r);
+
+	json_t *line = json_object();
+	json_object_set_new(line, "flag", json_string(key));
+	json_object_set_new(line, "value", rc == 0 ? result_value(&r) : json_null());
+	json_object_set_new(line, "reason", json_string(flagshm_reason_name(r.reason)));
+	json_object_set_new(line, "ruleId", str_or_null(r.rule_id));
+	json_object_set_new(line, "errorCode",
+			    r.error_code == FLAGSHM_CODE_NONE
+				    ? json_null() : json_string(flagshm_error_code_name(r.error_code)));
+	json_object_set_new(line, "generation", json_integer((json_int_t)r.generation));
+	/* Every member is set, or the line would silently lose a field. */
+	bool complete = json_object_size(line) == 6;
+	if (complete)
+		cli_json_print(stdout, line, false);
+	json_decref(line);
+	flagshm_view_release(&v);
+
+	if (!complete) {
+		msg("cannot format the result of \"%s\"", key);
+		return EXIT_STORE;
+	}
+	switch (rc) {
+	case 0:
+	case FLAGSHM_ENOTFOUND: /* a result like any other: the caller's fallback */
+		return EXIT_OK;
+	case FLAGSHM_EINVAL:
+		msg("invalid flag key \"%s\"", key);
+		return EXIT_USAGE;
+	default:
+		msg("store \"%s\": %s", store, flagshm_strerror(rc));
+		return EXIT_STORE;
+	}
+}
+
+/* ---------------------------------------------------------------- main */
+
+enum cmd { CMD_STATUS, CMD_LIST, CMD_SHOW, CMD_EVAL, CMD_DUMP };
+
+static const struct {
+	const char *name;
+	int nargs;
+} cmds[] = {
+	[CMD_STATUS] = {"status", 0}, [CMD_LIST] = {"list", 0}, [CMD_SHOW] = {"show", 1},
+	[CMD_EVAL] = {"eval", 1},     [CMD_DUMP] = {"dump", 0},
+};
+
+static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
+{
+	char err[256] = "";
+	flagshm_store *st = NULL;
+	int rc = flagshm_open_ex(store, log_stderr, NULL, &st, err, sizeof err);
+	if (rc != 0) {
+		msg("store \"%s\": %s", store, err[0] ? err : flagshm_strerror(rc));
+		return rc == FLAGSHM_ENAME ? EXIT_USAGE : EXIT_STORE;
+	}
+
+	int code;
+	if (cmd == CMD_STATUS) {
+		code = cmd_status(st, store);
+	} else if (cmd == CMD_EVAL) {
+		code = cmd_eval(st, store, key, c);
+	} else {
+		flagshm_view v;
+		const snap *s;
+		if (flagshm_view_acquire(st, &v) != 0) {
+			msg("store \"%s\": cannot acquire a view", store);
+			code = EXIT_STORE;
+		} else {
+			if (!(s = cli_view_snap(&v))) {
+				msg("store \"%s\": nothing valid published", store);
+				code = EXIT_STORE;
+			} else if (cmd == CMD_LIST) {
+				code = cmd_list(s);
+			} else if (cmd == CMD_SHOW) {
+				code = cmd_show(s, store, key);
+			} else {
+				code = cmd_dump(s);
+			}
+			flagshm_view_release(&v);
+		}
+	}
+	flagshm_close(&st);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"store", required_argument, NULL, 's'},
+		{"context", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *store = getenv("FLAGSHM_STORE");
+	const char *context = NULL;
+	if (!store || !*store)
+		store = "default";
+
+	int ch;
+	while ((ch = getopt_long(argc, argv, "s:c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			store = optarg;
+			break;
+		case 'c':
+			context = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		default: /* getopt said what */
+			fputs("try 'flagshm --help'\n", stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return usage_error("no command given");
+
+	const char *name = argv[optind++];
+	size_t cmd = 0;
+	while (cmd < sizeof cmds / sizeof *cmds && strcmp(cmds[cmd].name, name) != 0)
+		cmd++;
+	if (cmd == sizeof cmds / sizeof *cmds) {
+		msg("unknown command \"%s\"", name);
+		return usage_error("commands: status, list, show KEY, eval KEY, dump");
+	}
+	if (argc - optind != cmds[cmd].nargs) {
+		char m[128];
+		snprintf(m, sizeof m, "%s takes %s", name,
+			 cmds[cmd].nargs ? "one argument: the flag key" : "no arguments");
+		return usage_error(m);
+	}
+	const char *key = cmds[cmd].nargs ? argv[optind] : NULL;
+	if (key && !*key)
+		return usage_error("the flag key is empty");
+	if (context && cmd != CMD_EVAL)
+		return usage_error("--context goes with eval only");
+
+	/* Usage errors come before the store is touched. */
+	cli_context c;
+	if (cmd == CMD_EVAL) {
+		char err[256];
+		if (cli_context_parse(&c, context ? context : "{}", err, sizeof err) != 0)
+			return usage_error(err);
+	}
+	int code = run((enum cmd)cmd, store, key, &c);
+	if (cmd == CMD_EVAL)
+		cli_context_free(&c);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		msg("writing the output failed");
+		return EXIT_STORE;
+	}
+	return code;
+}

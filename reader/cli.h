@@ -1,0 +1,63 @@
+/*
+ * reader/cli.h - internals shared by the files of the flagshm inspection
+ * tool (cli.c: commands; cli_context.c: --context; cli_dump.c: a snapshot
+ * back to format-1 JSON). Not part of libflagshm.
+ */
+#ifndef FLAGSHM_READER_CLI_H
+#define FLAGSHM_READER_CLI_H
+
+#include "flagshm.h"
+#include "snap.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/*
+ * The snapshot a view pins. view.c keeps the validated struct snap of the
+ * pinned generation in the public struct's opaque `snap` member (NULL when
+ * nothing valid is published); the tool links the reader's internals, so it
+ * may name that type. Records are read only through snap.h's bounds-checked
+ * accessors, so even a snapshot changed after validation cannot send the
+ * tool outside the mapping.
+ */
+static inline const snap *cli_view_snap(const flagshm_view *v)
+{
+	return (const snap *)v->snap;
+}
+
+/* ---- cli_context.c */
+
+/* A context parsed from --context. ctx borrows its strings from doc and its
+ * lists from items: both live until cli_context_free. */
+typedef struct cli_context {
+	flagshm_ctx ctx;
+	json_t *doc;
+	const char **items[FLAGSHM_CTX_MAX];
+	unsigned nitems;
+} cli_context;
+
+/* Parse TEXT, a flat JSON object whose values are strings, numbers,
+ * booleans or lists of strings. Returns 0, or -1 with a message in ERR
+ * (naming the attribute when one is at fault); *c is then already freed. */
+int cli_context_parse(cli_context *c, const char *text, char *err, size_t errlen);
+void cli_context_free(cli_context *c);
+
+/* ---- cli_dump.c */
+
+/* Flag I of S as a format-1 flag object, or NULL with a message in ERR
+ * (a record out of range, or out of memory). */
+json_t *cli_dump_flag(const snap *s, uint32_t i, char *err, size_t errlen);
+/* The whole snapshot as a format-1 document (formatVersion, segments,
+ * flags), or NULL with a message in ERR. */
+json_t *cli_dump_doc(const snap *s, char *err, size_t errlen);
+
+/* "release", "operational", ... for an enum fs_kind; NULL when out of range. */
+const char *cli_kind_name(uint8_t kind);
+
+/* Write J to F as JSON. Pretty: two-space indent, arrays of scalars on one
+ * line. Compact: no spaces at all. Numbers are written in the shortest form
+ * that reads back to the same double (12.5, not 12.500000000000002). */
+void cli_json_print(FILE *f, const json_t *j, bool pretty);
+
+#endif
