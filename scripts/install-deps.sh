@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh - install what flagshm's build, tests and demo need
+# on Debian 12 (bookworm). Skips apt entirely when everything is present, so
+# it is cheap to run before every build. Needs root (or sudo) only to install.
+set -euo pipefail
+
+packages=(
+	build-essential     # gcc, make, libc headers; gcc brings the ASan/UBSan/TSan runtimes
+	clang               # second compiler, fuzz targets
+	meson ninja-build pkg-config
+	liburcu-dev         # reader: RCU reclamation of superseded snapshots
+	libjansson-dev      # writer and flagshm tool: JSON
+	libpcre2-dev        # the "matches" operator
+	libprotobuf-c-dev protobuf-c-compiler  # control-plane protocol (later issues)
+	libcurl4-openssl-dev                   # control-plane client (later issues)
+	libcriterion-dev    # unit and process tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#packages[@]} packages present"
+	exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: run as root (or install sudo)" >&2; exit 1; }
+	sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

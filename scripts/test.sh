@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# scripts/test.sh - the README's test command, and what CI runs (.ci/run):
+#   1. install what is missing (scripts/install-deps.sh);
+#   2. build/       --werror, every test (meson test);
+#   3. build-asan/  ASan + UBSan, every test;
+#   4. build-tsan/  TSan, the concurrency test (tests/tsan_stress.c).
+# Ends with one line, "N passed, N failed" (meson tests, summed over the
+# three builds; a build that fails counts as one failure), and exits
+# non-zero when anything failed.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+exec </dev/null
+
+passed=0
+failed=0
+stages=()
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/flagshm-test.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+finish() {
+	echo
+	for s in "${stages[@]}"; do echo "  $s"; done
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
+
+if ! bash scripts/install-deps.sh; then
+	failed=$((failed + 1))
+	stages+=("install-deps: FAILED")
+	finish
+fi
+
+# configure DIR ARGS...: set up DIR, or reconfigure it with ARGS if it exists.
+configure() {
+	local dir=$1
+	shift
+	if [ -f "$dir/meson-private/coredata.dat" ]; then
+		meson setup --reconfigure "$dir" "$@"
+	else
+		meson setup "$dir" "$@"
+	fi
+}
+
+# The number on meson's summary line "NAME: N" in FILE, 0 when absent.
+count() { local n; n=$(sed -n "s/^$2: *\([0-9][0-9]*\).*/\1/p" "$1" | tail -n 1); echo "${n:-0}"; }
+
+# stage DIR "SETUP ARGS" "TEST ARGS": configure, build, test; add up the counts.
+stage() {
+	local dir=$1 setup_args=$2 test_args=$3 log="$logdir/${1//\//_}.log"
+	echo
+	echo "==== $dir: meson setup $setup_args; meson test $test_args"
+	# shellcheck disable=SC2086 # the argument strings are word lists
+	if ! configure "$dir" $setup_args || ! ninja -C "$dir"; then
+		failed=$((failed + 1))
+		stages+=("$dir: BUILD FAILED")
+		return
+	fi
+	# shellcheck disable=SC2086
+	meson test -C "$dir" --print-errorlogs $test_args 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	local ok xfail fail xpass timeout skip
+	ok=$(count "$log" 'Ok')
+	xfail=$(count "$log" 'Expected Fail')
+	fail=$(count "$log" 'Fail')
+	xpass=$(count "$log" 'Unexpected Pass')
+	timeout=$(count "$log" 'Timeout')
+	skip=$(count "$log" 'Skipped')
+	local bad=$((fail + xpass + timeout))
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1 # meson test failed without a summary line saying so
+	fi
+	passed=$((passed + ok + xfail))
+	failed=$((failed + bad))
+	stages+=("$dir: $((ok + xfail)) passed, $bad failed, $skip skipped")
+}
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+stage build "--werror -Dbuildtype=debugoptimized -Db_sanitize=none" ""
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=1:print_summary=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1}
+stage build-asan "--werror -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false" \
+	"--timeout-multiplier 3 --num-processes $jobs"
+
+# Criterion cannot start under ThreadSanitizer (Snaipe/Criterion#274: its
+# test arena cannot be mapped beside TSan's shadow memory), so the store and
+# process suites run here as tests/tsan_stress.c, a plain program doing the
+# same concurrent work: reader threads in views while the writer publishes,
+# call_rcu reclaiming old maps, fork with readers running.
+tsan="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0"
+[ -f tests/tsan.supp ] && tsan="$tsan:suppressions=$root/tests/tsan.supp"
+export TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan}
+stage build-tsan "--werror -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false" \
+	"--timeout-multiplier 3 tsan_stress"
+
+finish
