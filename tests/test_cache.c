@@ -1,0 +1,258 @@
+/*
+ * tests/test_cache.c - the cold-start cache (writer/cache.h): what is saved
+ * loads back equal, a save replaces the file whole and leaves no temporary
+ * behind, a failed save keeps the old file, and a damaged file is reported
+ * as corrupt, never loaded.
+ */
+#include <criterion/criterion.h>
+
+#include "cache.h"
+#include "flagshm.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char doc_text[] =
+	"{\"formatVersion\": 1, \"epoch\": 3, \"segments\": {\"s\": {\"included\": [\"u-1\"]}},"
+	" \"flags\": [{\"key\": \"a\", \"defaultValue\": true, \"rolloutPercentage\": 12.5},"
+	"            {\"key\": \"b\", \"defaultValue\": {\"x\": [1, 2]}, \"offValue\": {}}]}";
+
+static char dir[256];
+
+static void make_dir(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/flagshm-test-cache-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	(void)!system(cmd);
+}
+
+TestSuite(cache, .init = make_dir, .fini = remove_dir);
+
+static json_t *doc(void)
+{
+	json_t *j = json_loads(doc_text, 0, NULL);
+	cr_assert_not_null(j);
+	return j;
+}
+
+static size_t count_entries(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static char *path_of(const char *name)
+{
+	static char p[512];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return p;
+}
+
+static void write_bytes(const char *name, const void *b, size_t n)
+{
+	FILE *f = fopen(path_of(name), "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(b, 1, n, f), n);
+	fclose(f);
+}
+
+static size_t read_bytes(const char *name, unsigned char *b, size_t cap)
+{
+	FILE *f = fopen(path_of(name), "rb");
+	size_t n;
+	cr_assert_not_null(f);
+	n = fread(b, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+Test(cache, saved_document_and_meta_load_back_equal)
+{
+	json_t *in = doc(), *out = NULL;
+	wr_cache_meta meta = {.source = "https://cp.example/", .etag = "\"v7\"", .last_event_id = "42"};
+	wr_cache_meta got;
+	char err[256] = "";
+
+	cr_assert_eq(wr_cache_save(dir, in, &meta, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, &got, err, sizeof err), 0, "%s", err);
+	cr_assert(json_equal(in, out));
+	cr_assert_str_eq(got.source, "https://cp.example/");
+	cr_assert_str_eq(got.etag, "\"v7\"");
+	cr_assert_str_eq(got.last_event_id, "42");
+	cr_assert_gt(got.saved_ms, 1700000000000LL);
+	wr_cache_meta_free(&got);
+	json_decref(in);
+	json_decref(out);
+}
+
+Test(cache, a_save_replaces_the_file_and_leaves_no_temporary)
+{
+	json_t *in = doc(), *two, *out = NULL;
+	char err[256];
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(count_entries(), 1);
+	two = json_pack("{s:i, s:[{s:s, s:b}]}", "formatVersion", 1, "flags", "key", "only", "defaultValue", 0);
+	cr_assert_eq(wr_cache_save(dir, two, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(count_entries(), 1, "a temporary file was left behind");
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert(json_equal(two, out));
+	json_decref(in);
+	json_decref(two);
+	json_decref(out);
+}
+
+Test(cache, a_failed_save_keeps_the_old_file)
+{
+	json_t *in = doc(), *bad, *out = NULL;
+	char err[256] = "";
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	bad = json_pack("{s:i, s:[{s:s, s:i}]}", "formatVersion", 1, "flags", "key", "a", "unknown", 1);
+	cr_assert_eq(wr_cache_save(dir, bad, NULL, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_str_eq(err, "flags[0].unknown: unknown field");
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert(json_equal(in, out));
+	cr_assert_eq(count_entries(), 1);
+	json_decref(in);
+	json_decref(bad);
+	json_decref(out);
+}
+
+Test(cache, a_temporary_left_by_a_killed_writer_does_not_matter)
+{
+	json_t *in = doc(), *out = NULL;
+	char err[256];
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	write_bytes(".document.pb.AbCdEf", "half a fi", 9); /* killed between write and rename */
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert(json_equal(in, out));
+	json_decref(in);
+	json_decref(out);
+}
+
+Test(cache, no_file_is_a_first_start_not_an_error)
+{
+	json_t *out = (json_t *)1;
+	char err[256];
+
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ENOSTORE);
+	cr_assert_null(out);
+}
+
+static void assert_corrupt(const char *want)
+{
+	json_t *out = (json_t *)1;
+	wr_cache_meta meta;
+	char err[512] = "";
+
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, &meta, err, sizeof err), FLAGSHM_ECORRUPT,
+		     "not reported corrupt: %s", err);
+	cr_assert_null(out);
+	cr_assert(strstr(err, "corrupt cache file") && strstr(err, want), "message: %s", err);
+	cr_assert_null(meta.etag);
+}
+
+Test(cache, every_truncation_is_reported_corrupt)
+{
+	json_t *in = doc();
+	unsigned char full[8192];
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(wr_cache_save(dir, in, &(wr_cache_meta){.etag = "e"}, err, sizeof err), 0, "%s", err);
+	n = read_bytes(WR_CACHE_FILE, full, sizeof full);
+	cr_assert(n > 0 && n < sizeof full);
+	for (size_t k = 0; k < n; k++) {
+		json_t *out = NULL;
+		int rc;
+		write_bytes(WR_CACHE_FILE, full, k);
+		rc = wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err);
+		/* Cut after the document and checksum, only metadata is lost:
+		 * that file still holds the whole, checked document. */
+		if (rc == 0) {
+			cr_assert(json_equal(in, out), "truncated at %zu loaded a different document", k);
+			json_decref(out);
+			continue;
+		}
+		cr_assert_eq(rc, FLAGSHM_ECORRUPT, "truncated at %zu: rc %d (%s)", k, rc, err);
+	}
+	json_decref(in);
+}
+
+Test(cache, a_flipped_byte_is_caught_by_the_checksum)
+{
+	json_t *in = doc();
+	unsigned char full[8192];
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	n = read_bytes(WR_CACHE_FILE, full, sizeof full);
+	full[n / 2] ^= 0x20; /* inside the document bytes */
+	write_bytes(WR_CACHE_FILE, full, n);
+	assert_corrupt("checksum mismatch");
+	json_decref(in);
+}
+
+Test(cache, garbage_and_empty_files_are_corrupt)
+{
+	write_bytes(WR_CACHE_FILE, "this is not protobuf at all\xff\xff", 29);
+	assert_corrupt("not a flagshm cache file");
+	write_bytes(WR_CACHE_FILE, "", 0);
+	assert_corrupt("not a flagshm cache file");
+}
+
+Test(cache, a_file_over_the_bound_is_corrupt)
+{
+	json_t *in = doc(), *out = NULL;
+	char err[256] = "";
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(wr_cache_load(dir, 16, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT);
+	cr_assert(strstr(err, "at most 16 bytes"), "%s", err);
+	json_decref(in);
+}
+
+Test(cache, dir_make_creates_parents)
+{
+	char sub[512], err[256];
+	struct stat st;
+
+	snprintf(sub, sizeof sub, "%s/var/lib/flagshm/shop", dir);
+	cr_assert_eq(wr_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(stat(sub, &st), 0);
+	cr_assert(S_ISDIR(st.st_mode));
+	cr_assert_eq(wr_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
+}
+
+Test(cache, save_into_a_missing_directory_fails_cleanly)
+{
+	json_t *in = doc();
+	char sub[512], err[256] = "";
+
+	snprintf(sub, sizeof sub, "%s/missing", dir);
+	cr_assert_eq(wr_cache_save(sub, in, NULL, err, sizeof err), FLAGSHM_ESYS);
+	cr_assert(strstr(err, "missing"), "%s", err);
+	json_decref(in);
+}

@@ -1,0 +1,264 @@
+/*
+ * writer/cache.c - the cold-start cache file (cache.h).
+ */
+#include "cache.h"
+
+#include "flagshm.h"
+#include "flagshm.pb-c.h"
+#include "format.h"
+#include "proto_conv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PATH_LEN 4096
+
+static int sys_fail(char *err, size_t errlen, const char *what, const char *path)
+{
+	snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	return FLAGSHM_ESYS;
+}
+
+void wr_cache_meta_free(wr_cache_meta *m)
+{
+	free(m->source);
+	free(m->etag);
+	free(m->last_event_id);
+	memset(m, 0, sizeof *m);
+}
+
+int wr_cache_dir_make(const char *dir, char *err, size_t errlen)
+{
+	char p[PATH_LEN];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof p) {
+		snprintf(err, errlen, "state directory name is empty or too long");
+		return FLAGSHM_EINVAL;
+	}
+	memcpy(p, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0750) < 0 && errno != EEXIST)
+			return sys_fail(err, errlen, "cannot create", p);
+		p[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Write BUF to DIR/document.pb: temp file, fsync, rename, fsync DIR. */
+static int replace_file(const char *dir, const uint8_t *buf, size_t n, char *err, size_t errlen)
+{
+	char tmp[PATH_LEN], dst[PATH_LEN];
+	int fd, dfd, rc = 0;
+
+	if ((size_t)snprintf(dst, sizeof dst, "%s/%s", dir, WR_CACHE_FILE) >= sizeof dst ||
+	    (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, WR_CACHE_FILE) >= sizeof tmp) {
+		snprintf(err, errlen, "state directory name too long");
+		return FLAGSHM_EINVAL;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return sys_fail(err, errlen, "cannot create a file in", dir);
+	if (write_all(fd, buf, n) < 0)
+		rc = sys_fail(err, errlen, "cannot write", tmp);
+	else if (fsync(fd) < 0)
+		rc = sys_fail(err, errlen, "cannot fsync", tmp);
+	if (close(fd) < 0 && rc == 0)
+		rc = sys_fail(err, errlen, "cannot close", tmp);
+	if (rc == 0 && rename(tmp, dst) < 0)
+		rc = sys_fail(err, errlen, "cannot rename over", dst);
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	/* The rename is durable once the directory is. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return sys_fail(err, errlen, "cannot open", dir);
+	if (fsync(dfd) < 0)
+		rc = sys_fail(err, errlen, "cannot fsync", dir);
+	close(dfd);
+	return rc;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wr_cache_save(const char *dir, const json_t *doc, const wr_cache_meta *meta, char *err,
+		  size_t errlen)
+{
+	Flagshm__V1__CacheFile cf = FLAGSHM__V1__CACHE_FILE__INIT;
+	uint8_t *pb = NULL, *file;
+	size_t pblen, flen;
+	int rc;
+
+	rc = wr_proto_encode(doc, &pb, &pblen, err, errlen);
+	if (rc)
+		return rc;
+	cf.has_document = 1;
+	cf.document.data = pb;
+	cf.document.len = pblen;
+	cf.has_checksum = 1;
+	cf.checksum = fs_checksum(pb, pblen);
+	cf.has_saved_ms = 1;
+	cf.saved_ms = now_ms();
+	if (meta) {
+		cf.source = meta->source;
+		cf.etag = meta->etag;
+		cf.last_event_id = meta->last_event_id;
+	}
+	flen = flagshm__v1__cache_file__get_packed_size(&cf);
+	file = malloc(flen ? flen : 1);
+	if (!file) {
+		free(pb);
+		snprintf(err, errlen, "out of memory");
+		return FLAGSHM_ENOMEM;
+	}
+	flagshm__v1__cache_file__pack(&cf, file);
+	free(pb);
+	rc = replace_file(dir, file, flen, err, errlen);
+	free(file);
+	return rc;
+}
+
+/* Read PATH whole, at most MAX bytes: 0, FLAGSHM_ENOSTORE, FLAGSHM_ECORRUPT
+ * (too large), FLAGSHM_ESYS or FLAGSHM_ENOMEM. */
+static int read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, char *err,
+		     size_t errlen)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT) {
+		snprintf(err, errlen, "no cache file %s", path);
+		return FLAGSHM_ENOSTORE;
+	}
+	if (fd < 0)
+		return sys_fail(err, errlen, "cannot open", path);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return sys_fail(err, errlen, "cannot stat", path);
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		snprintf(err, errlen, "corrupt cache file %s: not a regular file of at most %zu bytes",
+			 path, max);
+		return FLAGSHM_ECORRUPT;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return FLAGSHM_ENOMEM;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int rc = sys_fail(err, errlen, "cannot read", path);
+			free(buf);
+			close(fd);
+			return rc;
+		}
+		if (r == 0)
+			break; /* shrank under us: the parse will tell */
+		len += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int wr_cache_load(const char *dir, size_t max_bytes, json_t **doc, wr_cache_meta *meta, char *err,
+		  size_t errlen)
+{
+	char path[PATH_LEN], why[512];
+	Flagshm__V1__CacheFile *cf;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	*doc = NULL;
+	if (meta)
+		memset(meta, 0, sizeof *meta);
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, WR_CACHE_FILE) >= sizeof path) {
+		snprintf(err, errlen, "state directory name too long");
+		return FLAGSHM_EINVAL;
+	}
+	rc = read_file(path, max_bytes, &buf, &len, err, errlen);
+	if (rc)
+		return rc;
+	cf = flagshm__v1__cache_file__unpack(NULL, len, buf);
+	free(buf);
+	if (!cf || !cf->has_document || !cf->has_checksum) {
+		if (cf)
+			flagshm__v1__cache_file__free_unpacked(cf, NULL);
+		snprintf(err, errlen, "corrupt cache file %s: not a flagshm cache file (%zu bytes)",
+			 path, len);
+		return FLAGSHM_ECORRUPT;
+	}
+	if (fs_checksum(cf->document.data, cf->document.len) != cf->checksum) {
+		flagshm__v1__cache_file__free_unpacked(cf, NULL);
+		snprintf(err, errlen, "corrupt cache file %s: checksum mismatch", path);
+		return FLAGSHM_ECORRUPT;
+	}
+	rc = wr_proto_decode(cf->document.data, cf->document.len, doc, why, sizeof why);
+	if (rc == FLAGSHM_EINVAL) {
+		snprintf(err, errlen, "corrupt cache file %s: %s", path, why);
+		rc = FLAGSHM_ECORRUPT;
+	} else if (rc) {
+		snprintf(err, errlen, "%s", why);
+	}
+	if (rc == 0 && meta) {
+		meta->source = dup_or_null(cf->source);
+		meta->etag = dup_or_null(cf->etag);
+		meta->last_event_id = dup_or_null(cf->last_event_id);
+		meta->saved_ms = cf->has_saved_ms ? cf->saved_ms : 0;
+		if ((cf->source && !meta->source) || (cf->etag && !meta->etag) ||
+		    (cf->last_event_id && !meta->last_event_id)) {
+			wr_cache_meta_free(meta);
+			json_decref(*doc);
+			*doc = NULL;
+			snprintf(err, errlen, "out of memory");
+			rc = FLAGSHM_ENOMEM;
+		}
+	}
+	flagshm__v1__cache_file__free_unpacked(cf, NULL);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * writer/cache.h - the cold-start cache: the last good document, kept in
+ * the writer's state directory as protobuf (proto/flagshm.proto,
+ * CacheFile) so a restarted writer publishes flags before the control
+ * plane answers, or while it is down.
+ *
+ * The file is STATE_DIR/document.pb, replaced atomically: written to a
+ * temporary file in the same directory, fsync'd, renamed over the old one,
+ * and the directory fsync'd, so a crash or power loss leaves either the
+ * old file or the new one, never a mix. A file that fails to parse or
+ * whose checksum does not match is reported and ignored.
+ */
+#ifndef FLAGSHM_WRITER_CACHE_H
+#define FLAGSHM_WRITER_CACHE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WR_CACHE_FILE "document.pb"
+
+/* What is stored beside the document. Strings may be NULL (none). */
+typedef struct wr_cache_meta {
+	char *source;	     /* the control plane URL */
+	char *etag;	     /* the ETag of the document's last 200 */
+	char *last_event_id; /* the stream's last event id */
+	int64_t saved_ms;    /* Unix ms of the save (set by wr_cache_save) */
+} wr_cache_meta;
+
+void wr_cache_meta_free(wr_cache_meta *m);
+
+/* Create DIR and its missing parents (mode 0750). Returns 0, or
+ * FLAGSHM_ESYS with "cannot create DIR: reason" in ERR. */
+int wr_cache_dir_make(const char *dir, char *err, size_t errlen);
+
+/*
+ * Save DOC (a good document) and META (may be NULL) as DIR/document.pb,
+ * atomically (above). Returns 0, or:
+ *   FLAGSHM_EINVAL  DOC cannot be carried as protobuf (wr_proto_encode)
+ *   FLAGSHM_ESYS    a write, fsync or rename failed; the old file is intact
+ *   FLAGSHM_ENOMEM  out of memory
+ * with the reason in ERR.
+ */
+int wr_cache_save(const char *dir, const json_t *doc, const wr_cache_meta *meta, char *err,
+		  size_t errlen);
+
+/*
+ * Load DIR/document.pb into *doc (a new reference) and, when META is not
+ * NULL, *meta (free with wr_cache_meta_free). MAX_BYTES bounds the file.
+ * Returns 0, or:
+ *   FLAGSHM_ENOSTORE  there is no cache file (a first start)
+ *   FLAGSHM_ECORRUPT  the file is damaged: not a CacheFile, a checksum
+ *                     mismatch, an undecodable document, larger than
+ *                     MAX_BYTES; ERR says which. Ignore it.
+ *   FLAGSHM_ESYS      it could not be read
+ *   FLAGSHM_ENOMEM    out of memory
+ */
+int wr_cache_load(const char *dir, size_t max_bytes, json_t **doc, wr_cache_meta *meta, char *err,
+		  size_t errlen);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * writer/proto_conv.h - a flag document as JSON (jansson) <-> as protobuf
+ * (proto/flagshm.proto, message flagshm.v1.Document).
+ *
+ * Both forms carry the same information. The conversion is driven by the
+ * protobuf-c descriptors: a JSON key is the proto field name in camelCase,
+ * so a field added to the .proto needs no code here. What the JSON form
+ * cannot tell apart comes back normalised: a number that is integral (and
+ * exact in a double) comes back as a JSON integer, an object without
+ * formatVersion, epoch and segments comes back as the bare array of its
+ * flags, and an empty list whose absence means the same comes back absent.
+ *
+ * Conversion checks shapes only (object, number, string, known keys); what
+ * the values mean is wr_compile's job.
+ */
+#ifndef FLAGSHM_WRITER_PROTO_CONV_H
+#define FLAGSHM_WRITER_PROTO_CONV_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Encode DOC (a format-1 object or a bare array of flags) as a serialized
+ * Document. On success *out is malloc'd (free() it) and *outlen its size.
+ * Returns 0, or:
+ *   FLAGSHM_EINVAL  DOC has a shape protobuf cannot carry: an unknown key,
+ *                   a wrong type, a string with a NUL; ERR gets
+ *                   "flags[2].rolloutPercentage: expected a number"
+ *   FLAGSHM_ENOMEM  out of memory
+ */
+int wr_proto_encode(const json_t *doc, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+
+/*
+ * Decode LEN bytes at BUF (a serialized Document) into a new JSON document
+ * *doc (one reference, the caller's). Returns 0, or:
+ *   FLAGSHM_EINVAL  not a Document (bad wire format), a string that is not
+ *                   UTF-8, a Value with no kind, a json_value that is not
+ *                   JSON, a duplicate map key; ERR says which and where
+ *   FLAGSHM_ENOMEM  out of memory
+ */
+int wr_proto_decode(const uint8_t *buf, size_t len, json_t **doc, char *err, size_t errlen);
+
+#endif

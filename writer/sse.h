@@ -1,0 +1,84 @@
+/*
+ * writer/sse.h - an incremental Server-Sent Events parser (the WHATWG
+ * "event stream" format): fed whatever byte chunks the network delivers,
+ * it calls back once per complete event. Pure: no I/O, no clock, no
+ * printing; one parser per connection, one thread at a time.
+ *
+ * What it follows of the spec: lines end with CR, LF or CRLF (a CRLF split
+ * across two chunks is one line end); a leading UTF-8 BOM is skipped; a
+ * line starting with ':' is a comment (a keep-alive); "field: value" drops
+ * one space after the colon; a line without a colon is a field with an
+ * empty value; `data` lines are joined with "\n"; an empty line dispatches
+ * the event, unless it has no data; `event` names the event ("message" when
+ * absent); `id` sets the last event id (ignored when it holds a NUL) which
+ * stays in force for later events and for reconnecting; `retry` with only
+ * digits sets retry_ms; other fields are ignored. A partial event at the end
+ * of a connection is dropped (wr_sse_reset).
+ *
+ * A bound, max_event, caps the bytes of one event (its current line plus
+ * the data gathered so far): a stream that goes past it, or never ends a
+ * line, fails with a message instead of growing without limit.
+ */
+#ifndef FLAGSHM_WRITER_SSE_H
+#define FLAGSHM_WRITER_SSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wr_sse_event {
+	const char *type; /* the event field, or "message" */
+	const char *data; /* NUL-terminated; data_len bytes (may hold NULs) */
+	size_t data_len;
+	const char *id; /* the last event id in force, "" if none */
+} wr_sse_event;
+
+/* Called for each event; the pointers are valid during the call only.
+ * A non-zero return stops wr_sse_feed, which returns that value. */
+typedef int (*wr_sse_fn)(void *ud, const wr_sse_event *ev);
+
+typedef struct wr_sse_buf {
+	char *p;
+	size_t len, cap;
+} wr_sse_buf;
+
+typedef struct wr_sse {
+	size_t max_event;
+	wr_sse_fn cb;
+	void *ud;
+	wr_sse_buf line, data, type, id;
+	long retry_ms;	 /* last valid retry field, -1 if none */
+	bool seen_cr;	 /* the last byte was CR: an LF right after it ends nothing */
+	uint8_t bom_pos; /* bytes of a leading BOM matched; 3 once decided */
+	int failed;	 /* sticky error until wr_sse_reset */
+	uint64_t events, comments; /* dispatched events, comment lines seen */
+} wr_sse;
+
+/* Set up P. MAX_EVENT bounds one event (see above); CB receives events. */
+void wr_sse_init(wr_sse *p, size_t max_event, wr_sse_fn cb, void *ud);
+
+/*
+ * Parse N bytes at BUF, calling back for each event they complete. Returns
+ * 0, the callback's non-zero return (parsing stopped there), or:
+ *   FLAGSHM_EINVAL  an event past max_event bytes ("SSE event larger than
+ *                   the limit of N bytes" in ERR); the parser stays failed
+ *                   (every later feed returns it) until wr_sse_reset
+ *   FLAGSHM_ENOMEM  out of memory (sticky, too)
+ */
+int wr_sse_feed(wr_sse *p, const void *buf, size_t n, char *err, size_t errlen);
+
+/* A new connection: drop the partial line and event, clear a failure, look
+ * for a BOM again. The last event id and retry_ms are kept. */
+void wr_sse_reset(wr_sse *p);
+
+/* True when bytes of an unfinished event are pending (a connection closed
+ * now would cut an event). */
+bool wr_sse_mid_event(const wr_sse *p);
+
+/* The last event id ("" if none); valid until the next feed or free. */
+const char *wr_sse_last_id(const wr_sse *p);
+
+/* Free the buffers; P may be initialised again. */
+void wr_sse_free(wr_sse *p);
+
+#endif
