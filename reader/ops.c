@@ -148,6 +148,27 @@ static bool contains_fold(const char *hay, size_t nh, const char *needle, size_t
 	return false;
 }
 
+/* Whether NEEDLE occurs in HAY. Short needles (the usual "@acme.com") go
+ * by memchr on the first byte and memcmp, several times faster than glibc's
+ * memmem on short haystacks; its worst case is 16 x |HAY|. Longer needles
+ * keep memmem's linear two-way search, so no operand can stall a reader. */
+static bool contains_exact(const char *hay, size_t nh, const char *needle, size_t nn)
+{
+	if (nn == 0)
+		return true;
+	if (nn > nh)
+		return false;
+	if (nn > 16)
+		return memmem(hay, nh, needle, nn) != NULL;
+	const char *p = hay, *end = hay + (nh - nn) + 1;
+	while ((p = memchr(p, needle[0], (size_t)(end - p))) != NULL) {
+		if (memcmp(p + 1, needle + 1, nn - 1) == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
 int ops_substr(const snap *s, const fs_cond *c, const flagshm_attr *a)
 {
 	const char *str = NULL;
@@ -164,7 +185,7 @@ int ops_substr(const snap *s, const fs_cond *c, const flagshm_attr *a)
 	case FS_OP_NOT_CONTAINS:
 		if (do_fold)
 			return contains_fold(h, nh, str, nn);
-		return nn == 0 || memmem(h, nh, str, nn) != NULL;
+		return contains_exact(h, nh, str, nn);
 	case FS_OP_STARTS_WITH:
 		return nn <= nh && eq_bytes(h, nn, str, nn, do_fold);
 	case FS_OP_ENDS_WITH:

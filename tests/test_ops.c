@@ -303,6 +303,16 @@ Test(ops, contains)
 	CHECK(ci, S("eeeLl"), 1); /* a restart after a partial match */
 	CHECK(ci, S("hel"), 0);
 	CHECK(ci, L("a", "YELLOW"), 1);
+	/* Short needles take the memchr path, long ones memmem: same answers,
+	 * also after a partial match and at the very end of the attribute. */
+	const char *r = "{'attribute': 'a', 'operator': 'contains', 'value': 'aab'}";
+	CHECK(r, S("aaab"), 1);
+	CHECK(r, S("aaaa"), 0);
+	CHECK(r, S("xaab"), 1);
+	CHECK(r, S("aa"), 0);
+	const char *lng = "{'attribute': 'a', 'operator': 'contains', 'value': 'abcdefghijklmnopqrs'}";
+	CHECK(lng, S("--abcdefghijklmnopqrs--"), 1);
+	CHECK(lng, S("--abcdefghijklmnopqr--"), 0);
 }
 
 Test(ops, not_contains)
