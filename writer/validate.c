@@ -1024,10 +1024,11 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 	size_t n = v->nflags;
 	unsigned char *colour = calloc(n ? n : 1, 1);
 	size_t *depth = calloc(n ? n : 1, sizeof *depth);
+	size_t *visits = calloc(n ? n : 1, sizeof *visits);
 	size_t *stack = malloc((n ? n : 1) * sizeof *stack);
 	size_t *edge = malloc((n ? n : 1) * sizeof *edge);
 
-	if (!colour || !depth || !stack || !edge) {
+	if (!colour || !depth || !visits || !stack || !edge) {
 		wr_errors_add(v->errs, "%s: out of memory", v->label);
 		goto out;
 	}
@@ -1049,28 +1050,43 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 					stack[sp] = (size_t)j, edge[sp++] = 0, colour[j] = 1;
 				continue;
 			}
-			/* All edges done: depth over the children that finished. */
+			/* All edges done: depth over the children that finished,
+			 * and the evaluations the reader makes for flag i when
+			 * every prerequisite holds: one per path, since shared
+			 * prerequisites (diamonds) are evaluated again on each
+			 * (saturated past the limit). */
 			for (size_t e = 0; a && e < json_array_size(a); e++) {
 				long j = prereq_target(v, json_array_get(a, e));
 				if (j >= 0 && colour[j] == 2 && depth[j] + 1 > depth[i])
 					depth[i] = depth[j] + 1;
+				if (j >= 0 && colour[j] == 2) {
+					visits[i] += 1 + visits[j];
+					if (visits[i] > WR_PREREQ_VISITS_MAX)
+						visits[i] = WR_PREREQ_VISITS_MAX + 1;
+				}
 			}
 			colour[i] = 2;
 			sp--;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (depth[i] <= WR_PREREQ_DEPTH_MAX)
+		if (depth[i] <= WR_PREREQ_DEPTH_MAX && visits[i] <= WR_PREREQ_VISITS_MAX)
 			continue;
 		size_t o = v->plen;
 		path_push(v, "%s[%zu].prerequisites", v->flags_path, i);
-		verr(v, "a prerequisite chain %zu links deep, more than %d", depth[i],
-		     WR_PREREQ_DEPTH_MAX);
+		if (depth[i] > WR_PREREQ_DEPTH_MAX)
+			verr(v, "a prerequisite chain %zu links deep, more than %d", depth[i],
+			     WR_PREREQ_DEPTH_MAX);
+		else
+			verr(v, "more than %d prerequisite evaluations, counting every path through "
+			     "shared prerequisites (a reader evaluates at most %d)",
+			     WR_PREREQ_VISITS_MAX, WR_PREREQ_VISITS_MAX);
 		path_pop(v, o);
 	}
 out:
 	free(colour);
 	free(depth);
+	free(visits);
 	free(stack);
 	free(edge);
 }

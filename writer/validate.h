@@ -14,6 +14,8 @@
 
 #define WR_KEY_MAX 128		/* flag keys, segment and environment names */
 #define WR_PREREQ_DEPTH_MAX 32	/* EVAL_MAX_DEPTH: prerequisite links in a chain */
+#define WR_PREREQ_VISITS_MAX 1024 /* EVAL_MAX_PREREQ_VISITS: prerequisite evaluations
+				    of one flag, every path through a shared one */
 
 /*
  * Check all of DOC, every environment's overrides included, adding one
