@@ -104,27 +104,6 @@ static json_t *value(dumper *d, uint32_t idx, bool list_ok)
 	}
 }
 
-static const char *const op_names[FS_OP_MAX_] = {
-	[FS_OP_EQUALS] = "equals",
-	[FS_OP_NOT_EQUALS] = "notEquals",
-	[FS_OP_IN] = "in",
-	[FS_OP_NOT_IN] = "notIn",
-	[FS_OP_CONTAINS] = "contains",
-	[FS_OP_NOT_CONTAINS] = "notContains",
-	[FS_OP_STARTS_WITH] = "startsWith",
-	[FS_OP_ENDS_WITH] = "endsWith",
-	[FS_OP_MATCHES] = "matches",
-	[FS_OP_GT] = "greaterThan",
-	[FS_OP_GTE] = "greaterThanOrEqual",
-	[FS_OP_LT] = "lessThan",
-	[FS_OP_LTE] = "lessThanOrEqual",
-	[FS_OP_SEMVER_EQ] = "semverEqual",
-	[FS_OP_SEMVER_GT] = "semverGreaterThan",
-	[FS_OP_SEMVER_LT] = "semverLessThan",
-	[FS_OP_BEFORE] = "before",
-	[FS_OP_AFTER] = "after",
-};
-
 static json_t *conditions(dumper *d, uint32_t first, uint32_t n)
 {
 	if (!snap_range_ok(d->s, FS_T_CONDS, first, n))
@@ -138,7 +117,7 @@ static json_t *conditions(dumper *d, uint32_t first, uint32_t n)
 		}
 		json_t *o = json_object();
 		put(d, o, "attribute", str(d, c->c_attr, "attribute name of condition"));
-		put(d, o, "operator", json_string(op_names[c->c_op]));
+		put(d, o, "operator", json_string(fs_op_names[c->c_op]));
 		put(d, o, "value", value(d, c->c_value, true));
 		if (c->c_flags & FS_COND_NEGATE)
 			put(d, o, "negate", json_true());

@@ -21,16 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const size_t recsize[FS_T_COUNT_] = {
-	[FS_T_FLAGS] = sizeof(fs_flag),	      [FS_T_INDEX] = sizeof(uint32_t),
-	[FS_T_SEGMENTS] = sizeof(fs_segment), [FS_T_RULES] = sizeof(fs_rule),
-	[FS_T_CONDS] = sizeof(fs_cond),	      [FS_T_VALUES] = sizeof(fs_value),
-	[FS_T_SPLITS] = sizeof(fs_split),     [FS_T_PREREQS] = sizeof(fs_prereq),
-	[FS_T_SEMVERS] = sizeof(fs_semver),   [FS_T_REGEXES] = sizeof(fs_regex),
-	[FS_T_U32] = sizeof(uint32_t),	      [FS_T_STRS] = sizeof(fs_str),
-	[FS_T_POOL] = 1,
-};
-
 static const char *const tabname[FS_T_COUNT_] = {
 	[FS_T_FLAGS] = "flags",	    [FS_T_INDEX] = "index",	[FS_T_SEGMENTS] = "segments",
 	[FS_T_RULES] = "rules",	    [FS_T_CONDS] = "conditions", [FS_T_VALUES] = "values",
@@ -189,7 +179,7 @@ int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen)
 	for (int t = 0; t < FS_T_COUNT_; t++) {
 		fs_table tb = h->sh_tables[t];
 		/* In 64 bits: count * recsize and off + bytes cannot wrap. */
-		uint64_t bytes = (uint64_t)tb.t_count * recsize[t];
+		uint64_t bytes = (uint64_t)tb.t_count * fs_table_recsize[t];
 		if (tb.t_off & 7)
 			return fail(err, errlen, "%s table offset %" PRIu32 " is not 8-byte aligned",
 				    tabname[t], tb.t_off);

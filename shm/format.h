@@ -233,6 +233,11 @@ _Static_assert(sizeof(fs_snap_hdr) % 8 == 0, "header alignment");
  * uint32 offsets: FS_SNAP_MAX bytes. */
 #define FS_SNAP_MAX ((uint64_t)UINT32_MAX)
 
+/* Size of one record of each table (shm/format.c); the pool's is 1. */
+extern const size_t fs_table_recsize[FS_T_COUNT_];
+/* The document's name of each operator ("equals", ...); NULL for 0. */
+extern const char *const fs_op_names[FS_OP_MAX_];
+
 /* Key hash for the index (and f_key_hash): MurmurHash3_x86_32, seed 0x9747b28c. */
 uint32_t fs_key_hash(const char *key, size_t len);
 /* Snapshot checksum: a four-lane 64-bit multiply-rotate hash over 8-byte

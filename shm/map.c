@@ -22,20 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SHM_DIR "/dev/shm"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 {
@@ -50,29 +37,29 @@ int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT) {
-			seterr(err, errlen, "store '%s' does not exist (no %s%s): no writer has created it",
+			shm_seterr(err, errlen, "store '%s' does not exist (no %s%s): no writer has created it",
 			       store, SHM_DIR, name);
 			return FLAGSHM_ENOSTORE;
 		}
-		seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		shm_seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
 		return FLAGSHM_ESYS;
 	}
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
+		shm_seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
 		return FLAGSHM_ESYS;
 	}
 	if (st.st_size == 0) {
 		/* The writer creates the object, then sizes it, then writes the
 		 * header: between those steps the store is not there yet. */
 		close(fd);
-		seterr(err, errlen, "store '%s' is being created (%s%s is empty)", store, SHM_DIR, name);
+		shm_seterr(err, errlen, "store '%s' is being created (%s%s is empty)", store, SHM_DIR, name);
 		return FLAGSHM_ENOSTORE;
 	}
 	if (st.st_size < (off_t)sizeof(fs_ctl)) {
 		close(fd);
-		seterr(err, errlen, "%s%s is %lld bytes, a control object is %zu: not a flagshm store",
+		shm_seterr(err, errlen, "%s%s is %lld bytes, a control object is %zu: not a flagshm store",
 		       SHM_DIR, name, (long long)st.st_size, sizeof(fs_ctl));
 		return FLAGSHM_ECORRUPT;
 	}
@@ -80,7 +67,7 @@ int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 	int e = errno;
 	close(fd); /* the mapping keeps the object; no fd stays open */
 	if (p == MAP_FAILED) {
-		seterr(err, errlen, "cannot map %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		shm_seterr(err, errlen, "cannot map %s%s read-only: %s", SHM_DIR, name, strerror(e));
 		return FLAGSHM_ESYS;
 	}
 	const fs_ctl *ctl = p;
@@ -90,13 +77,13 @@ int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 	uint32_t magic = __atomic_load_n(&ctl->c_magic, __ATOMIC_ACQUIRE);
 	if (magic == 0) {
 		munmap(p, sizeof(fs_ctl));
-		seterr(err, errlen, "store '%s' is being created (%s%s has no header yet)", store,
+		shm_seterr(err, errlen, "store '%s' is being created (%s%s has no header yet)", store,
 		       SHM_DIR, name);
 		return FLAGSHM_ENOSTORE;
 	}
 	if (magic != FS_CTL_MAGIC || ctl->c_version != FS_FORMAT_VERSION ||
 	    ctl->c_size != sizeof(fs_ctl) || ctl->c_fingerprint != FS_LAYOUT_FINGERPRINT) {
-		seterr(err, errlen,
+		shm_seterr(err, errlen,
 		       "%s%s is not a flagshm control object of this version (magic 0x%08x, version %u, "
 		       "size %u, layout 0x%08x; expected 0x%08x, %u, %zu, 0x%08x)",
 		       SHM_DIR, name, magic, ctl->c_version, ctl->c_size, ctl->c_fingerprint,
@@ -128,21 +115,21 @@ int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *siz
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT) {
-			seterr(err, errlen, "%s%s is gone (the writer has moved on)", SHM_DIR, name);
+			shm_seterr(err, errlen, "%s%s is gone (the writer has moved on)", SHM_DIR, name);
 			return FLAGSHM_ENOSTORE;
 		}
-		seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		shm_seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
 		return FLAGSHM_ESYS;
 	}
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
+		shm_seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
 		return FLAGSHM_ESYS;
 	}
 	if (st.st_size < (off_t)sizeof(fs_snap_hdr) || (uint64_t)st.st_size > FS_SNAP_MAX) {
 		close(fd);
-		seterr(err, errlen, "%s%s is %lld bytes: not a snapshot (%zu to %llu bytes)", SHM_DIR,
+		shm_seterr(err, errlen, "%s%s is %lld bytes: not a snapshot (%zu to %llu bytes)", SHM_DIR,
 		       name, (long long)st.st_size, sizeof(fs_snap_hdr),
 		       (unsigned long long)FS_SNAP_MAX);
 		return FLAGSHM_ECORRUPT;
@@ -151,7 +138,7 @@ int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *siz
 	int e = errno;
 	close(fd);
 	if (p == MAP_FAILED) {
-		seterr(err, errlen, "cannot map %s%s (%lld bytes) read-only: %s", SHM_DIR, name,
+		shm_seterr(err, errlen, "cannot map %s%s (%lld bytes) read-only: %s", SHM_DIR, name,
 		       (long long)st.st_size, strerror(e));
 		return FLAGSHM_ESYS;
 	}

@@ -11,6 +11,7 @@
 #include "flagshm.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,4 +92,14 @@ void shm_ctl_name(char *buf, size_t n, const char *store)
 void shm_snap_name(char *buf, size_t n, const char *store, uint64_t gen)
 {
 	snprintf(buf, n, "/flagshm.%s.%" PRIu64, store, gen);
+}
+
+void shm_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -34,22 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SHM_DIR "/dev/shm"
 #define CTL_MODE 0644
 #define SNAP_MODE 0444
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int64_t now_ms(void)
 {
@@ -98,7 +85,7 @@ static int sweep(const char *store, uint64_t keep, uint64_t *maxgen, char *err, 
 {
 	DIR *d = opendir(SHM_DIR);
 	if (!d) {
-		seterr(err, errlen, "cannot list %s: %s", SHM_DIR, strerror(errno));
+		shm_seterr(err, errlen, "cannot list %s: %s", SHM_DIR, strerror(errno));
 		return FLAGSHM_ESYS;
 	}
 	struct dirent *de;
@@ -114,7 +101,7 @@ static int sweep(const char *store, uint64_t keep, uint64_t *maxgen, char *err, 
 		char name[SHM_OBJ_NAME_MAX];
 		shm_snap_name(name, sizeof name, store, g);
 		if (shm_unlink(name) < 0 && errno != ENOENT) {
-			seterr(err, errlen, "cannot remove leftover %s%s: %s", SHM_DIR, name,
+			shm_seterr(err, errlen, "cannot remove leftover %s%s: %s", SHM_DIR, name,
 			       strerror(errno));
 			rc = FLAGSHM_ESYS;
 		}
@@ -137,7 +124,7 @@ int shm_writer_open(shm_writer *w, const char *store, char *err, size_t errlen)
 
 	int fd = shm_open(name, O_RDWR | O_CREAT | O_CLOEXEC, CTL_MODE);
 	if (fd < 0) {
-		seterr(err, errlen, "cannot open or create %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot open or create %s%s: %s", SHM_DIR, name, strerror(errno));
 		return FLAGSHM_ESYS;
 	}
 	/* One writer per store: a write lock on the whole control object,
@@ -152,38 +139,38 @@ int shm_writer_open(shm_writer *w, const char *store, char *err, size_t errlen)
 			if (pread(fd, &pid, sizeof pid, offsetof(fs_ctl, c_writer_pid)) != sizeof pid)
 				pid = 0;
 			if (pid > 0)
-				seterr(err, errlen, "store '%s' is held by flagshm-writer pid %d", store,
+				shm_seterr(err, errlen, "store '%s' is held by flagshm-writer pid %d", store,
 				       (int)pid);
 			else
-				seterr(err, errlen, "store '%s' is held by another flagshm-writer (pid not yet recorded)",
+				shm_seterr(err, errlen, "store '%s' is held by another flagshm-writer (pid not yet recorded)",
 				       store);
 			close(fd);
 			return FLAGSHM_EBUSY;
 		}
 		close(fd);
-		seterr(err, errlen, "cannot lock %s%s: %s", SHM_DIR, name, strerror(e));
+		shm_seterr(err, errlen, "cannot lock %s%s: %s", SHM_DIR, name, strerror(e));
 		return FLAGSHM_ESYS;
 	}
 	if (fchmod(fd, masked(CTL_MODE)) < 0 || fstat(fd, &st) < 0) {
-		seterr(err, errlen, "cannot set the mode of %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot set the mode of %s%s: %s", SHM_DIR, name, strerror(errno));
 		close(fd);
 		return FLAGSHM_ESYS;
 	}
 	if (st.st_size != 0 && st.st_size != (off_t)sizeof(fs_ctl)) {
-		seterr(err, errlen, "%s%s is %lld bytes, a control object is %zu: not a flagshm store "
+		shm_seterr(err, errlen, "%s%s is %lld bytes, a control object is %zu: not a flagshm store "
 		       "(remove it with flagshm-writer --remove --store %s)",
 		       SHM_DIR, name, (long long)st.st_size, sizeof(fs_ctl), store);
 		close(fd);
 		return FLAGSHM_ECORRUPT;
 	}
 	if (st.st_size == 0 && ftruncate(fd, sizeof(fs_ctl)) < 0) {
-		seterr(err, errlen, "cannot size %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot size %s%s: %s", SHM_DIR, name, strerror(errno));
 		close(fd);
 		return FLAGSHM_ESYS;
 	}
 	void *p = mmap(NULL, sizeof(fs_ctl), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
-		seterr(err, errlen, "cannot map %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot map %s%s: %s", SHM_DIR, name, strerror(errno));
 		close(fd);
 		return FLAGSHM_ESYS;
 	}
@@ -202,7 +189,7 @@ int shm_writer_open(shm_writer *w, const char *store, char *err, size_t errlen)
 		__atomic_store_n(&ctl->c_magic, FS_CTL_MAGIC, __ATOMIC_RELEASE);
 	} else if (magic != FS_CTL_MAGIC || ctl->c_version != FS_FORMAT_VERSION ||
 		   ctl->c_size != sizeof(fs_ctl) || ctl->c_fingerprint != FS_LAYOUT_FINGERPRINT) {
-		seterr(err, errlen, "%s%s is not a flagshm control object of this version (magic 0x%08x, "
+		shm_seterr(err, errlen, "%s%s is not a flagshm control object of this version (magic 0x%08x, "
 		       "version %u, layout 0x%08x); remove it with flagshm-writer --remove --store %s",
 		       SHM_DIR, name, magic, ctl->c_version, ctl->c_fingerprint, store);
 		munmap(p, sizeof(fs_ctl));
@@ -255,13 +242,13 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 	char name[SHM_OBJ_NAME_MAX];
 
 	if (!w || !w->ctl || !snap) {
-		seterr(err, errlen, "publish: writer not open or no snapshot");
+		shm_seterr(err, errlen, "publish: writer not open or no snapshot");
 		return FLAGSHM_EINVAL;
 	}
 	fs_snap_hdr *h = snap;
 	if (size < sizeof(fs_snap_hdr) || (uint64_t)size > FS_SNAP_MAX || h->sh_size != size ||
 	    h->sh_magic != FS_SNAP_MAGIC) {
-		seterr(err, errlen, "publish: %zu bytes are not a compiled snapshot (magic 0x%08x, "
+		shm_seterr(err, errlen, "publish: %zu bytes are not a compiled snapshot (magic 0x%08x, "
 		       "sh_size %llu)", size, size >= sizeof(fs_snap_hdr) ? h->sh_magic : 0,
 		       size >= sizeof(fs_snap_hdr) ? (unsigned long long)h->sh_size : 0ULL);
 		return FLAGSHM_EINVAL;
@@ -269,7 +256,7 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 	uint64_t sum = fs_checksum((const uint8_t *)snap + FS_SNAP_SUMMED_FROM,
 				   size - FS_SNAP_SUMMED_FROM);
 	if (sum != h->sh_checksum) {
-		seterr(err, errlen, "publish: the compiled snapshot's checksum is wrong "
+		shm_seterr(err, errlen, "publish: the compiled snapshot's checksum is wrong "
 		       "(0x%016llx, computed 0x%016llx)", (unsigned long long)h->sh_checksum,
 		       (unsigned long long)sum);
 		return FLAGSHM_EINVAL;
@@ -290,7 +277,7 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 		fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, SNAP_MODE);
 	}
 	if (fd < 0) {
-		seterr(err, errlen, "cannot create %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot create %s%s: %s", SHM_DIR, name, strerror(errno));
 		return FLAGSHM_ESYS;
 	}
 	const char *step = "set the mode of";
@@ -324,7 +311,7 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 	if (!ok) {
 		close(fd);
 		shm_unlink(name);
-		seterr(err, errlen, "%s%s did not read back as written (size or checksum differs); "
+		shm_seterr(err, errlen, "%s%s did not read back as written (size or checksum differs); "
 		       "generation %llu not published", SHM_DIR, name, (unsigned long long)gen);
 		return FLAGSHM_ESYS;
 	}
@@ -353,12 +340,12 @@ fail:;
 	close(fd);
 	shm_unlink(name);
 	if (e == ENOSPC)
-		seterr(err, errlen, "cannot %s %s%s (%zu bytes): %s; %s must have room for two "
+		shm_seterr(err, errlen, "cannot %s %s%s (%zu bytes): %s; %s must have room for two "
 		       "snapshots; generation %llu not published, readers keep %llu",
 		       step, SHM_DIR, name, size, strerror(e), SHM_DIR, (unsigned long long)gen,
 		       (unsigned long long)w->generation);
 	else
-		seterr(err, errlen, "cannot %s %s%s (%zu bytes): %s; generation %llu not published",
+		shm_seterr(err, errlen, "cannot %s %s%s (%zu bytes): %s; generation %llu not published",
 		       step, SHM_DIR, name, size, strerror(e), (unsigned long long)gen);
 	return FLAGSHM_ESYS;
 }
@@ -388,7 +375,7 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 	int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 	bool had_ctl = fd >= 0;
 	if (fd < 0 && errno != ENOENT) {
-		seterr(err, errlen, "cannot open %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot open %s%s: %s", SHM_DIR, name, strerror(errno));
 		return FLAGSHM_ESYS;
 	}
 	if (fd >= 0) {
@@ -397,7 +384,7 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 			int32_t pid = 0;
 			if (pread(fd, &pid, sizeof pid, offsetof(fs_ctl, c_writer_pid)) != sizeof pid)
 				pid = 0;
-			seterr(err, errlen, "store '%s' is held by flagshm-writer pid %d; stop it first",
+			shm_seterr(err, errlen, "store '%s' is held by flagshm-writer pid %d; stop it first",
 			       store, (int)pid);
 			close(fd);
 			return FLAGSHM_EBUSY;
@@ -407,13 +394,13 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 	rc = sweep(store, 0, &maxgen, err, errlen);
 	bool had_gen = maxgen > 0;
 	if (had_ctl && shm_unlink(name) < 0 && errno != ENOENT && !rc) {
-		seterr(err, errlen, "cannot remove %s%s: %s", SHM_DIR, name, strerror(errno));
+		shm_seterr(err, errlen, "cannot remove %s%s: %s", SHM_DIR, name, strerror(errno));
 		rc = FLAGSHM_ESYS;
 	}
 	if (fd >= 0)
 		close(fd);
 	if (!rc && !had_ctl && !had_gen) {
-		seterr(err, errlen, "store '%s' does not exist (no %s%s)", store, SHM_DIR, name);
+		shm_seterr(err, errlen, "store '%s' does not exist (no %s%s)", store, SHM_DIR, name);
 		return FLAGSHM_ENOSTORE;
 	}
 	return rc;

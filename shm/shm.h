@@ -57,6 +57,13 @@ typedef struct fs_ctl {
 _Static_assert(sizeof(fs_ctl) == 512, "fs_ctl layout");
 _Static_assert(__builtin_offsetof(fs_ctl, c_generation) == 16, "fs_ctl layout");
 
+/* Where POSIX shared memory objects live on Linux, for messages and scans. */
+#define SHM_DIR "/dev/shm"
+
+/* Format a message into ERR (ignored when ERR is NULL or ERRLEN 0). */
+void shm_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* 0 when NAME is 1-64 of [A-Za-z0-9_-]; else FLAGSHM_ENAME and a message. */
 int shm_name_check(const char *name, char *err, size_t errlen);
 /* "/flagshm.NAME" and "/flagshm.NAME.GEN" into buf (SHM_OBJ_NAME_MAX). */

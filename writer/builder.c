@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const size_t recsizes[FS_T_COUNT_] = {
-	[FS_T_FLAGS] = sizeof(fs_flag),	    [FS_T_INDEX] = sizeof(uint32_t),
-	[FS_T_SEGMENTS] = sizeof(fs_segment), [FS_T_RULES] = sizeof(fs_rule),
-	[FS_T_CONDS] = sizeof(fs_cond),	    [FS_T_VALUES] = sizeof(fs_value),
-	[FS_T_SPLITS] = sizeof(fs_split),	    [FS_T_PREREQS] = sizeof(fs_prereq),
-	[FS_T_SEMVERS] = sizeof(fs_semver),   [FS_T_REGEXES] = sizeof(fs_regex),
-	[FS_T_U32] = sizeof(uint32_t),	    [FS_T_STRS] = sizeof(fs_str),
-	[FS_T_POOL] = 1,
-};
-
 #define SLOT_EMPTY UINT32_MAX
 
 /* Make room for N more records in T. Indexes are uint32 with FS_NONE
@@ -81,7 +71,7 @@ int wb_init(wb *b)
 
 	memset(b, 0, sizeof *b);
 	for (int t = 0; t < FS_T_COUNT_; t++)
-		b->tab[t].recsize = recsizes[t];
+		b->tab[t].recsize = fs_table_recsize[t];
 	if (slots_grow(b) < 0)
 		return -1;
 	wb_add(b, FS_T_POOL, &nul);

@@ -382,27 +382,6 @@ static void check_date_at(vctx *v, json_t *obj, const char *name)
 
 /* ---------------------------------------------------------- conditions */
 
-static const char *const op_names[FS_OP_MAX_] = {
-	[FS_OP_EQUALS] = "equals",
-	[FS_OP_NOT_EQUALS] = "notEquals",
-	[FS_OP_IN] = "in",
-	[FS_OP_NOT_IN] = "notIn",
-	[FS_OP_CONTAINS] = "contains",
-	[FS_OP_NOT_CONTAINS] = "notContains",
-	[FS_OP_STARTS_WITH] = "startsWith",
-	[FS_OP_ENDS_WITH] = "endsWith",
-	[FS_OP_MATCHES] = "matches",
-	[FS_OP_GT] = "greaterThan",
-	[FS_OP_GTE] = "greaterThanOrEqual",
-	[FS_OP_LT] = "lessThan",
-	[FS_OP_LTE] = "lessThanOrEqual",
-	[FS_OP_SEMVER_EQ] = "semverEqual",
-	[FS_OP_SEMVER_GT] = "semverGreaterThan",
-	[FS_OP_SEMVER_LT] = "semverLessThan",
-	[FS_OP_BEFORE] = "before",
-	[FS_OP_AFTER] = "after",
-};
-
 static void check_regex(vctx *v, json_t *val, int caseless)
 {
 	uint32_t opts = PCRE2_UTF | (caseless ? PCRE2_CASELESS : 0);
@@ -444,7 +423,7 @@ static void check_in_list(vctx *v, json_t *val)
 /* The operand VAL of operator OP, at the current path (".value"). */
 static void check_operand(vctx *v, int op, json_t *val, int caseless)
 {
-	const char *name = op_names[op];
+	const char *name = fs_op_names[op];
 	char q[QBUF];
 	int64_t ms;
 	semver sv;
@@ -534,7 +513,7 @@ static void check_cond(vctx *v, json_t *c)
 	check_bool(v, c, "caseInsensitive");
 	ci = json_object_get(c, "caseInsensitive");
 	if (op >= FS_OP_GT && json_is_true(ci))
-		verr_at(v, "caseInsensitive", "applies only to string operators, not %s", op_names[op]);
+		verr_at(v, "caseInsensitive", "applies only to string operators, not %s", fs_op_names[op]);
 	val = json_object_get(c, "value");
 	if (!val)
 		verr_at(v, "value", "required field is missing");
@@ -1220,7 +1199,7 @@ int wr_vtype(const json_t *v)
 int wr_op_parse(const char *name)
 {
 	for (int op = 1; op < FS_OP_MAX_; op++)
-		if (strcmp(op_names[op], name) == 0)
+		if (strcmp(fs_op_names[op], name) == 0)
 			return op;
 	return 0;
 }
