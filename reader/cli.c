@@ -158,9 +158,22 @@ static int cmd_status(flagshm_store *st, const char *store)
 		printf("heartbeat    never\n");
 	if (ctl) {
 		int64_t sync = atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed);
+		int64_t stale_after = atomic_load_explicit(&ctl->c_stale_after_ms, memory_order_relaxed);
+		char state[sizeof ctl->c_sync_state + 1];
+		memcpy(state, ctl->c_sync_state, sizeof ctl->c_sync_state);
+		state[sizeof ctl->c_sync_state] = '\0';
+		if (state[0])
+			printf("sync         %s\n", state); /* mode, etag=, id= (last event) */
 		if (sync > 0)
 			printf("last sync    %s (%s)\n", age(t1, sizeof t1, sync),
 			       iso_time(t2, sizeof t2, sync));
+		if (stale_after > 0) {
+			int64_t since = -1;
+			flagshm_store_age(st, &since, NULL);
+			printf("stale        %s (after %.0f s without a sync)\n",
+			       since < 0 || since > stale_after ? "yes" : "no",
+			       (double)stale_after / 1000.0);
+		}
 		/* The writer may be rewriting it as we read: copy a bounded,
 		 * terminated string; at worst a line is torn, never overrun. */
 		char last[sizeof ctl->c_last_error + 1];
@@ -287,8 +300,9 @@ static int cmd_eval(flagshm_store *st, const char *store, const char *key, cli_c
 			    r.error_code == FLAGSHM_CODE_NONE
 				    ? json_null() : json_string(flagshm_error_code_name(r.error_code)));
 	json_object_set_new(line, "generation", json_integer((json_int_t)r.generation));
+	json_object_set_new(line, "stale", json_boolean(r.stale));
 	/* Every member is set, or the line would silently lose a field. */
-	bool complete = json_object_size(line) == 6;
+	bool complete = json_object_size(line) == 7;
 	if (complete)
 		cli_json_print(stdout, line, false);
 	json_decref(line);

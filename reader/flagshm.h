@@ -104,6 +104,19 @@ typedef struct flagshm_info {
  * or FLAGSHM_EUNAVAIL when nothing valid is published. */
 FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info);
 
+/*
+ * How old the store's data is, in milliseconds, by this host's clock:
+ * *since_sync_ms since the writer's last successful sync with its source
+ * (a load of its file, a 200 or 304 from its control plane, bytes on its
+ * event stream; after a cold start, the save time of the persisted
+ * document), *since_heartbeat_ms since the writer's last heartbeat (it
+ * beats every second while it runs). Either pointer may be NULL; a value
+ * is -1 when it never happened. Returns 0, or FLAGSHM_EINVAL (s is NULL or
+ * not a store handle).
+ */
+FLAGSHM_API int flagshm_store_age(flagshm_store *s, int64_t *since_sync_ms,
+				  int64_t *since_heartbeat_ms);
+
 /* -------------------------------------------------------------- context */
 
 #define FLAGSHM_CTX_MAX 32
@@ -185,6 +198,11 @@ typedef struct flagshm_result {
 	const char *rule_id; /* NULL unless RULE_MATCH or SPLIT */
 	flagshm_error_code error_code;
 	uint64_t generation; /* 0 when the store was unavailable */
+	/* The writer's last successful sync with its control plane is older
+	 * than the threshold it published (flagshm-writer --stale-after):
+	 * the value may be out of date. Computed once per view acquire;
+	 * never set for a store kept from a file. */
+	bool stale;
 } flagshm_result;
 
 /* "RULE_MATCH", "FLAG_NOT_FOUND", ...: static strings. */
@@ -205,6 +223,7 @@ typedef struct flagshm_view {
 	flagshm_store *store;
 	const void *snap; /* internal: the pinned snapshot, NULL if none */
 	uint64_t generation;
+	bool stale; /* as flagshm_result.stale, at acquire */
 } flagshm_view;
 
 /* Returns 0, or FLAGSHM_EINVAL. A view of a store with nothing valid

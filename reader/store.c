@@ -350,3 +350,21 @@ FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)
 	info->writer_alive = info->writer_pid > 0 && holder == info->writer_pid;
 	return m ? 0 : FLAGSHM_EUNAVAIL;
 }
+
+FLAGSHM_API int flagshm_store_age(flagshm_store *s, int64_t *since_sync_ms,
+				  int64_t *since_heartbeat_ms)
+{
+	if (!s || s->magic != STORE_MAGIC)
+		return FLAGSHM_EINVAL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	/* Relaxed: informational values, each stored alone by the writer. */
+	int64_t sync = atomic_load_explicit(&s->ctl->c_last_sync_ms, memory_order_relaxed);
+	int64_t beat = atomic_load_explicit(&s->ctl->c_heartbeat_ms, memory_order_relaxed);
+	if (since_sync_ms)
+		*since_sync_ms = sync > 0 ? now - sync : -1;
+	if (since_heartbeat_ms)
+		*since_heartbeat_ms = beat > 0 ? now - beat : -1;
+	return 0;
+}

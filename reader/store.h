@@ -16,6 +16,7 @@
 #include "snap.h"
 
 #include <stdatomic.h>
+#include <time.h>
 #include <urcu/urcu-bp.h>
 
 #define STORE_MAGIC 0x53544f52u /* "STOR" */
@@ -73,6 +74,25 @@ static inline store_map *store_current(flagshm_store *s)
 	if (__builtin_expect(m ? m->generation == gen : gen == 0, 1))
 		return m;
 	return store_refresh(s, gen, m);
+}
+
+/*
+ * True when the writer publishes a staleness threshold (c_stale_after_ms >
+ * 0) and its last successful sync is older. One relaxed load when there is
+ * no threshold; else a coarse clock read (vDSO, no system call) and a
+ * second load. Once per view acquire, not per evaluation.
+ */
+static inline bool store_stale(const flagshm_store *s)
+{
+	/* Relaxed: informational values the writer stores alone. */
+	int64_t after = atomic_load_explicit(&s->ctl->c_stale_after_ms, memory_order_relaxed);
+	if (__builtin_expect(after <= 0, 1))
+		return false;
+	struct timespec ts;
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+		return false;
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return now - atomic_load_explicit(&s->ctl->c_last_sync_ms, memory_order_relaxed) > after;
 }
 
 /* ThreadSanitizer cannot see liburcu's grace periods (the library is not

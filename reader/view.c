@@ -29,6 +29,7 @@ FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v)
 	v->store = s;
 	v->snap = m ? &m->snap : NULL;
 	v->generation = m ? m->generation : 0;
+	v->stale = store_stale(s);
 	return 0;
 }
 
@@ -67,9 +68,12 @@ FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
 	}
 	if (!v->snap) {
 		result_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		out->stale = v->stale;
 		return FLAGSHM_EUNAVAIL;
 	}
-	return eval_key(v->snap, key, ctx, out);
+	int rc = eval_key(v->snap, key, ctx, out);
+	out->stale = v->stale;
+	return rc;
 }
 
 /* Evaluate and check the flag's type: a typed call on a flag of another
@@ -82,6 +86,7 @@ static int eval_typed(const flagshm_view *v, const char *key, const flagshm_ctx 
 		return rc;
 	if (out->type != want) {
 		result_error(out, FLAGSHM_CODE_TYPE_MISMATCH, out->generation);
+		out->stale = v->stale;
 		return FLAGSHM_EINVAL;
 	}
 	return 0;

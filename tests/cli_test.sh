@@ -149,7 +149,7 @@ expect_in "... naming the flag" err "no-such-flag"
 # ------------------------------------------------------------------ eval
 
 line() { # flag value reason ruleId errorCode: the whole expected JSON line
-	printf '{"flag":"%s","value":%s,"reason":"%s","ruleId":%s,"errorCode":%s,"generation":%s}' \
+	printf '{"flag":"%s","value":%s,"reason":"%s","ruleId":%s,"errorCode":%s,"generation":%s,"stale":false}' \
 		"$1" "$2" "$3" "$4" "$5" "$gen"
 }
 eval_is() { # DESC WANT-LINE ARGS...

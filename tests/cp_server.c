@@ -19,6 +19,7 @@
 struct cp_server {
 	struct MHD_Daemon *d;
 	char url[64];
+	unsigned port;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char key[256]; /* "" = none required */
@@ -39,6 +40,7 @@ struct cp_server {
 
 typedef struct stream_conn {
 	cp_server *s;
+	int seq; /* the stream_requests count when it was accepted */
 } stream_conn;
 
 static void copy_header(struct MHD_Connection *c, const char *name, char *out, size_t n)
@@ -74,7 +76,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		struct timespec t;
-		if (s->stopping) {
+		/* A newer stream connection supersedes this one (its client
+		 * went away without us noticing): queued bytes are the new
+		 * connection's. */
+		if (s->stopping || sc->seq != s->seen.stream_requests) {
 			r = MHD_CONTENT_READER_END_WITH_ERROR;
 			break;
 		}
@@ -136,7 +141,7 @@ static enum MHD_Result serve_doc(cp_server *s, struct MHD_Connection *c)
 	if (s->doc_status)
 		ret = reply(c, s->doc_status, "text/plain", "forced", 6, NULL, s->doc_retry);
 	else if (s->etag[0] && strcmp(s->seen.if_none_match, s->etag) == 0)
-		ret = reply(c, 304, NULL, "", 0, s->etag, NULL);
+		s->seen.doc_not_modified++, ret = reply(c, 304, NULL, "", 0, s->etag, NULL);
 	else
 		ret = reply(c, 200, s->ctype, s->doc ? s->doc : "", s->doc_len, s->etag, NULL);
 	pthread_mutex_unlock(&s->mu);
@@ -162,6 +167,9 @@ static enum MHD_Result serve_stream(cp_server *s, struct MHD_Connection *c)
 	if (!sc)
 		return MHD_NO;
 	sc->s = s;
+	pthread_mutex_lock(&s->mu);
+	sc->seq = s->seen.stream_requests;
+	pthread_mutex_unlock(&s->mu);
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sc, free);
 	MHD_add_response_header(r, "Content-Type", ctype);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -191,6 +199,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		s->seen.stream_requests++;
 	else
 		s->seen.doc_requests++;
+	if (!stream && s->seen.if_none_match[0])
+		s->seen.doc_conditional++;
 	snprintf(want, sizeof want, "Bearer %s", s->key);
 	authorized = !s->key[0] || strcmp(s->seen.authorization, want) == 0;
 	pthread_cond_broadcast(&s->cv);
@@ -207,6 +217,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 cp_server *cp_start(void)
 {
+	return cp_start_on(0);
+}
+
+unsigned cp_port(const cp_server *s)
+{
+	return s->port;
+}
+
+cp_server *cp_start_on(unsigned port)
+{
 	cp_server *s = calloc(1, sizeof *s);
 	struct sockaddr_in addr;
 	const union MHD_DaemonInfo *info;
@@ -218,10 +238,11 @@ cp_server *cp_start(void)
 	snprintf(s->ctype, sizeof s->ctype, "application/json");
 	memset(&addr, 0, sizeof addr);
 	addr.sin_family = AF_INET;
-	addr.sin_port = 0;
+	addr.sin_port = htons((uint16_t)port);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-				NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_END);
+				NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	info = s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
 	if (!info || info->port == 0) {
 		if (s->d)
@@ -229,6 +250,7 @@ cp_server *cp_start(void)
 		free(s);
 		return NULL;
 	}
+	s->port = info->port;
 	snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", (unsigned)info->port);
 	return s;
 }

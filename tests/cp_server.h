@@ -16,6 +16,10 @@ typedef struct cp_server cp_server;
 
 /* Start on 127.0.0.1:0; NULL on failure. */
 cp_server *cp_start(void);
+/* Start on 127.0.0.1:PORT (a server stopped and started again on the port
+ * its clients know); NULL on failure. */
+cp_server *cp_start_on(unsigned port);
+unsigned cp_port(const cp_server *s);
 void cp_stop(cp_server *s);
 /* "http://127.0.0.1:PORT" */
 const char *cp_url(const cp_server *s);
@@ -36,7 +40,9 @@ void cp_set_doc_delay(cp_server *s, int delay_ms);
  * text/event-stream). */
 void cp_set_stream_status(cp_server *s, int status, const char *retry_after,
 			  const char *content_type);
-/* Queue bytes for the stream (the current connection, or the next). */
+/* Queue bytes for the stream (the current connection, or the next). Only
+ * the newest stream connection is served: an older one ends when a new
+ * one is accepted. */
 void cp_stream_push(cp_server *s, const void *b, size_t n);
 void cp_stream_push_str(cp_server *s, const char *str);
 /* End the current stream connection, or the next one, once the bytes
@@ -50,6 +56,8 @@ bool cp_wait_streams(cp_server *s, int n, int timeout_ms);
 /* What the last request carried ("" when absent; copies). */
 typedef struct cp_seen {
 	int doc_requests, stream_requests;
+	int doc_conditional; /* document requests that carried If-None-Match */
+	int doc_not_modified; /* ... answered 304 */
 	char authorization[256];
 	char if_none_match[256];
 	char accept[256];

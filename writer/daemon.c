@@ -9,7 +9,9 @@
  */
 #include "daemon.h"
 #include "compile.h"
+#include "http.h"
 #include "shm.h"
+#include "sync.h"
 #include "flagshm.h"
 
 #include <ctype.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -183,15 +186,16 @@ typedef struct wd {
 	char base[NAME_MAX + 1];
 	struct stat st; /* the source as last loaded, to spot a symlink swap */
 	bool have_st;
+	int sfd;	   /* signalfd (URL source) */
+	int64_t next_beat; /* monotonic ms */
 } wd;
 
-/* c_last_error is informational text a status tool may read while we
- * write it: clear the first byte, write the rest, then the first byte
- * with release order, so a reader sees "" or (nearly always) the whole. */
-static void set_last_error(wd *d, const char *text)
+/* c_last_error and c_sync_state are informational text a status tool may
+ * read while we write it: clear the first byte, write the rest, then the
+ * first byte with release order, so a reader sees "" or (nearly always)
+ * the whole. */
+static void set_text(char *dst, size_t cap, const char *text)
 {
-	char *dst = d->w.ctl->c_last_error;
-	size_t cap = sizeof d->w.ctl->c_last_error;
 	size_t n = strlen(text);
 	if (n >= cap)
 		n = cap - 1;
@@ -201,6 +205,11 @@ static void set_last_error(wd *d, const char *text)
 	memcpy(dst + 1, text + 1, n - 1);
 	dst[n] = '\0';
 	__atomic_store_n(&dst[0], text[0], __ATOMIC_RELEASE);
+}
+
+static void set_last_error(wd *d, const char *text)
+{
+	set_text(d->w.ctl->c_last_error, sizeof d->w.ctl->c_last_error, text);
 }
 
 /* Load, compile, publish. 0 when a new generation was published. */
@@ -317,22 +326,31 @@ static bool drain_inotify(wd *d, int fd)
 	return changed;
 }
 
-static int serve(wd *d)
+/* SIGHUP, SIGTERM and SIGINT, blocked and read from a signalfd, so a
+ * signal never interrupts a publish. The descriptor, or -1. */
+static int signals_open(void)
 {
-	const wd_options *o = d->o;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
-		logmsg("sigprocmask: %s", strerror(errno));
-		return 1;
-	}
-	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static int serve(wd *d)
+{
+	const wd_options *o = d->o;
+	int sfd = signals_open();
 	int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (sfd < 0 || ifd < 0) {
 		logmsg("cannot set up signals and file watching: %s", strerror(errno));
+		if (sfd >= 0)
+			close(sfd);
+		if (ifd >= 0)
+			close(ifd);
 		return 1;
 	}
 	if (inotify_add_watch(ifd, d->dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY |
@@ -397,12 +415,127 @@ static int serve(wd *d)
 	return status;
 }
 
-int wd_run(const wd_options *o)
+/* ------------------------------------------------ control-plane sync */
+
+/* The host side of writer/sync.h: the control object, signals, the log. */
+
+static int host_publish(void *ud, const wr_snapshot *snap, const char *what)
 {
-	wd d = { .o = o };
+	wd *d = ud;
 	char err[512];
 
-	if (split_source(&d) != 0) {
+	if (shm_writer_publish(&d->w, snap->bytes, snap->size, err, sizeof err) != 0) {
+		logmsg("%s", err);
+		set_last_error(d, err);
+		return -1;
+	}
+	logmsg("published generation %" PRIu64 " from %s: %" PRIu32
+	       " flags, %zu bytes, compiled in %.1f ms",
+	       d->w.generation, what, snap->nflags, snap->size, (double)snap->compile_us / 1000.0);
+	return 0;
+}
+
+static void host_state(void *ud, int64_t last_sync_ms, const char *last_error,
+		       const char *sync_state)
+{
+	wd *d = ud;
+
+	if (last_sync_ms > 0)
+		atomic_store_explicit(&d->w.ctl->c_last_sync_ms, last_sync_ms, memory_order_relaxed);
+	if (last_error)
+		set_last_error(d, last_error);
+	if (sync_state)
+		set_text(d->w.ctl->c_sync_state, sizeof d->w.ctl->c_sync_state, sync_state);
+}
+
+/* Wait up to TIMEOUT_MS for a signal, beating every HEARTBEAT_MS. */
+static int host_wait(void *ud, int timeout_ms)
+{
+	wd *d = ud;
+	int64_t end = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int sig = 0;
+
+	for (;;) {
+		int64_t now = mono_ms();
+		if (now >= d->next_beat) {
+			heartbeat(d);
+			d->next_beat = now + HEARTBEAT_MS;
+		}
+		int64_t until = end < d->next_beat ? end : d->next_beat;
+		struct pollfd pf = {.fd = d->sfd, .events = POLLIN};
+		int n = poll(&pf, 1, until > now ? (int)(until - now) : 0);
+		if (n > 0 && (pf.revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			while (read(d->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+				if (si.ssi_signo == SIGHUP) {
+					sig |= WS_SIG_HUP;
+				} else {
+					logmsg("exiting on %s; generation %" PRIu64 " stays published",
+					       si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",
+					       d->w.generation);
+					sig |= WS_SIG_STOP;
+				}
+			}
+		}
+		if (sig || mono_ms() >= end)
+			return sig;
+	}
+}
+
+static void host_log(void *ud, const char *line)
+{
+	(void)ud;
+	logmsg("%s", line);
+}
+
+static int sync_source(wd *d)
+{
+	const wd_options *o = d->o;
+	ws_options so = {
+		.url = o->source,
+		.key_file = o->key_file,
+		.state_dir = o->state_dir,
+		.ca_file = o->ca_file,
+		.environment = o->environment,
+		.stream = o->stream,
+		.once = o->once,
+		.poll_interval_s = o->poll_interval_s > 0 ? o->poll_interval_s : 30,
+		.idle_timeout_s = o->idle_timeout_s,
+		.limits = o->limits,
+	};
+	ws_host h = {.publish = host_publish, .state = host_state, .wait = host_wait,
+		     .log = host_log, .ud = d};
+
+	if (wr_http_global_init() != 0) {
+		logmsg("cannot initialise libcurl");
+		return 1;
+	}
+	d->sfd = signals_open();
+	if (d->sfd < 0) {
+		logmsg("cannot set up signals: %s", strerror(errno));
+		return 1;
+	}
+	atomic_store_explicit(&d->w.ctl->c_stale_after_ms, o->stale_after_ms, memory_order_relaxed);
+	heartbeat(d);
+	d->next_beat = mono_ms() + HEARTBEAT_MS;
+	int status = ws_run(&so, &h);
+	close(d->sfd);
+	return status;
+}
+
+bool wd_source_is_url(const char *source)
+{
+	return source && (strncasecmp(source, "http://", 7) == 0 ||
+			  strncasecmp(source, "https://", 8) == 0);
+}
+
+int wd_run(const wd_options *o)
+{
+	wd d = { .o = o, .sfd = -1 };
+	char err[512];
+	bool url = wd_source_is_url(o->source);
+
+	if (!url && split_source(&d) != 0) {
 		fprintf(stderr, "flagshm-writer: --source '%s' is not a file name\n", o->source);
 		return 1;
 	}
@@ -418,6 +551,15 @@ int wd_run(const wd_options *o)
 		logmsg("took store '%s' (new)", o->store);
 
 	int status;
+	if (url) {
+		status = sync_source(&d);
+		shm_writer_close(&d.w);
+		return status;
+	}
+	/* A file is never stale; a previous URL writer's threshold must not
+	 * stay in force. */
+	atomic_store_explicit(&d.w.ctl->c_stale_after_ms, 0, memory_order_relaxed);
+	set_text(d.w.ctl->c_sync_state, sizeof d.w.ctl->c_sync_state, "file");
 	if (o->once) {
 		heartbeat(&d);
 		status = reload(&d) == 0 ? 0 : 1;

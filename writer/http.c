@@ -137,8 +137,21 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 		x->r->retry_after_ms = -1;
 		return n;
 	}
-	if (!colon)
+	if (!colon) {
+		/* The end of a stream's headers: refuse a wrong Content-Type
+		 * now, not at the first body byte, which may never come. */
+		if (x->sse && !x->checked && (n == 2 || n == 1) && (p[0] == '\r' || p[0] == '\n')) {
+			long status = 0;
+			curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+			if (status == 200 && strcmp(x->r->content_type, "text/event-stream") != 0) {
+				x->checked = true;
+				x->r->status = status;
+				x->bad_type = true;
+				return 0;
+			}
+		}
 		return n;
+	}
 	const char *v = colon + 1;
 	size_t fn = (size_t)(colon - p), vn = n - fn - 1;
 	if (fn == 4 && strncasecmp(p, "etag", 4) == 0) {
@@ -164,6 +177,8 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	xfer *x = ud;
 
 	(void)dt, (void)dn, (void)ut, (void)un;
+	if (x->rc) /* a write callback already failed: keep its reason */
+		return 1;
 	if (x->h && x->h->stop && (x->rc = x->h->stop(x->h->ud)) != 0)
 		return 1;
 	if (x->idle_ms > 0 && mono_ms() - x->last_byte_ms > x->idle_ms) {
@@ -322,9 +337,11 @@ int wr_http_fetch(const wr_http_opts *opts, const char *etag, wr_http_resp *r, c
 		snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
 		extra[1] = inm;
 	}
+	wr_stream_hooks stop_hook = {.stop = o.fetch_stop, .ud = o.fetch_stop_ud};
 	memset(&x, 0, sizeof x);
 	x.o = &o;
 	x.r = r;
+	x.h = o.fetch_stop ? &stop_hook : NULL;
 	x.idle_ms = o.idle_timeout_ms ? o.idle_timeout_ms : 30000;
 	x.last_byte_ms = mono_ms();
 	hl = headers(&o, extra, &oom);
@@ -352,6 +369,9 @@ int wr_http_fetch(const wr_http_opts *opts, const char *etag, wr_http_resp *r, c
 		rc = FLAGSHM_EINVAL;
 		snprintf(err, errlen, "%s: the document is larger than the limit of %zu bytes", url,
 			 o.max_body);
+	} else if (x.rc) { /* fetch_stop */
+		rc = FLAGSHM_EUNAVAIL;
+		snprintf(err, errlen, "%s: interrupted", url);
 	} else if (x.stalled) {
 		rc = FLAGSHM_EUNAVAIL;
 		snprintf(err, errlen, "%s: no data for %ld ms", url, x.idle_ms);

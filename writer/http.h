@@ -41,6 +41,11 @@ typedef struct wr_http_opts {
 				    (a control plane sends a comment at least every 30 s) */
 	size_t max_body;	 /* a fetched document's bytes; default 64 MiB */
 	size_t max_event;	 /* one stream event's bytes; default 64 MiB */
+	/* A fetch polls this at least once a second (NULL: never); non-zero
+	 * abandons the fetch (FLAGSHM_EUNAVAIL, "interrupted"). For the
+	 * stream, wr_stream_hooks.stop does this. */
+	int (*fetch_stop)(void *ud);
+	void *fetch_stop_ud;
 } wr_http_opts;
 
 /* WR_HTTP_* defaults for what an option leaves 0. */

@@ -72,6 +72,12 @@ static int dispatch(wr_sse *p)
 	wr_sse_event ev;
 	int rc;
 
+	if (p->id_set) { /* the event is complete: its id is the last id now */
+		wr_sse_buf t = p->id;
+		p->id = p->id_next;
+		p->id_next = t;
+		p->id_set = false;
+	}
 	if (p->data.len == 0) { /* no data: nothing to dispatch */
 		buf_clear(&p->type);
 		return 0;
@@ -134,9 +140,11 @@ static int end_line(wr_sse *p, char *err, size_t errlen)
 			rc = no_mem(p, err, errlen);
 	} else if (fn == 2 && memcmp(l, "id", 2) == 0) {
 		if (!memchr(v, '\0', vn)) {
-			buf_clear(&p->id);
-			if (buf_add(&p->id, v, vn))
+			buf_clear(&p->id_next);
+			if (buf_add(&p->id_next, v, vn))
 				rc = no_mem(p, err, errlen);
+			else
+				p->id_set = true;
 		}
 	} else if (fn == 5 && memcmp(l, "retry", 5) == 0) {
 		set_retry(p, v, vn);
@@ -210,6 +218,7 @@ void wr_sse_reset(wr_sse *p)
 	p->seen_cr = false;
 	p->bom_pos = 0;
 	p->failed = 0;
+	p->id_set = false; /* the cut event's id does not count */
 }
 
 bool wr_sse_mid_event(const wr_sse *p)
@@ -228,5 +237,6 @@ void wr_sse_free(wr_sse *p)
 	free(p->data.p);
 	free(p->type.p);
 	free(p->id.p);
+	free(p->id_next.p);
 	memset(p, 0, sizeof *p);
 }

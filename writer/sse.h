@@ -11,7 +11,9 @@
  * empty value; `data` lines are joined with "\n"; an empty line dispatches
  * the event, unless it has no data; `event` names the event ("message" when
  * absent); `id` sets the last event id (ignored when it holds a NUL) which
- * stays in force for later events and for reconnecting; `retry` with only
+ * takes effect when its event is dispatched (or at the empty line that
+ * ends it, data or not; an event cut by the end of a connection leaves the
+ * previous id) and stays in force for later events and for reconnecting; `retry` with only
  * digits sets retry_ms; other fields are ignored. A partial event at the end
  * of a connection is dropped (wr_sse_reset).
  *
@@ -47,6 +49,8 @@ typedef struct wr_sse {
 	wr_sse_fn cb;
 	void *ud;
 	wr_sse_buf line, data, type, id;
+	wr_sse_buf id_next; /* an id line of the event being read */
+	bool id_set;	    /* ... committed to id at the event's end */
 	long retry_ms;	 /* last valid retry field, -1 if none */
 	bool seen_cr;	 /* the last byte was CR: an LF right after it ends nothing */
 	uint8_t bom_pos; /* bytes of a leading BOM matched; 3 once decided */
