@@ -62,7 +62,8 @@ void bench_fail(bench_env *e, const char *fmt, ...)
 static const char *const known_names[] = {
 	"simple", "rollout", "rules10", "missing", "string", "json",
 	"simple_view", "rollout_view", "rules10_view", "missing_view", "string_view",
-	"json_view", "view_acquire_release", "loop_baseline",
+	"json_view", "simple_handle", "rollout_handle", "rules10_handle",
+	"view_acquire_release", "loop_baseline",
 	"multiprocess", "propagation", "memory", "publish",
 };
 

@@ -126,6 +126,12 @@ DEFINE_CASE(string, 0, (uint8_t)flagshm_string(s, K_STRING, ctx, "", buf, sizeof
 DEFINE_CASE(string_view, 1, (uint8_t)flagshm_view_string(&view, K_STRING, ctx, "")[0])
 DEFINE_CASE(json, 0, (uint8_t)flagshm_json(s, K_JSON, ctx, "", buf, sizeof buf)[0])
 DEFINE_CASE(json_view, 1, (uint8_t)flagshm_view_json(&view, K_JSON, ctx, "")[0])
+/* Pre-resolved handles (flagshm_handle): the hot-flag API that skips the
+ * key's hash and index probe. */
+static flagshm_handle h_simple, h_rollout, h_rules10;
+DEFINE_CASE(simple_handle, 1, flagshm_view_bool_handle(&view, &h_simple, ctx, false))
+DEFINE_CASE(rollout_handle, 1, flagshm_view_bool_handle(&view, &h_rollout, ctx, false))
+DEFINE_CASE(rules10_handle, 1, flagshm_view_bool_handle(&view, &h_rules10, ctx, false))
 DEFINE_CASE(view_acquire_release, 0, view_pair(s))
 DEFINE_CASE(loop_baseline, 0, nop_eval(ctx))
 
@@ -151,6 +157,9 @@ static const bcase cases[] = {
 	CASE(rollout_view, "rollout", "flagshm_view_bool"),
 	CASE(rules10, "rules10", "flagshm_bool"),
 	CASE(rules10_view, "rules10", "flagshm_view_bool"),
+	CASE(simple_handle, "simple", "flagshm_view_bool_handle"),
+	CASE(rollout_handle, "rollout", "flagshm_view_bool_handle"),
+	CASE(rules10_handle, "rules10", "flagshm_view_bool_handle"),
 	CASE(missing, "missing", "flagshm_bool"),
 	CASE(missing_view, "missing", "flagshm_view_bool"),
 	CASE(string, "string", "flagshm_string (copies into a buffer)"),
@@ -309,6 +318,11 @@ bool cases_run(bench_env *e)
 		return true;
 
 	bool ok = check_cases(e);
+	if (flagshm_handle_init(&h_simple, K_SIMPLE) || flagshm_handle_init(&h_rollout, K_ROLLOUT) ||
+	    flagshm_handle_init(&h_rules10, K_RULES10)) {
+		bench_fail(e, "flagshm_handle_init failed");
+		return false;
+	}
 	uint64_t *samples = malloc(o->samples * sizeof *samples);
 	if (!samples) {
 		bench_fail(e, "out of memory for %zu samples", o->samples);
