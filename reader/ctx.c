@@ -24,6 +24,8 @@ static flagshm_attr *slot(flagshm_ctx *c, const char *name)
 		return NULL;
 	c->n = n + 1;
 	c->attrs[n].name = name;
+	size_t len = strlen(name);
+	c->attrs[n].name_len = len < UINT32_MAX ? (uint32_t)len : 0;
 	return &c->attrs[n];
 }
 

@@ -42,6 +42,12 @@ const flagshm_attr *eval_ctx_get(const flagshm_ctx *ctx, const char *name, size_
 	unsigned n = ctx->n < FLAGSHM_CTX_MAX ? ctx->n : FLAGSHM_CTX_MAX;
 	for (unsigned i = 0; i < n; i++) {
 		const char *an = ctx->attrs[i].name;
+		uint32_t al = ctx->attrs[i].name_len;
+		if (al) { /* set by the builders: lengths first, then bytes */
+			if (al == len && an && memcmp(an, name, len) == 0)
+				return &ctx->attrs[i];
+			continue;
+		}
 		if (!an || an[0] != (len ? name[0] : '\0'))
 			continue;
 		/* Stop at the NUL of AN, so a shorter name is never read past. */

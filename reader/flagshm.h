@@ -130,6 +130,9 @@ enum flagshm_attr_type {
 
 typedef struct flagshm_attr {
 	const char *name;
+	/* strlen(name), set by the flagshm_ctx_* builders so that lookups
+	 * compare lengths first; 0 in a hand-filled attribute means unknown. */
+	uint32_t name_len;
 	int type; /* enum flagshm_attr_type */
 	union {
 		struct { const char *ptr; size_t len; } str;
