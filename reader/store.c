@@ -81,7 +81,8 @@ static void map_retire(store_map *m)
  * other threads: liburcu-bp's registry must forget them and the call_rcu
  * worker must be recreated, and the refresh lock must not be inherited
  * held. Order matters: call_rcu's worker may be inside a grace period,
- * which takes the locks urcu_bp_before_fork takes, so it is paused first.
+ * which takes the locks urcu_bp_before_fork takes, so it is paused first,
+ * before refresh_lock too (see fork_prepare).
  *
  * liburcu warns that call_rcu atfork handlers can hang with allocators
  * that take locks in their own atfork handlers while a callback frees;
@@ -90,16 +91,20 @@ static void map_retire(store_map *m)
  */
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&refresh_lock);
+	/* Pause the call_rcu worker before taking refresh_lock: the worker
+	 * may be waiting for a grace period that ends only when a reader
+	 * leaves its read-side section, and a reader mapping the first
+	 * generation waits for refresh_lock inside that section. */
 	urcu_bp_call_rcu_before_fork();
+	pthread_mutex_lock(&refresh_lock);
 	urcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
 	urcu_bp_after_fork_parent();
-	urcu_bp_call_rcu_after_fork_parent();
 	pthread_mutex_unlock(&refresh_lock);
+	urcu_bp_call_rcu_after_fork_parent();
 }
 
 static void fork_child(void)
