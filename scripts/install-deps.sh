@@ -11,9 +11,13 @@ packages=(
 	liburcu-dev         # reader: RCU reclamation of superseded snapshots
 	libjansson-dev      # writer and flagshm tool: JSON
 	libpcre2-dev        # the "matches" operator
-	libprotobuf-c-dev protobuf-c-compiler  # control-plane protocol (later issues)
-	libcurl4-openssl-dev                   # control-plane client (later issues)
+	libprotobuf-c-dev protobuf-c-compiler  # control-plane protocol (proto/)
+	libcurl4-openssl-dev                   # control-plane client (writer/http.c)
 	libcriterion-dev    # unit and process tests
+	libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes (tests/fuzz)
+	libmicrohttpd-dev   # the control-plane test server (tests/cp_server.c)
+	nginx-light         # the polling test serves a flags file through real nginx
+	valgrind            # the writer's compile-and-publish path, checked for leaks
 )
 
 missing=()

@@ -3,9 +3,11 @@
 #   1. install what is missing (scripts/install-deps.sh);
 #   2. build/       --werror, every test (meson test);
 #   3. build-asan/  ASan + UBSan, every test;
-#   4. build-tsan/  TSan, the concurrency test (tests/tsan_stress.c).
+#   4. build-tsan/  TSan, the concurrency programs (tsan_stress, soak);
+#   5. build-fuzz/  clang + libFuzzer, every fuzz target for a short time.
 # Ends with one line, "N passed, N failed" (meson tests, summed over the
-# three builds; a build that fails counts as one failure), and exits
+# builds, the fuzz run counting as one; a build that fails counts as one
+# failure), and exits
 # non-zero when anything failed.
 set -uo pipefail
 
@@ -95,6 +97,19 @@ tsan="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0"
 [ -f tests/tsan.supp ] && tsan="$tsan:suppressions=$root/tests/tsan.supp"
 export TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan}
 stage build-tsan "--werror -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false" \
-	"--timeout-multiplier 3 tsan_stress"
+	"--timeout-multiplier 3 tsan_stress soak"
+
+# libFuzzer targets (tests/fuzz/): each runs FUZZ_SECONDS (default 10 here;
+# tests/fuzz/run.sh alone defaults to 60) from its committed seed corpus.
+# Counted as one test: any crash, leak or sanitizer report fails it.
+echo
+echo "==== build-fuzz: tests/fuzz/run.sh build-fuzz ${FUZZ_SECONDS:-10}"
+if bash tests/fuzz/run.sh "$root/build-fuzz" "${FUZZ_SECONDS:-10}"; then
+	passed=$((passed + 1))
+	stages+=("build-fuzz: 1 passed, 0 failed")
+else
+	failed=$((failed + 1))
+	stages+=("build-fuzz: 0 passed, 1 failed")
+fi
 
 finish
