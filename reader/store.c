@@ -81,8 +81,7 @@ static void map_retire(store_map *m)
  * other threads: liburcu-bp's registry must forget them and the call_rcu
  * worker must be recreated, and the refresh lock must not be inherited
  * held. Order matters: call_rcu's worker may be inside a grace period,
- * which takes the locks urcu_bp_before_fork takes, so it is paused first,
- * before refresh_lock too (see fork_prepare).
+ * which takes the locks urcu_bp_before_fork takes, so it is paused first.
  *
  * liburcu warns that call_rcu atfork handlers can hang with allocators
  * that take locks in their own atfork handlers while a callback frees;
@@ -91,20 +90,16 @@ static void map_retire(store_map *m)
  */
 static void fork_prepare(void)
 {
-	/* Pause the call_rcu worker before taking refresh_lock: the worker
-	 * may be waiting for a grace period that ends only when a reader
-	 * leaves its read-side section, and a reader mapping the first
-	 * generation waits for refresh_lock inside that section. */
-	urcu_bp_call_rcu_before_fork();
 	pthread_mutex_lock(&refresh_lock);
+	urcu_bp_call_rcu_before_fork();
 	urcu_bp_before_fork();
 }
 
 static void fork_parent(void)
 {
 	urcu_bp_after_fork_parent();
-	pthread_mutex_unlock(&refresh_lock);
 	urcu_bp_call_rcu_after_fork_parent();
+	pthread_mutex_unlock(&refresh_lock);
 }
 
 static void fork_child(void)
@@ -151,9 +146,14 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 	 * no map yet there is nothing to serve, so wait for the thread that
 	 * maps the first one instead of answering STORE_UNAVAILABLE while a
 	 * snapshot is published: this is the only place a reader waits,
-	 * once per process, before its first map. */
-	if (cur ? pthread_mutex_trylock(&refresh_lock) != 0
-		: pthread_mutex_lock(&refresh_lock) != 0)
+	 * once per process, before its first map. It waits only outside a
+	 * read-side section (flagshm_view_acquire primes the first map
+	 * before entering one): a grace period, or a fork pausing the
+	 * call_rcu worker while holding refresh_lock, must never wait on a
+	 * reader that waits on refresh_lock. */
+	bool wait = !cur && !urcu_bp_read_ongoing();
+	if (wait ? pthread_mutex_lock(&refresh_lock) != 0
+		 : pthread_mutex_trylock(&refresh_lock) != 0)
 		return cur;
 
 	char err[256] = "";

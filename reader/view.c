@@ -23,6 +23,10 @@ FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v)
 		memset(v, 0, sizeof *v);
 		return FLAGSHM_EINVAL;
 	}
+	/* The first map of a process may wait for another thread's; that
+	 * wait happens here, outside the read-side section (store_refresh). */
+	if (__builtin_expect(!atomic_load_explicit(&s->cur, memory_order_acquire), 0))
+		(void)store_current(s);
 	urcu_bp_read_lock();
 	store_map *m = store_current(s);
 	v->magic = VIEW_MAGIC;
