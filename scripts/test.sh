@@ -86,7 +86,7 @@ stage build "--werror -Dbuildtype=debugoptimized -Db_sanitize=none" ""
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=1:print_summary=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1}
 stage build-asan "--werror -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false" \
-	"--timeout-multiplier 3 --num-processes $jobs"
+	"--timeout-multiplier 3 --num-processes $jobs --no-suite bench"
 
 # Criterion cannot start under ThreadSanitizer (Snaipe/Criterion#274: its
 # test arena cannot be mapped beside TSan's shadow memory), so the store and
