@@ -12,6 +12,7 @@
  * error. Messages go to stderr, results to stdout.
  */
 #include "cli.h"
+#include "clock.h"
 #include "shm.h"
 
 #include <getopt.h>
@@ -64,13 +65,6 @@ static void log_stderr(void *ud, const char *line)
 	msg("%s", line);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "2026-11-20T10:00:00.123Z" */
 static const char *iso_time(char *buf, size_t n, int64_t ms)
 {
@@ -93,7 +87,7 @@ static const char *iso_time(char *buf, size_t n, int64_t ms)
 /* "350 ms ago", "4.2 s ago", "12 min ago", "3 h ago", "2 d ago" */
 static const char *age(char *buf, size_t n, int64_t ms)
 {
-	int64_t d = now_ms() - ms;
+	int64_t d = fs_clock_ms(CLOCK_REALTIME) - ms;
 	if (d < 0)
 		d = 0; /* clocks of one host; a step back shows as "now" */
 	if (d < 1000)

@@ -10,6 +10,7 @@
  * exist).
  */
 #include "store.h"
+#include "clock.h"
 #include "flagshm.h"
 #include "shm.h"
 #include "snap.h"
@@ -41,13 +42,6 @@ char store_tsan_gp;
  */
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------- reclaim */
 
@@ -139,7 +133,7 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 	/* Rate limit: a generation that failed is not retried on every call. */
 	if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
 		int64_t retry = atomic_load_explicit(&s->bad_retry_ms, memory_order_relaxed);
-		if (retry == 0 || now_ms() < retry)
+		if (retry == 0 || fs_clock_ms(CLOCK_MONOTONIC_COARSE) < retry)
 			return cur;
 	}
 	/* Another thread is refreshing (or forking): keep serving CUR. With
@@ -169,7 +163,7 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 			break; /* another thread did it, or nothing to do */
 		if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
 			int64_t retry = atomic_load_explicit(&s->bad_retry_ms, memory_order_relaxed);
-			if (retry == 0 || now_ms() < retry)
+			if (retry == 0 || fs_clock_ms(CLOCK_MONOTONIC_COARSE) < retry)
 				break;
 		}
 
@@ -224,7 +218,7 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 			}
 		}
 		if (rc != FLAGSHM_ECORRUPT)
-			retry_at = now_ms() + RETRY_MS; /* may be transient */
+			retry_at = fs_clock_ms(CLOCK_MONOTONIC_COARSE) + RETRY_MS; /* may be transient */
 		atomic_store_explicit(&s->bad_retry_ms, retry_at, memory_order_relaxed);
 		atomic_store_explicit(&s->bad_gen, gen, memory_order_relaxed);
 		if (m)
@@ -361,9 +355,7 @@ FLAGSHM_API int flagshm_store_age(flagshm_store *s, int64_t *since_sync_ms,
 {
 	if (!s || s->magic != STORE_MAGIC)
 		return FLAGSHM_EINVAL;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t now = fs_clock_ms(CLOCK_REALTIME);
 	/* Relaxed: informational values, each stored alone by the writer. */
 	int64_t sync = atomic_load_explicit(&s->ctl->c_last_sync_ms, memory_order_relaxed);
 	int64_t beat = atomic_load_explicit(&s->ctl->c_heartbeat_ms, memory_order_relaxed);

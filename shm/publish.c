@@ -17,6 +17,7 @@
  * writes its pid into c_writer_pid right after taking the lock.
  */
 #include "shm.h"
+#include "clock.h"
 #include "format.h"
 #include "flagshm.h"
 
@@ -37,13 +38,6 @@
 #define CTL_MODE 0644
 #define SNAP_MODE 0444
 
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The process umask, applied to the modes below with an explicit fchmod so
  * that the result does not depend on how shm_open treats it, and so that
@@ -197,7 +191,7 @@ int shm_writer_open(shm_writer *w, const char *store, char *err, size_t errlen)
 		return FLAGSHM_ECORRUPT;
 	}
 	ctl->c_writer_pid = (int32_t)getpid(); /* names us to shm_lock_holder and EBUSY */
-	atomic_store_explicit(&ctl->c_heartbeat_ms, now_ms(), memory_order_relaxed);
+	atomic_store_explicit(&ctl->c_heartbeat_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
 
 	/* Recovery: whatever a killed writer left (a generation object
 	 * created but never made current, or old ones it had not unlinked
@@ -263,7 +257,7 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 	}
 	uint64_t gen = w->generation + 1;
 	h->sh_generation = gen; /* outside the checksummed range */
-	h->sh_published_ms = now_ms();
+	h->sh_published_ms = fs_clock_ms(CLOCK_REALTIME);
 	shm_snap_name(name, sizeof name, w->store, gen);
 
 	/* 1. A new object, which no reader can know of yet: O_EXCL, so we

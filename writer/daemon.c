@@ -8,6 +8,7 @@
  * publishes and the current generation stays published.
  */
 #include "daemon.h"
+#include "clock.h"
 #include "compile.h"
 #include "http.h"
 #include "shm.h"
@@ -35,20 +36,6 @@
 /* Editors write in several steps (truncate, write, close; or write a
  * temporary and rename): wait for the burst of events to settle. */
 #define DEBOUNCE_MS 20
-
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One log line: "2026-11-20T10:00:00.123Z flagshm-writer[PID]: ..." */
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -240,7 +227,7 @@ static int reload(wd *d)
 		set_last_error(d, err);
 		goto out;
 	}
-	atomic_store_explicit(&d->w.ctl->c_last_sync_ms, real_ms(), memory_order_relaxed);
+	atomic_store_explicit(&d->w.ctl->c_last_sync_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
 	if (have_st) {
 		d->st = st;
 		d->have_st = true;
@@ -263,7 +250,7 @@ out:
 
 static void heartbeat(wd *d)
 {
-	atomic_store_explicit(&d->w.ctl->c_heartbeat_ms, real_ms(), memory_order_relaxed);
+	atomic_store_explicit(&d->w.ctl->c_heartbeat_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
 }
 
 /* Split o->source into the directory to watch and the name to look for. */
@@ -364,12 +351,12 @@ static int serve(wd *d)
 
 	reload(d);
 	heartbeat(d);
-	int64_t next_beat = mono_ms() + HEARTBEAT_MS;
+	int64_t next_beat = fs_clock_ms(CLOCK_MONOTONIC) + HEARTBEAT_MS;
 	int64_t reload_at = -1; /* debounce deadline, -1: none pending */
 	int status = 0;
 
 	for (;;) {
-		int64_t now = mono_ms();
+		int64_t now = fs_clock_ms(CLOCK_MONOTONIC);
 		int64_t until = next_beat;
 		if (reload_at >= 0 && reload_at < until)
 			until = reload_at;
@@ -387,7 +374,7 @@ static int serve(wd *d)
 			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
 				if (si.ssi_signo == SIGHUP) {
 					logmsg("SIGHUP: reloading %s", o->source);
-					reload_at = mono_ms(); /* now, no debounce */
+					reload_at = fs_clock_ms(CLOCK_MONOTONIC); /* now, no debounce */
 				} else {
 					stop = (int)si.ssi_signo;
 				}
@@ -399,8 +386,8 @@ static int serve(wd *d)
 			}
 		}
 		if (n > 0 && (pf[1].revents & POLLIN) && drain_inotify(d, ifd))
-			reload_at = mono_ms() + DEBOUNCE_MS; /* restart on each event */
-		now = mono_ms();
+			reload_at = fs_clock_ms(CLOCK_MONOTONIC) + DEBOUNCE_MS; /* restart on each event */
+		now = fs_clock_ms(CLOCK_MONOTONIC);
 		if (reload_at >= 0 && now >= reload_at) {
 			reload_at = -1;
 			reload(d);
@@ -452,11 +439,11 @@ static void host_state(void *ud, int64_t last_sync_ms, const char *last_error,
 static int host_wait(void *ud, int timeout_ms)
 {
 	wd *d = ud;
-	int64_t end = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t end = fs_clock_ms(CLOCK_MONOTONIC) + (timeout_ms > 0 ? timeout_ms : 0);
 	int sig = 0;
 
 	for (;;) {
-		int64_t now = mono_ms();
+		int64_t now = fs_clock_ms(CLOCK_MONOTONIC);
 		if (now >= d->next_beat) {
 			heartbeat(d);
 			d->next_beat = now + HEARTBEAT_MS;
@@ -477,7 +464,7 @@ static int host_wait(void *ud, int timeout_ms)
 				}
 			}
 		}
-		if (sig || mono_ms() >= end)
+		if (sig || fs_clock_ms(CLOCK_MONOTONIC) >= end)
 			return sig;
 	}
 }
@@ -517,7 +504,7 @@ static int sync_source(wd *d)
 	}
 	atomic_store_explicit(&d->w.ctl->c_stale_after_ms, o->stale_after_ms, memory_order_relaxed);
 	heartbeat(d);
-	d->next_beat = mono_ms() + HEARTBEAT_MS;
+	d->next_beat = fs_clock_ms(CLOCK_MONOTONIC) + HEARTBEAT_MS;
 	int status = ws_run(&so, &h);
 	close(d->sfd);
 	return status;

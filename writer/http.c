@@ -9,6 +9,7 @@
  * caller's stop hook.
  */
 #include "http.h"
+#include "clock.h"
 
 #include "backoff.h"
 #include "flagshm.h"
@@ -46,20 +47,6 @@ typedef struct xfer {
 	int rc; /* a hook's, the callback's or the parser's non-zero return */
 	char perr[256];
 } xfer;
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void wr_http_opts_default(wr_http_opts *o)
 {
@@ -131,7 +118,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 	const char *colon = memchr(p, ':', n);
 	char tmp[256];
 
-	x->last_byte_ms = mono_ms();
+	x->last_byte_ms = fs_clock_ms(CLOCK_MONOTONIC);
 	if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after 100, ...) */
 		x->r->etag[0] = x->r->content_type[0] = '\0';
 		x->r->retry_after_ms = -1;
@@ -167,7 +154,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 			strcpy(x->r->content_type, "(too long)");
 	} else if (fn == 11 && strncasecmp(p, "retry-after", 11) == 0) {
 		header_value(v, vn, tmp, sizeof tmp);
-		x->r->retry_after_ms = wr_retry_after_parse(tmp, real_ms());
+		x->r->retry_after_ms = wr_retry_after_parse(tmp, fs_clock_ms(CLOCK_REALTIME));
 	}
 	return n;
 }
@@ -181,7 +168,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 		return 1;
 	if (x->h && x->h->stop && (x->rc = x->h->stop(x->h->ud)) != 0)
 		return 1;
-	if (x->idle_ms > 0 && mono_ms() - x->last_byte_ms > x->idle_ms) {
+	if (x->idle_ms > 0 && fs_clock_ms(CLOCK_MONOTONIC) - x->last_byte_ms > x->idle_ms) {
 		x->stalled = true;
 		return 1;
 	}
@@ -193,7 +180,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 	xfer *x = ud;
 	size_t n = size * nmemb;
 
-	x->last_byte_ms = mono_ms();
+	x->last_byte_ms = fs_clock_ms(CLOCK_MONOTONIC);
 	if (x->len + n > x->o->max_body) {
 		x->too_big = true;
 		return 0;
@@ -222,7 +209,7 @@ static size_t on_stream(char *p, size_t size, size_t nmemb, void *ud)
 	xfer *x = ud;
 	size_t n = size * nmemb;
 
-	x->last_byte_ms = mono_ms();
+	x->last_byte_ms = fs_clock_ms(CLOCK_MONOTONIC);
 	if (!x->checked) {
 		x->checked = true;
 		curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->r->status);
@@ -343,7 +330,7 @@ int wr_http_fetch(const wr_http_opts *opts, const char *etag, wr_http_resp *r, c
 	x.r = r;
 	x.h = o.fetch_stop ? &stop_hook : NULL;
 	x.idle_ms = o.idle_timeout_ms ? o.idle_timeout_ms : 30000;
-	x.last_byte_ms = mono_ms();
+	x.last_byte_ms = fs_clock_ms(CLOCK_MONOTONIC);
 	hl = headers(&o, extra, &oom);
 	c = oom ? NULL : new_handle(&o, url, &x, cerr);
 	if (!c) {
@@ -455,7 +442,7 @@ int wr_http_stream(const wr_http_opts *opts, wr_sse *sse, const wr_stream_hooks 
 	x.sse = sse;
 	x.h = h;
 	x.idle_ms = o.idle_timeout_ms ? o.idle_timeout_ms : 90000;
-	x.last_byte_ms = mono_ms();
+	x.last_byte_ms = fs_clock_ms(CLOCK_MONOTONIC);
 	hl = headers(&o, extra, &oom);
 	c = oom ? NULL : new_handle(&o, url, &x, cerr);
 	if (!c) {
