@@ -24,6 +24,28 @@
 
 
 
+/* Open object NAME read-only and stat it. FLAGSHM_ENOSTORE (no message:
+ * the caller knows what a missing object means) or FLAGSHM_ESYS. */
+static int open_ro(const char *name, int *fdp, struct stat *st, char *err, size_t errlen)
+{
+	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return FLAGSHM_ENOSTORE;
+		shm_seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	if (fstat(fd, st) < 0) {
+		int e = errno;
+		close(fd);
+		shm_seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
+		return FLAGSHM_ESYS;
+	}
+	*fdp = fd;
+	return 0;
+}
+
 int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 {
 	char name[SHM_OBJ_NAME_MAX];
@@ -33,23 +55,13 @@ int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 		return rc;
 	shm_ctl_name(name, sizeof name, store);
 
-	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0) {
-		int e = errno;
-		if (e == ENOENT) {
-			shm_seterr(err, errlen, "store '%s' does not exist (no %s%s): no writer has created it",
-			       store, SHM_DIR, name);
-			return FLAGSHM_ENOSTORE;
-		}
-		shm_seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
-		return FLAGSHM_ESYS;
-	}
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		shm_seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
-		return FLAGSHM_ESYS;
-	}
+	int fd;
+	int orc = open_ro(name, &fd, &st, err, errlen);
+	if (orc == FLAGSHM_ENOSTORE)
+		shm_seterr(err, errlen, "store '%s' does not exist (no %s%s): no writer has created it",
+			   store, SHM_DIR, name);
+	if (orc)
+		return orc;
 	if (st.st_size == 0) {
 		/* The writer creates the object, then sizes it, then writes the
 		 * header: between those steps the store is not there yet. */
@@ -111,22 +123,12 @@ int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *siz
 		return rc;
 	shm_snap_name(name, sizeof name, store, gen);
 
-	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0) {
-		int e = errno;
-		if (e == ENOENT) {
-			shm_seterr(err, errlen, "%s%s is gone (the writer has moved on)", SHM_DIR, name);
-			return FLAGSHM_ENOSTORE;
-		}
-		shm_seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
-		return FLAGSHM_ESYS;
-	}
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		shm_seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
-		return FLAGSHM_ESYS;
-	}
+	int fd;
+	int orc = open_ro(name, &fd, &st, err, errlen);
+	if (orc == FLAGSHM_ENOSTORE)
+		shm_seterr(err, errlen, "%s%s is gone (the writer has moved on)", SHM_DIR, name);
+	if (orc)
+		return orc;
 	if (st.st_size < (off_t)sizeof(fs_snap_hdr) || (uint64_t)st.st_size > FS_SNAP_MAX) {
 		close(fd);
 		shm_seterr(err, errlen, "%s%s is %lld bytes: not a snapshot (%zu to %llu bytes)", SHM_DIR,
