@@ -2,6 +2,7 @@
  * writer/cache.c - the cold-start cache file (cache.h).
  */
 #include "cache.h"
+#include "clock.h"
 
 #include "flagshm.h"
 #include "flagshm.pb-c.h"
@@ -104,13 +105,6 @@ static int replace_file(const char *dir, const uint8_t *buf, size_t n, char *err
 	return rc;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int wr_cache_save(const char *dir, const json_t *doc, const wr_cache_meta *meta, char *err,
 		  size_t errlen)
 {
@@ -128,7 +122,7 @@ int wr_cache_save(const char *dir, const json_t *doc, const wr_cache_meta *meta,
 	cf.has_checksum = 1;
 	cf.checksum = fs_checksum(pb, pblen);
 	cf.has_saved_ms = 1;
-	cf.saved_ms = now_ms();
+	cf.saved_ms = fs_clock_ms(CLOCK_REALTIME);
 	if (meta) {
 		cf.source = meta->source;
 		cf.etag = meta->etag;

@@ -12,6 +12,7 @@
  * poll is unconditional.
  */
 #include "sync.h"
+#include "clock.h"
 
 #include "backoff.h"
 #include "cache.h"
@@ -72,20 +73,6 @@ typedef struct ws {
 	char state_txt[128];
 	char err_txt[256];
 } ws;
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void wlog(ws *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -172,7 +159,7 @@ static int publish(ws *w, const wr_snapshot *snap, const char *what, bool later)
 		snprintf(w->err_txt, sizeof w->err_txt, "\x01");
 	if (rc == 0) {
 		w->published++;
-		w->published_ms = mono_ms();
+		w->published_ms = fs_clock_ms(CLOCK_MONOTONIC);
 		w->unsaved = later;
 		if (!later)
 			save(w);
@@ -182,7 +169,7 @@ static int publish(ws *w, const wr_snapshot *snap, const char *what, bool later)
 
 static void save_if_quiet(ws *w, bool now)
 {
-	if (w->unsaved && (now || mono_ms() - w->published_ms >= SAVE_QUIET_MS)) {
+	if (w->unsaved && (now || fs_clock_ms(CLOCK_MONOTONIC) - w->published_ms >= SAVE_QUIET_MS)) {
 		w->unsaved = false;
 		save(w);
 	}
@@ -219,11 +206,11 @@ static int stop_hook(void *ud);
 static void synced(ws *w)
 {
 	wr_backoff_success(&w->bo_doc);
-	w->next_doc_ms = mono_ms() + (int64_t)w->o->poll_interval_s * 1000;
+	w->next_doc_ms = fs_clock_ms(CLOCK_MONOTONIC) + (int64_t)w->o->poll_interval_s * 1000;
 	if (w->mode != WS_STREAMING)
 		w->mode = WS_POLLING;
 	set_error(w, "");
-	report(w, real_ms());
+	report(w, fs_clock_ms(CLOCK_REALTIME));
 }
 
 /* One GET of the document. BUST: without If-None-Match, and republish
@@ -249,11 +236,11 @@ static int do_fetch(ws *w, bool bust)
 		return 0;
 	}
 	if (rc != 0) {
-		int64_t d = wr_backoff_failure(&w->bo_doc, mono_ms(), r.retry_after_ms);
+		int64_t d = wr_backoff_failure(&w->bo_doc, fs_clock_ms(CLOCK_MONOTONIC), r.retry_after_ms);
 		wlog(w, "%s; next attempt in %.1f s%s", err, (double)d / 1000.0,
 		     w->bo_doc.state == WR_BREAKER_OPEN ? " (circuit open)" : "");
 		set_error(w, err);
-		w->next_doc_ms = mono_ms() + d;
+		w->next_doc_ms = fs_clock_ms(CLOCK_MONOTONIC) + d;
 		if (w->mode != WS_STREAMING)
 			w->mode = WS_BACKOFF;
 		report(w, 0);
@@ -270,8 +257,8 @@ static int do_fetch(ws *w, bool bust)
 		snprintf(what, sizeof what, "%s (ETag %s)", w->doc_label, r.etag[0] ? r.etag : "none");
 		rejected(w, what, rc, &errs);
 		/* The answer was not usable: retry as after a failure. */
-		int64_t d = wr_backoff_failure(&w->bo_doc, mono_ms(), -1);
-		w->next_doc_ms = mono_ms() + d;
+		int64_t d = wr_backoff_failure(&w->bo_doc, fs_clock_ms(CLOCK_MONOTONIC), -1);
+		w->next_doc_ms = fs_clock_ms(CLOCK_MONOTONIC) + d;
 		w->etag[0] = '\0';
 		json_decref(doc);
 		wr_errors_free(&errs);
@@ -354,10 +341,10 @@ static int after_chunk(void *ud)
 {
 	ws *w = ud;
 
-	if (w->conn_events > 0 || mono_ms() - w->conn_start_ms >= STREAM_HEALTHY_MS)
+	if (w->conn_events > 0 || fs_clock_ms(CLOCK_MONOTONIC) - w->conn_start_ms >= STREAM_HEALTHY_MS)
 		stream_healthy(w);
 	/* The sync time first: readers never see new data marked stale. */
-	report(w, w->conn_ok ? real_ms() : 0);
+	report(w, w->conn_ok ? fs_clock_ms(CLOCK_REALTIME) : 0);
 	flush_pending(w);
 	return 0;
 }
@@ -385,7 +372,7 @@ static void run_stream(ws *w)
 	wr_http_resp r;
 	char err[512] = "";
 
-	w->conn_start_ms = mono_ms();
+	w->conn_start_ms = fs_clock_ms(CLOCK_MONOTONIC);
 	w->conn_events = 0;
 	w->conn_ok = false;
 	int rc = wr_http_stream(&w->http, &w->sse, &hooks, &r, err, sizeof err);
@@ -395,7 +382,7 @@ static void run_stream(ws *w)
 		wr_http_resp_free(&r);
 		return;
 	}
-	int64_t d = wr_backoff_failure(&w->bo_stream, mono_ms(), r.retry_after_ms);
+	int64_t d = wr_backoff_failure(&w->bo_stream, fs_clock_ms(CLOCK_MONOTONIC), r.retry_after_ms);
 	wlog(w, "%s; reconnecting in %.1f s%s, polling the document meanwhile", err,
 	     (double)d / 1000.0, w->bo_stream.state == WR_BREAKER_OPEN ? " (circuit open)" : "");
 	set_error(w, err);
@@ -403,7 +390,7 @@ static void run_stream(ws *w)
 	if (w->mode != WS_POLLING || w->bo_doc.failures > 0)
 		w->mode = WS_BACKOFF;
 	if (w->next_doc_ms == INT64_MAX)
-		w->next_doc_ms = mono_ms(); /* the stream just went down: poll now */
+		w->next_doc_ms = fs_clock_ms(CLOCK_MONOTONIC); /* the stream just went down: poll now */
 	report(w, 0);
 	wr_http_resp_free(&r);
 }
@@ -442,7 +429,7 @@ static void cold_start(ws *w)
 		rejected(w, label, rc, &errs);
 	} else if (rc == 0 && w->h->publish(w->h->ud, &snap, label) == 0) {
 		wlog(w, "published the persisted document (saved %.1f s ago) before syncing",
-		     (double)(real_ms() - meta.saved_ms) / 1000.0);
+		     (double)(fs_clock_ms(CLOCK_REALTIME) - meta.saved_ms) / 1000.0);
 		/* The same control plane: its ETag and event id still name
 		 * this document, so a 304 or a resumed stream can follow. */
 		if (meta.source && strcmp(meta.source, o->url) == 0) {
@@ -494,7 +481,7 @@ static int setup(ws *w)
 		wlog(w, "out of memory");
 		return -1;
 	}
-	uint64_t seed = (uint64_t)real_ms() ^ ((uint64_t)getpid() << 32);
+	uint64_t seed = (uint64_t)fs_clock_ms(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 	wr_backoff_init(&w->bo_doc, seed);
 	wr_backoff_init(&w->bo_stream, seed * 0x9e3779b97f4a7c15ull);
 	wr_sse_init(&w->sse, w->http.max_event, on_event, w);
@@ -507,7 +494,7 @@ static void loop(ws *w)
 
 	w->next_doc_ms = o->stream ? INT64_MAX : 0;
 	while (!w->stop) {
-		int64_t now = mono_ms();
+		int64_t now = fs_clock_ms(CLOCK_MONOTONIC);
 		if (w->hup) {
 			w->hup = false;
 			wlog(w, "SIGHUP: fetching the whole document again");
