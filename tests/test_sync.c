@@ -8,10 +8,10 @@
  * Streaming: put, flag and segment events, rejected events, reconnect with
  * Last-Event-ID, a stalled stream, a close in the middle of an event,
  * garbage, a 10 MB event (and one past the limit), a wrong content type,
- * 401/403/500, 429 with Retry-After. Cold start with the server down, and
- * a damaged cache. Every case checks what readers see (generation,
- * values) and that nothing wrong was published, and that the SDK key is
- * in no log. Every wait is bounded.
+ * 401/403/500, 429 with Retry-After. Cold start with the server down, a
+ * damaged cache, and an unusable state directory. Every case checks what
+ * readers see (generation, values) and that nothing wrong was published,
+ * and that the SDK key is in no log. Every wait is bounded.
  */
 #include <criterion/criterion.h>
 
@@ -690,6 +690,71 @@ Test(sync, a_damaged_cache_is_reported_and_ignored)
 	cr_assert_geq(wait_num("limit", 1, 5000), 0);
 	cr_expect(wait_log("persisted document ignored", 1000));
 	cr_expect_eq(gen(), 1);
+}
+
+/* ------------------------------------------------ unusable state dir */
+
+/* The writer runs with an unusable --state-dir (set up by the caller in
+ * F.state). Proves: the log names the path and the errno text (WANT, the
+ * first line that must appear), the writer publishes what it fetched and
+ * later changes, the last good snapshot keeps serving through a failing
+ * control plane, and the writer never exits. */
+static void unusable_state_dir_keeps_syncing(const char *want)
+{
+	char persist[300];
+	snprintf(persist, sizeof persist,
+		 "cannot persist the document: cannot create a file in %s: Not a directory", F.state);
+	serve_doc(1, "\"v1\"");
+	start_writer("--poll-interval", "1", NULL);
+	cr_assert_geq(wait_num("limit", 1, 5000), 0, "nothing published: limit is %g, want 1",
+		      num("limit"));
+	uint64_t g = gen();
+	cr_expect(wait_log(want, 2000), "the start-up error is not logged: want \"%s\"", want);
+	cr_expect(wait_log(persist, 2000), "the save error is not logged: want \"%s\"", persist);
+
+	/* The control plane fails: the last good snapshot keeps serving. */
+	cp_set_doc_status(F.cp, 500, NULL);
+	cr_expect(wait_error("HTTP 500", 5000), "the failing control plane is not recorded");
+	cr_expect_eq(gen(), g, "generation %lu, want %lu", (unsigned long)gen(), (unsigned long)g);
+	cr_expect_eq(num("limit"), 1, "limit is %g, want the last good 1", num("limit"));
+
+	/* ... and a later change is still published. */
+	cp_set_doc_status(F.cp, 0, NULL);
+	serve_doc(2, "\"v2\"");
+	cr_expect_geq(wait_num("limit", 2, 8000), 0, "limit is %g, want the change to 2",
+		      num("limit"));
+	cr_expect_eq(gen(), g + 1, "generation %lu, want %lu", (unsigned long)gen(),
+		     (unsigned long)(g + 1));
+	int st = wp_wait_exit(F.writer, 0);
+	char *log = the_log();
+	cr_expect_eq(st, -2, "the writer exited (%d):\n%s", st, log);
+	fprintf(stderr, "FIGURE sync.state_dir log:\n%s", log);
+	free(log);
+}
+
+Test(sync, state_dir_under_a_regular_file_is_reported_and_sync_goes_on)
+{
+	char file[96];
+	snprintf(file, sizeof file, "%s/not-a-dir", F.dir);
+	cr_assert_eq(wp_write_file(file, "x", 1), 0);
+	snprintf(F.state, sizeof F.state, "%s/state", file);
+	char want[300];
+	snprintf(want, sizeof want, "cannot create %s: Not a directory", F.state);
+	unusable_state_dir_keeps_syncing(want);
+	struct stat st;
+	cr_expect(stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 1,
+		  "the regular file %s was changed", file);
+}
+
+Test(sync, state_dir_that_is_a_regular_file_is_reported_and_sync_goes_on)
+{
+	cr_assert_eq(wp_write_file(F.state, "x", 1), 0);
+	char want[300];
+	snprintf(want, sizeof want, "%s/document.pb: Not a directory", F.state);
+	unusable_state_dir_keeps_syncing(want);
+	struct stat st;
+	cr_expect(stat(F.state, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 1,
+		  "the regular file %s was changed", F.state);
 }
 
 Test(sync, the_key_comes_from_the_environment_and_is_never_logged)
