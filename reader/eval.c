@@ -80,7 +80,7 @@ uint32_t eval_bucket(const char *salt, size_t salt_len, const char *id, size_t i
 }
 
 /*
- * The bucketing id of attribute A (TEAM-NOTES): a string as is; a number
+ * The bucketing id of attribute A (docs/semantics.md): a string as is; a number
  * only when integral and |x| < 2^53, in decimal ("-5", "42"; -0 is "0").
  * False for anything else (missing). BUF holds the digits of a number.
  */
@@ -269,7 +269,7 @@ static int serve(const snap *s, const fs_flag *f, uint32_t vi, flagshm_reason re
 }
 
 /* Whether result R is exactly value VI: type-strict, JSON by its canonical
- * text (TEAM-NOTES). 1, 0 or -1. */
+ * text (docs/semantics.md). 1, 0 or -1. */
 static int result_is(const snap *s, const flagshm_result *r, uint32_t vi)
 {
 	const fs_value *v = SNAP_VALUE(s, vi);

@@ -2,7 +2,7 @@
  * reader/ops.c - condition operators (see ops.h for the contract).
  *
  * Case-insensitive comparisons fold ASCII letters of the attribute as they
- * go: the compiler stored the operand already lowercased (TEAM-NOTES), so no
+ * go: the compiler stored the operand already lowercased (docs/semantics.md), so no
  * buffer is needed and non-ASCII bytes compare as they are.
  */
 #include "ops.h"

@@ -625,7 +625,7 @@ static void publish_text(const char *text)
 
 /*
  * (a+)+$ is valid PCRE2 and compiles; against "aaaa...!" a backtracking
- * matcher takes exponential time. The reader's match limit (TEAM-NOTES:
+ * matcher takes exponential time. The reader's match limit (docs/semantics.md:
  * 100000, depth 1000) makes it give up: "no match", so the flag falls
  * through to its default, within a bound.
  */
