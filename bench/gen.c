@@ -7,6 +7,7 @@
  * that description and the peers' mirror of it.
  */
 #include "bench.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -155,21 +156,10 @@ json_t *gen_doc(size_t nflags)
 	return json_pack("{s:i,s:{},s:o}", "formatVersion", 1, "segments", "flags", flags);
 }
 
-/* MurmurHash3's fmix32: a bijection on 32 bits, so ids of distinct i differ. */
-static uint32_t fmix32(uint32_t h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
-}
-
 void gen_ids(bench_id *ids)
 {
 	for (uint32_t i = 0; i < BENCH_NIDS; i++) {
-		int n = snprintf(ids[i].s, sizeof ids[i].s, "u-%08x", fmix32(i + 1));
+		int n = snprintf(ids[i].s, sizeof ids[i].s, "u-%08x", mm3_fmix(i + 1));
 		ids[i].len = (uint8_t)n;
 	}
 }

@@ -223,14 +223,19 @@ static int rule_holds(const ev *e, const fs_rule *r)
 	return 0;
 }
 
-static int corrupt(flagshm_result *out)
+void eval_error(flagshm_result *out, flagshm_error_code code, uint64_t generation)
 {
+	memset(out, 0, sizeof *out);
 	out->type = FLAGSHM_TYPE_NONE;
-	out->value.str.ptr = NULL;
-	out->value.str.len = 0;
 	out->reason = FLAGSHM_REASON_ERROR;
 	out->rule_id = NULL;
-	out->error_code = FLAGSHM_CODE_SNAPSHOT_INVALID;
+	out->error_code = code;
+	out->generation = generation;
+}
+
+static int corrupt(flagshm_result *out)
+{
+	eval_error(out, FLAGSHM_CODE_SNAPSHOT_INVALID, 0); /* eval_flag sets the generation */
 	return CORRUPT;
 }
 
@@ -381,13 +386,7 @@ int eval_key(const snap *s, const char *key, const flagshm_ctx *ctx, flagshm_res
 {
 	int64_t i = key ? snap_find(s, key, strlen(key)) : -1;
 	if (i < 0) {
-		out->type = FLAGSHM_TYPE_NONE;
-		out->value.str.ptr = NULL;
-		out->value.str.len = 0;
-		out->reason = FLAGSHM_REASON_ERROR;
-		out->rule_id = NULL;
-		out->error_code = FLAGSHM_CODE_FLAG_NOT_FOUND;
-		out->generation = s->generation;
+		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, s->generation);
 		return FLAGSHM_ENOTFOUND;
 	}
 	return eval_flag(s, (uint32_t)i, ctx, out);

@@ -20,6 +20,9 @@ int eval_flag(const snap *s, uint32_t flag, const flagshm_ctx *ctx, flagshm_resu
 /* Look KEY up and evaluate it; FLAG_NOT_FOUND gives FLAGSHM_ENOTFOUND. */
 int eval_key(const snap *s, const char *key, const flagshm_ctx *ctx, flagshm_result *out);
 
+/* Fill *OUT as an ERROR result with CODE (value cleared, no rule id). */
+void eval_error(flagshm_result *out, flagshm_error_code code, uint64_t generation);
+
 /* The bucket of (salt, id): MurmurHash3_x86_32(salt ":" id, 0) % 100000. */
 uint32_t eval_bucket(const char *salt, size_t salt_len, const char *id, size_t id_len);
 

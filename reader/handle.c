@@ -43,31 +43,23 @@ static int64_t handle_find(const snap *s, flagshm_handle *h)
 	return found;
 }
 
-static void handle_error(flagshm_result *out, flagshm_error_code code, uint64_t gen)
-{
-	memset(out, 0, sizeof *out);
-	out->reason = FLAGSHM_REASON_ERROR;
-	out->error_code = code;
-	out->generation = gen;
-}
-
 FLAGSHM_API int flagshm_evaluate_handle(const flagshm_view *v, flagshm_handle *h,
 					const flagshm_ctx *ctx, flagshm_result *out)
 {
 	if (!out)
 		return FLAGSHM_EINVAL;
 	if (!v || v->magic != VIEW_MAGIC || !v->snap) {
-		handle_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
 		return v && v->magic == VIEW_MAGIC ? FLAGSHM_EUNAVAIL : FLAGSHM_EINVAL;
 	}
 	const snap *s = v->snap;
 	if (!h || h->magic != HANDLE_MAGIC) {
-		handle_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, s->generation);
+		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, s->generation);
 		return FLAGSHM_EINVAL;
 	}
 	int64_t i = handle_find(s, h);
 	if (i < 0) {
-		handle_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, s->generation);
+		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, s->generation);
 		return FLAGSHM_ENOTFOUND;
 	}
 	return eval_flag(s, (uint32_t)i, ctx, out);

@@ -47,31 +47,21 @@ FLAGSHM_API void flagshm_view_release(flagshm_view *v)
 	urcu_bp_read_unlock();
 }
 
-static void result_error(flagshm_result *out, flagshm_error_code code, uint64_t gen)
-{
-	memset(out, 0, sizeof *out);
-	out->type = FLAGSHM_TYPE_NONE;
-	out->reason = FLAGSHM_REASON_ERROR;
-	out->rule_id = NULL;
-	out->error_code = code;
-	out->generation = gen;
-}
-
 FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
 				 const flagshm_ctx *ctx, flagshm_result *out)
 {
 	if (!out)
 		return FLAGSHM_EINVAL;
 	if (!v || v->magic != VIEW_MAGIC) {
-		result_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
 		return FLAGSHM_EINVAL;
 	}
 	if (!key) {
-		result_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, v->generation);
+		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, v->generation);
 		return FLAGSHM_EINVAL;
 	}
 	if (!v->snap) {
-		result_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
 		out->stale = v->stale;
 		return FLAGSHM_EUNAVAIL;
 	}
@@ -89,7 +79,7 @@ static int eval_typed(const flagshm_view *v, const char *key, const flagshm_ctx 
 	if (rc)
 		return rc;
 	if (out->type != want) {
-		result_error(out, FLAGSHM_CODE_TYPE_MISMATCH, out->generation);
+		eval_error(out, FLAGSHM_CODE_TYPE_MISMATCH, out->generation);
 		out->stale = v->stale;
 		return FLAGSHM_EINVAL;
 	}

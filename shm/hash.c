@@ -79,19 +79,23 @@ void mm3_feed(mm3 *m, const void *p, size_t n)
 	m->h = h;
 }
 
-uint32_t mm3_final(mm3 *m)
+uint32_t mm3_fmix(uint32_t h)
 {
-	uint32_t h = m->h;
-
-	if (m->ncarry)
-		h ^= mm3_mixk(m->carry);
-	h ^= m->total;
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
 	h ^= h >> 13;
 	h *= 0xc2b2ae35u;
 	h ^= h >> 16;
 	return h;
+}
+
+uint32_t mm3_final(mm3 *m)
+{
+	uint32_t h = m->h;
+
+	if (m->ncarry)
+		h ^= mm3_mixk(m->carry);
+	return mm3_fmix(h ^ m->total);
 }
 
 /* The one-shot form skips the carry bookkeeping: it is on the path of every
@@ -110,13 +114,7 @@ uint32_t mm3_hash(const void *p, size_t n, uint32_t seed)
 	case 2: k ^= (uint32_t)b[i + 1] << 8;  /* fall through */
 	case 1: k ^= b[i]; h ^= mm3_mixk(k);
 	}
-	h ^= (uint32_t)n;
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	return mm3_fmix(h ^ (uint32_t)n);
 }
 
 uint32_t fs_key_hash(const char *key, size_t len)

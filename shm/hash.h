@@ -19,5 +19,7 @@ void mm3_init(mm3 *m, uint32_t seed);
 void mm3_feed(mm3 *m, const void *p, size_t n);
 uint32_t mm3_final(mm3 *m);
 uint32_t mm3_hash(const void *p, size_t n, uint32_t seed);
+/* The finalizer ("fmix32"): a bijection on 32 bits. */
+uint32_t mm3_fmix(uint32_t h);
 
 #endif
