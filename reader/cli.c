@@ -154,8 +154,7 @@ static int cmd_status(flagshm_store *st, const char *store)
 		int64_t sync = atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed);
 		int64_t stale_after = atomic_load_explicit(&ctl->c_stale_after_ms, memory_order_relaxed);
 		char state[sizeof ctl->c_sync_state + 1];
-		memcpy(state, ctl->c_sync_state, sizeof ctl->c_sync_state);
-		state[sizeof ctl->c_sync_state] = '\0';
+		shm_ctl_text_get(ctl, SHM_TEXT_SYNC_STATE, state, sizeof state);
 		if (state[0])
 			printf("sync         %s\n", state); /* mode, etag=, id= (last event) */
 		if (sync > 0)
@@ -168,11 +167,10 @@ static int cmd_status(flagshm_store *st, const char *store)
 			       since < 0 || since > stale_after ? "yes" : "no",
 			       (double)stale_after / 1000.0);
 		}
-		/* The writer may be rewriting it as we read: copy a bounded,
-		 * terminated string; at worst a line is torn, never overrun. */
+		/* The writer may be rewriting it as we read: the sequence
+		 * counter gives a whole text, never a torn one. */
 		char last[sizeof ctl->c_last_error + 1];
-		memcpy(last, ctl->c_last_error, sizeof ctl->c_last_error);
-		last[sizeof ctl->c_last_error] = '\0';
+		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
 		printf("last error   %s\n", last[0] ? last : "(none)");
 		shm_ctl_unmap(ctl);
 	} else {

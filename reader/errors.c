@@ -18,6 +18,7 @@ FLAGSHM_API const char *flagshm_strerror(int err)
 	case FLAGSHM_EUNAVAIL: return "nothing published in the store";
 	case FLAGSHM_EFULL: return "context is full";
 	case FLAGSHM_ENOTFOUND: return "flag not found";
+	case FLAGSHM_EUNTRUSTED: return "store object not owned by a trusted writer user";
 	}
 	return "unknown error";
 }

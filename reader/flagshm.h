@@ -55,6 +55,8 @@ extern "C" {
 #define FLAGSHM_EUNAVAIL -8 /* the store exists but nothing is published */
 #define FLAGSHM_EFULL -9    /* the context has FLAGSHM_CTX_MAX attributes */
 #define FLAGSHM_ENOTFOUND -10 /* no flag with that key */
+#define FLAGSHM_EUNTRUSTED -11 /* an object of the store is not owned by a trusted
+				  writer user, or is not a regular file */
 
 /* A static string describing err ("unknown error" for unknown codes). */
 FLAGSHM_API const char *flagshm_strerror(int err);
@@ -74,6 +76,10 @@ typedef void (*flagshm_log_fn)(void *ud, const char *msg);
  *   FLAGSHM_ENAME    name is not 1-64 of [A-Za-z0-9_-]
  *   FLAGSHM_ENOSTORE no writer has created this store
  *   FLAGSHM_ECORRUPT the control object is not a flagshm control object
+ *   FLAGSHM_EUNTRUSTED the control object is not owned by a trusted writer
+ *                    user (root, this process's user, the packaged writer
+ *                    user, or FLAGSHM_WRITER_UID when set), is writable by
+ *                    group or others, or is not a regular file
  *   FLAGSHM_ESYS     shm_open/mmap failed (permissions, fd limit)
  *   FLAGSHM_ENOMEM   out of memory
  * A store that exists but has not published yet opens fine; evaluations
@@ -85,6 +91,25 @@ FLAGSHM_API int flagshm_open(const char *name, flagshm_store **out);
  * a message naming what failed (may be NULL). */
 FLAGSHM_API int flagshm_open_ex(const char *name, flagshm_log_fn log, void *log_ud,
 				flagshm_store **out, char *err, size_t errlen);
+
+/* Options of flagshm_store_open. Set size to sizeof(flagshm_store_options):
+ * fields added later are then taken as their defaults by this library. */
+typedef struct flagshm_store_options {
+	size_t size;
+	flagshm_log_fn log; /* may be NULL */
+	void *log_ud;
+	/* The writer user whose objects this handle maps (besides root): a
+	 * user name or a decimal uid. NULL: FLAGSHM_WRITER_UID from the
+	 * environment when set, else this process's own user and the writer
+	 * user the library was built for (the Debian package's). */
+	const char *writer_user;
+} flagshm_store_options;
+
+/* As flagshm_open_ex, with options (OPTS may be NULL for the defaults).
+ * Also returns FLAGSHM_EINVAL when opts->writer_user is not a uid or a
+ * known user name. */
+FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options *opts,
+				   flagshm_store **out, char *err, size_t errlen);
 
 /* Close *s and set *s to NULL. All views of it must be released first. */
 FLAGSHM_API void flagshm_close(flagshm_store **s);

@@ -15,6 +15,7 @@
 #include "shm.h"
 #include "snap.h"
 
+#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -34,6 +35,9 @@ char store_tsan_gp;
 /* Attempts when the object named by c_generation is gone because the
  * writer published twice between our load and our open. */
 #define MAP_ATTEMPTS 4
+/* A writer whose heartbeat (every second) is at most this old is taken as
+ * running, when its lock cannot be inspected (another user's store). */
+#define STORE_ALIVE_MS 3000
 
 /*
  * One lock for the refreshes of every store in the process: refreshes are
@@ -169,7 +173,7 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 
 		const void *base;
 		size_t size;
-		int rc = shm_snap_map(s->name, gen, &base, &size, err, sizeof err);
+		int rc = shm_snap_map(s->name, s->owner, gen, &base, &size, err, sizeof err);
 		if (rc == FLAGSHM_ENOSTORE && attempt + 1 < MAP_ATTEMPTS)
 			continue; /* superseded meanwhile: reload the generation */
 		int64_t retry_at = 0;
@@ -241,8 +245,8 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 
 /* ---------------------------------------------------------------- open */
 
-FLAGSHM_API int flagshm_open_ex(const char *name, flagshm_log_fn log, void *log_ud,
-				flagshm_store **out, char *err, size_t errlen)
+FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options *opts,
+				   flagshm_store **out, char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = '\0';
@@ -267,7 +271,25 @@ FLAGSHM_API int flagshm_open_ex(const char *name, flagshm_log_fn log, void *log_
 			snprintf(err, errlen, "out of memory");
 		return FLAGSHM_ENOMEM;
 	}
-	rc = shm_ctl_map(name, &s->ctl, err, errlen);
+	/* Whose objects we map (docs/architecture.md, "Who can change what
+	 * readers see"). Fields past opts->size are taken as defaults, so
+	 * that a program built against an older header keeps working. */
+	shm_trust trust;
+	const char *writer_user = NULL;
+	flagshm_log_fn log = NULL;
+	void *log_ud = NULL;
+	if (opts) {
+		if (opts->size >= offsetof(flagshm_store_options, log_ud) + sizeof opts->log_ud) {
+			log = opts->log;
+			log_ud = opts->log_ud;
+		}
+		if (opts->size >= offsetof(flagshm_store_options, writer_user) + sizeof opts->writer_user)
+			writer_user = opts->writer_user;
+	}
+	rc = writer_user ? shm_trust_set(&trust, writer_user, err, errlen)
+			 : shm_trust_default(&trust, err, errlen);
+	if (rc == 0)
+		rc = shm_ctl_map_trusted(name, &trust, &s->ctl, &s->owner, err, errlen);
 	if (rc) {
 		free(s);
 		return rc;
@@ -281,6 +303,13 @@ FLAGSHM_API int flagshm_open_ex(const char *name, flagshm_log_fn log, void *log_
 	atomic_init(&s->bad_retry_ms, 0);
 	*out = s;
 	return 0;
+}
+
+FLAGSHM_API int flagshm_open_ex(const char *name, flagshm_log_fn log, void *log_ud,
+				flagshm_store **out, char *err, size_t errlen)
+{
+	flagshm_store_options o = { .size = sizeof o, .log = log, .log_ud = log_ud };
+	return flagshm_store_open(name, &o, out, err, errlen);
 }
 
 FLAGSHM_API int flagshm_open(const char *name, flagshm_store **out)
@@ -346,7 +375,15 @@ FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)
 	info->writer_pid = *(const volatile int32_t *)&s->ctl->c_writer_pid;
 	info->heartbeat_ms = atomic_load_explicit(&s->ctl->c_heartbeat_ms, memory_order_relaxed);
 	int holder = shm_lock_holder(s->name);
-	info->writer_alive = info->writer_pid > 0 && holder == info->writer_pid;
+	if (holder == FLAGSHM_EUNTRUSTED) {
+		/* We may not open the writer's lock object (another user's,
+		 * mode 0600): a writer that beats every second is alive. */
+		int64_t age = fs_clock_ms(CLOCK_REALTIME) - info->heartbeat_ms;
+		info->writer_alive = info->writer_pid > 0 && info->heartbeat_ms > 0 &&
+				     age >= -STORE_ALIVE_MS && age <= STORE_ALIVE_MS;
+	} else {
+		info->writer_alive = info->writer_pid > 0 && holder == info->writer_pid;
+	}
 	return m ? 0 : FLAGSHM_EUNAVAIL;
 }
 

@@ -50,6 +50,7 @@ struct flagshm_store {
 	_Atomic int64_t bad_retry_ms;
 	flagshm_log_fn log;
 	void *log_ud;
+	uid_t owner; /* of the control object: every snapshot must be its */
 	char name[SHM_STORE_NAME_MAX + 1];
 };
 

@@ -24,29 +24,8 @@
 
 
 
-/* Open object NAME read-only and stat it. FLAGSHM_ENOSTORE (no message:
- * the caller knows what a missing object means) or FLAGSHM_ESYS. */
-static int open_ro(const char *name, int *fdp, struct stat *st, char *err, size_t errlen)
-{
-	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0) {
-		int e = errno;
-		if (e == ENOENT)
-			return FLAGSHM_ENOSTORE;
-		shm_seterr(err, errlen, "cannot open %s%s read-only: %s", SHM_DIR, name, strerror(e));
-		return FLAGSHM_ESYS;
-	}
-	if (fstat(fd, st) < 0) {
-		int e = errno;
-		close(fd);
-		shm_seterr(err, errlen, "cannot stat %s%s: %s", SHM_DIR, name, strerror(e));
-		return FLAGSHM_ESYS;
-	}
-	*fdp = fd;
-	return 0;
-}
-
-int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
+int shm_ctl_map_trusted(const char *store, const shm_trust *t, const fs_ctl **out,
+			uid_t *owner, char *err, size_t errlen)
 {
 	char name[SHM_OBJ_NAME_MAX];
 	struct stat st;
@@ -56,12 +35,18 @@ int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 	shm_ctl_name(name, sizeof name, store);
 
 	int fd;
-	int orc = open_ro(name, &fd, &st, err, errlen);
+	int orc = shm_obj_open(name, O_RDONLY, &fd, &st, err, errlen);
 	if (orc == FLAGSHM_ENOSTORE)
 		shm_seterr(err, errlen, "store '%s' does not exist (no %s%s): no writer has created it",
 			   store, SHM_DIR, name);
 	if (orc)
 		return orc;
+	/* Before looking at a single byte: a control object that a user we
+	 * do not trust owns could point us at that user's snapshots. */
+	if ((orc = shm_obj_check(name, &st, t, err, errlen))) {
+		close(fd);
+		return orc;
+	}
 	if (st.st_size == 0) {
 		/* The writer creates the object, then sizes it, then writes the
 		 * header: between those steps the store is not there yet. */
@@ -104,7 +89,18 @@ int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
 		return FLAGSHM_ECORRUPT;
 	}
 	*out = ctl;
+	if (owner)
+		*owner = st.st_uid;
 	return 0;
+}
+
+int shm_ctl_map(const char *store, const fs_ctl **out, char *err, size_t errlen)
+{
+	shm_trust t;
+	int rc = shm_trust_default(&t, err, errlen);
+	if (rc)
+		return rc;
+	return shm_ctl_map_trusted(store, &t, out, NULL, err, errlen);
 }
 
 void shm_ctl_unmap(const fs_ctl *ctl)
@@ -113,7 +109,7 @@ void shm_ctl_unmap(const fs_ctl *ctl)
 		munmap((void *)ctl, sizeof(fs_ctl));
 }
 
-int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *size,
+int shm_snap_map(const char *store, uid_t owner, uint64_t gen, const void **base, size_t *size,
 		 char *err, size_t errlen)
 {
 	char name[SHM_OBJ_NAME_MAX];
@@ -124,11 +120,19 @@ int shm_snap_map(const char *store, uint64_t gen, const void **base, size_t *siz
 	shm_snap_name(name, sizeof name, store, gen);
 
 	int fd;
-	int orc = open_ro(name, &fd, &st, err, errlen);
+	int orc = shm_obj_open(name, O_RDONLY, &fd, &st, err, errlen);
 	if (orc == FLAGSHM_ENOSTORE)
 		shm_seterr(err, errlen, "%s%s is gone (the writer has moved on)", SHM_DIR, name);
 	if (orc)
 		return orc;
+	/* The name may have been unlinked by the writer and taken by someone
+	 * else since c_generation pointed at it: only the control object's
+	 * owner writes snapshots. */
+	shm_trust only = { .n = 1, .uid = { owner } };
+	if ((orc = shm_obj_check(name, &st, &only, err, errlen))) {
+		close(fd);
+		return orc;
+	}
 	if (st.st_size < (off_t)sizeof(fs_snap_hdr) || (uint64_t)st.st_size > FS_SNAP_MAX) {
 		close(fd);
 		shm_seterr(err, errlen, "%s%s is %lld bytes: not a snapshot (%zu to %llu bytes)", SHM_DIR,
@@ -156,34 +160,44 @@ void shm_snap_unmap(const void *base, size_t size)
 }
 
 /*
- * The store lock is an open-file-description lock (see publish.c for why):
- * F_OFD_GETLK tells whether some description holds it, but reports pid -1
- * for OFD locks, so the holder's pid is the c_writer_pid it wrote after
- * taking the lock.
+ * The store lock is an open-file-description lock on /flagshm.S.lock (see
+ * publish.c for why): F_OFD_GETLK tells whether some description holds it,
+ * but reports pid -1 for OFD locks, so the holder's pid is the c_writer_pid
+ * it wrote after taking the lock. The lock object is mode 0600: a user other
+ * than the writer's cannot open it (FLAGSHM_EUNTRUSTED, judge by the
+ * heartbeat), and so cannot hold it either.
  */
 int shm_lock_holder(const char *store)
 {
 	char name[SHM_OBJ_NAME_MAX];
+	struct stat st;
 	int rc = shm_name_check(store, NULL, 0);
 	if (rc)
 		return rc;
-	shm_ctl_name(name, sizeof name, store);
-	int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : FLAGSHM_ESYS;
+	shm_lock_name(name, sizeof name, store);
+	int fd;
+	rc = shm_obj_open(name, O_RDONLY, &fd, &st, NULL, 0);
+	if (rc == FLAGSHM_ENOSTORE)
+		return 0;
+	if (rc == FLAGSHM_ESYS && errno == EACCES)
+		return FLAGSHM_EUNTRUSTED;
+	if (rc)
+		return rc;
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
 	int r = fcntl(fd, F_OFD_GETLK, &fl);
-	int32_t pid = 0;
-	if (r == 0 && fl.l_type != F_UNLCK) {
-		if (fl.l_pid > 0) {
-			pid = fl.l_pid; /* a classic POSIX lock: the kernel knows */
-		} else if (pread(fd, &pid, sizeof pid, offsetof(fs_ctl, c_writer_pid)) != sizeof pid ||
-			   pid <= 0) {
-			pid = FLAGSHM_EBUSY; /* held, but the holder has not named itself yet */
-		}
-	}
 	close(fd);
 	if (r < 0)
 		return FLAGSHM_ESYS;
-	return pid;
+	if (fl.l_type == F_UNLCK)
+		return 0;
+	if (fl.l_pid > 0)
+		return fl.l_pid; /* a classic POSIX lock: the kernel knows */
+	/* The pid the holder wrote into its control object, if we trust it. */
+	const fs_ctl *ctl;
+	int32_t pid = 0;
+	if (shm_ctl_map(store, &ctl, NULL, 0) == 0) {
+		pid = *(const volatile int32_t *)&ctl->c_writer_pid;
+		shm_ctl_unmap(ctl);
+	}
+	return pid > 0 ? pid : FLAGSHM_EBUSY; /* held, but not named (yet) */
 }

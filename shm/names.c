@@ -94,6 +94,11 @@ void shm_snap_name(char *buf, size_t n, const char *store, uint64_t gen)
 	snprintf(buf, n, "/flagshm.%s.%" PRIu64, store, gen);
 }
 
+void shm_lock_name(char *buf, size_t n, const char *store)
+{
+	snprintf(buf, n, "/flagshm.%s.lock", store);
+}
+
 void shm_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)

@@ -203,7 +203,8 @@ static inline int rh_store_objects(const char *store, bool *ctl, uint64_t *gens,
 		if (de->d_name[pl] == '\0') {
 			if (ctl)
 				*ctl = true;
-		} else if (de->d_name[pl] == '.') {
+		} else if (de->d_name[pl] == '.' && de->d_name[pl + 1] >= '0' &&
+			   de->d_name[pl + 1] <= '9') { /* not the ".lock" object */
 			if (n < ng && gens)
 				gens[n] = strtoull(de->d_name + pl + 1, NULL, 10);
 			n++;

@@ -74,10 +74,9 @@ static inline void ts_publish_next(shm_writer *w)
 {
 	wr_snapshot s = { 0 };
 	char err[512] = "";
-	ts_compile_gen(w->generation + 1, &s);
+	ts_compile_gen(w->next, &s);
 	int rc = shm_writer_publish(w, s.bytes, s.size, err, sizeof err);
-	cr_assert_eq(rc, 0, "publish generation %llu: %s",
-		     (unsigned long long)w->generation + 1, err);
+	cr_assert_eq(rc, 0, "publish generation %llu: %s", (unsigned long long)w->next, err);
 	wr_snapshot_free(&s);
 }
 

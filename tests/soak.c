@@ -492,7 +492,7 @@ int main(int argc, char **argv)
 		}
 		if (pids[p] == 0) {
 			/* Not the writer: drop the inherited store-lock descriptor. */
-			close(w.ctl_fd);
+			close(w.lock_fd);
 			_exit(reader_main(p));
 		}
 	}
@@ -505,13 +505,13 @@ int main(int argc, char **argv)
 	double start = now_s(), next_report = start + 10, compile_s = 0;
 	while (!atomic_load(&sh->stop) && now_s() - start < opt.seconds) {
 		double c0 = now_s();
-		if (compile_gen(w.generation + 1, buf, cap, &snap) != 0) {
+		if (compile_gen(w.next, buf, cap, &snap) != 0) {
 			failures++;
 			break;
 		}
 		compile_s += now_s() - c0;
 		if (shm_writer_publish(&w, snap.bytes, snap.size, err, sizeof err) != 0) {
-			fprintf(stderr, "soak: publish %" PRIu64 ": %s\n", w.generation + 1, err);
+			fprintf(stderr, "soak: publish %" PRIu64 ": %s\n", w.next, err);
 			failures++;
 			wr_snapshot_free(&snap);
 			break;

@@ -108,7 +108,7 @@ static void variants_free(void)
 /* Publish W's next generation with the variant it must carry. */
 static int publish_next(shm_writer *w, char *err, size_t n)
 {
-	const wr_snapshot *s = &variants[(w->generation + 1) % NVARIANTS];
+	const wr_snapshot *s = &variants[w->next % NVARIANTS];
 	return shm_writer_publish(w, s->bytes, s->size, err, n);
 }
 
@@ -412,7 +412,7 @@ Test(faults, stopped_reader_does_not_slow_the_writer, .timeout = 60)
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		close(w.ctl_fd); /* not the writer */
+		close(w.lock_fd); /* not the writer */
 		flagshm_store *s;
 		flagshm_view v;
 		char why[200];

@@ -214,7 +214,7 @@ Test(process, children_forked_after_open_see_every_later_generation)
 				_exit(3);
 			uint64_t upto = step ? 3 : 2;
 			while (w.generation < upto) {
-				ts_compile_gen(w.generation + 1, &s);
+				ts_compile_gen(w.next, &s);
 				if (shm_writer_publish(&w, s.bytes, s.size, err, sizeof err))
 					_exit(4);
 				wr_snapshot_free(&s);

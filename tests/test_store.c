@@ -241,7 +241,9 @@ Test(store, corrupt_newer_generation_keeps_the_old_one_serving_and_is_logged_onc
 	cr_expect_eq(w.generation, 1, "a refused publish changes nothing");
 	plant_object(g_store, 2, bad.bytes, bad.size);
 	atomic_store_explicit(&w.ctl->c_generation, 2, memory_order_release);
+	w.previous = w.generation;
 	w.generation = 2;
+	w.next = 3;
 
 	for (int i = 0; i < 1000; i++)
 		cr_assert_eq(flagshm_number(s, "n0", NULL, -1), 1, "evaluation %d: old generation", i);
@@ -534,12 +536,17 @@ Test(store, a_killed_writers_leftovers_go_and_generations_continue_upward)
 	cr_expect_not(ts_exists(g_store, 1), "generation 1 removed at open");
 	cr_expect(ts_exists(g_store, 2), "the current generation stays");
 	cr_expect_not(ts_exists(g_store, 3), "the partial generation 3 removed at open");
-	cr_expect_eq(w.generation, 3, "continues above everything seen, got %llu",
+	cr_expect_eq(w.generation, 2, "the current generation, got %llu",
 		     (unsigned long long)w.generation);
+	cr_expect_eq(w.next, 4, "continues above everything seen, got %llu",
+		     (unsigned long long)w.next);
 	ts_publish_next(&w);
 	cr_expect_eq(w.generation, 4);
 	cr_expect_eq(flagshm_number(s, "n0", NULL, -1), 4);
-	cr_expect_not(ts_exists(g_store, 2), "G-2 unlinked at publish");
+	cr_expect(ts_exists(g_store, 2), "the previous current generation stays one publish");
+	ts_publish_next(&w);
+	cr_expect_not(ts_exists(g_store, 2), "and goes at the next one");
+	cr_expect(ts_exists(g_store, 4) && ts_exists(g_store, 5));
 	flagshm_close(&s);
 	shm_writer_close(&w);
 }

@@ -39,7 +39,7 @@ static int64_t now_ms(void)
 static int publish(shm_writer *w)
 {
 	char doc[512], err[512];
-	unsigned long long g = (unsigned long long)w->generation + 1;
+	unsigned long long g = (unsigned long long)w->next;
 	snprintf(doc, sizeof doc,
 		 "{\"formatVersion\":1,\"flags\":[{\"key\":\"a\",\"defaultValue\":%llu,\"offValue\":0},"
 		 "{\"key\":\"b\",\"defaultValue\":%llu,\"offValue\":0},"

@@ -177,26 +177,19 @@ typedef struct wd {
 	int64_t next_beat; /* monotonic ms */
 } wd;
 
-/* c_last_error and c_sync_state are informational text a status tool may
- * read while we write it: clear the first byte, write the rest, then the
- * first byte with release order, so a reader sees "" or (nearly always)
- * the whole. */
-static void set_text(char *dst, size_t cap, const char *text)
+/* A warning the store left for us (a foreign object under one of its
+ * names, a skipped generation number): logged once, then cleared. */
+static void log_store_warning(wd *d)
 {
-	size_t n = strlen(text);
-	if (n >= cap)
-		n = cap - 1;
-	__atomic_store_n(&dst[0], '\0', __ATOMIC_RELAXED);
-	if (n == 0)
-		return;
-	memcpy(dst + 1, text + 1, n - 1);
-	dst[n] = '\0';
-	__atomic_store_n(&dst[0], text[0], __ATOMIC_RELEASE);
+	if (d->w.warning[0]) {
+		logmsg("warning: %s", d->w.warning);
+		d->w.warning[0] = '\0';
+	}
 }
 
 static void set_last_error(wd *d, const char *text)
 {
-	set_text(d->w.ctl->c_last_error, sizeof d->w.ctl->c_last_error, text);
+	shm_ctl_text_set(d->w.ctl, SHM_TEXT_LAST_ERROR, text);
 }
 
 /* Load, compile, publish. 0 when a new generation was published. */
@@ -232,7 +225,9 @@ static int reload(wd *d)
 		d->st = st;
 		d->have_st = true;
 	}
-	if (shm_writer_publish(&d->w, snap.bytes, snap.size, err, sizeof err) != 0) {
+	int prc = shm_writer_publish(&d->w, snap.bytes, snap.size, err, sizeof err);
+	log_store_warning(d);
+	if (prc != 0) {
 		logmsg("%s", err);
 		set_last_error(d, err);
 		goto out;
@@ -411,7 +406,9 @@ static int host_publish(void *ud, const wr_snapshot *snap, const char *what)
 	wd *d = ud;
 	char err[512];
 
-	if (shm_writer_publish(&d->w, snap->bytes, snap->size, err, sizeof err) != 0) {
+	int prc = shm_writer_publish(&d->w, snap->bytes, snap->size, err, sizeof err);
+	log_store_warning(d);
+	if (prc != 0) {
 		logmsg("%s", err);
 		set_last_error(d, err);
 		return -1;
@@ -432,7 +429,7 @@ static void host_state(void *ud, int64_t last_sync_ms, const char *last_error,
 	if (last_error)
 		set_last_error(d, last_error);
 	if (sync_state)
-		set_text(d->w.ctl->c_sync_state, sizeof d->w.ctl->c_sync_state, sync_state);
+		shm_ctl_text_set(d->w.ctl, SHM_TEXT_SYNC_STATE, sync_state);
 }
 
 /* Wait up to TIMEOUT_MS for a signal, beating every HEARTBEAT_MS. */
@@ -536,6 +533,7 @@ int wd_run(const wd_options *o)
 		       (uint64_t)atomic_load(&d.w.ctl->c_generation));
 	else
 		logmsg("took store '%s' (new)", o->store);
+	log_store_warning(&d);
 
 	int status;
 	if (url) {
@@ -546,7 +544,7 @@ int wd_run(const wd_options *o)
 	/* A file is never stale; a previous URL writer's threshold must not
 	 * stay in force. */
 	atomic_store_explicit(&d.w.ctl->c_stale_after_ms, 0, memory_order_relaxed);
-	set_text(d.w.ctl->c_sync_state, sizeof d.w.ctl->c_sync_state, "file");
+	shm_ctl_text_set(d.w.ctl, SHM_TEXT_SYNC_STATE, "file");
 	if (o->once) {
 		heartbeat(&d);
 		status = reload(&d) == 0 ? 0 : 1;
