@@ -588,6 +588,16 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 	}
 	if (rc && rc != FLAGSHM_EUNTRUSTED)
 		return rc;
+	if (rc == FLAGSHM_EUNTRUSTED) {
+		/* Not ours: root removing another user's store, or a squatted
+		 * name. A writer of that user holding it still counts. */
+		int h = shm_lock_holder(store);
+		if (h > 0 || h == FLAGSHM_EBUSY) {
+			shm_seterr(err, errlen, "store '%s' is held by a flagshm-writer of another "
+				   "user%s; stop it first", store, h > 0 ? "" : " (pid not recorded)");
+			return FLAGSHM_EBUSY;
+		}
+	}
 
 	/* Every name of the store, whoever owns it and whatever number it
 	 * carries (also numbers too large to be ours), and the control object;
@@ -602,7 +612,7 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 	char ctl_ent[SHM_OBJ_NAME_MAX];
 	shm_ctl_name(ctl_ent, sizeof ctl_ent, store);
 	shm_lock_name(lname, sizeof lname, store);
-	int found = 0;
+	int found = rc == FLAGSHM_EUNTRUSTED; /* a foreign lock object is something to remove */
 	rc = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
