@@ -333,7 +333,11 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 {
 	char err[256] = "";
 	flagshm_store *st = NULL;
-	int rc = flagshm_open_ex(store, log_stderr, NULL, &st, err, sizeof err);
+	/* Strict: a tool asked about a store that does not exist says so,
+	 * rather than waiting for a writer to create it. */
+	flagshm_store_options o = { .size = sizeof o, .log = log_stderr,
+				    .flags = FLAGSHM_OPEN_STRICT };
+	int rc = flagshm_store_open(store, &o, &st, err, sizeof err);
 	if (rc != 0) {
 		msg("store \"%s\": %s", store, err[0] ? err : flagshm_strerror(rc));
 		return rc == FLAGSHM_ENAME ? EXIT_USAGE : EXIT_STORE;

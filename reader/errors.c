@@ -3,24 +3,38 @@
  * Static strings only: callers may keep the pointers forever.
  */
 #include "flagshm.h"
+#include "format.h"
 
 FLAGSHM_API const char *flagshm_strerror(int err)
 {
 	switch (err) {
 	case 0: return "success";
-	case FLAGSHM_EINVAL: return "invalid argument";
-	case FLAGSHM_ENAME: return "invalid store name (1-64 of [A-Za-z0-9_-])";
-	case FLAGSHM_ENOSTORE: return "no such store";
-	case FLAGSHM_ECORRUPT: return "shared memory failed validation";
-	case FLAGSHM_ESYS: return "system call failed";
-	case FLAGSHM_ENOMEM: return "out of memory";
-	case FLAGSHM_EBUSY: return "another writer holds the store";
-	case FLAGSHM_EUNAVAIL: return "nothing published in the store";
-	case FLAGSHM_EFULL: return "context is full";
-	case FLAGSHM_ENOTFOUND: return "flag not found";
-	case FLAGSHM_EUNTRUSTED: return "store object not owned by a trusted writer user";
+#define XX(name, value, msg) case FLAGSHM_##name: return msg;
+	FLAGSHM_ERRNO_MAP(XX)
+#undef XX
 	}
 	return "unknown error";
+}
+
+FLAGSHM_API const char *flagshm_err_name(int err)
+{
+	switch (err) {
+	case 0: return "0";
+#define XX(name, value, msg) case FLAGSHM_##name: return "FLAGSHM_" #name;
+	FLAGSHM_ERRNO_MAP(XX)
+#undef XX
+	}
+	return "unknown";
+}
+
+FLAGSHM_API const char *flagshm_version(void)
+{
+	return FLAGSHM_VERSION_STRING;
+}
+
+FLAGSHM_API unsigned flagshm_format_version(void)
+{
+	return FS_FORMAT_VERSION;
 }
 
 FLAGSHM_API const char *flagshm_reason_name(flagshm_reason r)
@@ -39,16 +53,16 @@ FLAGSHM_API const char *flagshm_reason_name(flagshm_reason r)
 	return "ERROR";
 }
 
-/* NULL for NONE, so that printers can write JSON null without a special case
- * beyond the NULL check. */
+/* Always a static string, as the header promises: "NONE" for no error, and
+ * "GENERAL" (OpenFeature's catch-all) for a value outside the enum. */
 FLAGSHM_API const char *flagshm_error_code_name(flagshm_error_code c)
 {
 	switch (c) {
-	case FLAGSHM_CODE_NONE: return NULL;
+	case FLAGSHM_CODE_NONE: return "NONE";
 	case FLAGSHM_CODE_STORE_UNAVAILABLE: return "STORE_UNAVAILABLE";
 	case FLAGSHM_CODE_FLAG_NOT_FOUND: return "FLAG_NOT_FOUND";
 	case FLAGSHM_CODE_TYPE_MISMATCH: return "TYPE_MISMATCH";
 	case FLAGSHM_CODE_SNAPSHOT_INVALID: return "SNAPSHOT_INVALID";
 	}
-	return NULL;
+	return "GENERAL";
 }

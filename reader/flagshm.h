@@ -44,22 +44,61 @@ extern "C" {
 #define FLAGSHM_API
 #endif
 
-/* Error codes returned by fallible calls. */
-#define FLAGSHM_EINVAL -1   /* a bad argument: NULL, empty key, ... */
-#define FLAGSHM_ENAME -2    /* the store name is not [A-Za-z0-9_-]{1,64} */
-#define FLAGSHM_ENOSTORE -3 /* no such store: no writer ever created it */
-#define FLAGSHM_ECORRUPT -4 /* shared memory failed validation */
-#define FLAGSHM_ESYS -5     /* a system call failed; see errno / message */
-#define FLAGSHM_ENOMEM -6   /* out of memory */
-#define FLAGSHM_EBUSY -7    /* another writer holds the store */
-#define FLAGSHM_EUNAVAIL -8 /* the store exists but nothing is published */
-#define FLAGSHM_EFULL -9    /* the context has FLAGSHM_CTX_MAX attributes */
-#define FLAGSHM_ENOTFOUND -10 /* no flag with that key */
-#define FLAGSHM_EUNTRUSTED -11 /* an object of the store is not owned by a trusted
-				  writer user, or is not a regular file */
+/* The version of this header; flagshm_version() gives the library's. */
+#define FLAGSHM_VERSION_MAJOR 0
+#define FLAGSHM_VERSION_MINOR 2
+#define FLAGSHM_VERSION_PATCH 0
+#define FLAGSHM_VERSION_HEX                                                   \
+	((FLAGSHM_VERSION_MAJOR << 16) | (FLAGSHM_VERSION_MINOR << 8) |       \
+	 FLAGSHM_VERSION_PATCH)
+
+/*
+ * Error codes returned by fallible calls: one table, in a band of their own
+ * (-30901 and down) so that they never collide with a -errno value. Each
+ * entry: name, value, message (flagshm_strerror).
+ */
+#define FLAGSHM_ERRNO_MAP(XX)                                                         \
+	XX(EINVAL, -30901, "invalid argument")                                        \
+	XX(ENAME, -30902, "invalid store name (1-64 of [A-Za-z0-9_-])")               \
+	XX(ENOSTORE, -30903, "no such store")                                         \
+	XX(ECORRUPT, -30904, "shared memory failed validation")                       \
+	XX(ESYS, -30905, "system call failed")                                        \
+	XX(ENOMEM, -30906, "out of memory")                                           \
+	XX(EBUSY, -30907, "another writer holds the store")                           \
+	XX(EUNAVAIL, -30908, "nothing published in the store")                        \
+	XX(EFULL, -30909, "context is full")                                          \
+	XX(ENOTFOUND, -30910, "flag not found")                                       \
+	XX(EUNTRUSTED, -30911, "store object not owned by a trusted writer user")
+
+/*
+ *   FLAGSHM_EINVAL     a bad argument: NULL, empty key, ...
+ *   FLAGSHM_ENAME      the store name is not [A-Za-z0-9_-]{1,64}
+ *   FLAGSHM_ENOSTORE   no such store: no writer ever created it
+ *   FLAGSHM_ECORRUPT   shared memory failed validation
+ *   FLAGSHM_ESYS       a system call failed; see errno / the message
+ *   FLAGSHM_ENOMEM     out of memory
+ *   FLAGSHM_EBUSY      another writer holds the store
+ *   FLAGSHM_EUNAVAIL   the store exists but nothing is published
+ *   FLAGSHM_EFULL      the context has FLAGSHM_CTX_MAX attributes
+ *   FLAGSHM_ENOTFOUND  no flag with that key
+ *   FLAGSHM_EUNTRUSTED an object of the store is not owned by a trusted
+ *                      writer user, or is not a regular file
+ */
+typedef enum flagshm_errno {
+#define FLAGSHM_ERRNO_ENUM_(name, value, msg) FLAGSHM_##name = (value),
+	FLAGSHM_ERRNO_MAP(FLAGSHM_ERRNO_ENUM_)
+#undef FLAGSHM_ERRNO_ENUM_
+} flagshm_errno;
+
+/* "0.2.0": the library's version (may differ from the header's). */
+FLAGSHM_API const char *flagshm_version(void);
+/* The snapshot format version the library reads. */
+FLAGSHM_API unsigned flagshm_format_version(void);
 
 /* A static string describing err ("unknown error" for unknown codes). */
 FLAGSHM_API const char *flagshm_strerror(int err);
+/* "FLAGSHM_EINVAL", ...; "unknown" for a value not in the table. */
+FLAGSHM_API const char *flagshm_err_name(int err);
 
 /* ---------------------------------------------------------------- store */
 
@@ -71,10 +110,15 @@ typedef void (*flagshm_log_fn)(void *ud, const char *msg);
 
 /*
  * Open store NAME read-only. On success *out is a handle for any number of
- * threads. Returns 0, or:
+ * threads. A store that no writer has created yet (a worker started before
+ * its writer, or a writer restart that removed the store) still opens: the
+ * handle looks for it every 250 ms, evaluations return the fallback with
+ * STORE_UNAVAILABLE until it exists and has published, and then serve it,
+ * with no call to make. Returns 0, or:
  *   FLAGSHM_EINVAL   name or out is NULL
  *   FLAGSHM_ENAME    name is not 1-64 of [A-Za-z0-9_-]
- *   FLAGSHM_ENOSTORE no writer has created this store
+ *   FLAGSHM_ENOSTORE (only with FLAGSHM_OPEN_STRICT) no writer has created
+ *                    this store
  *   FLAGSHM_ECORRUPT the control object is not a flagshm control object
  *   FLAGSHM_EUNTRUSTED the control object is not owned by a trusted writer
  *                    user (root, this process's user, the packaged writer
@@ -103,7 +147,12 @@ typedef struct flagshm_store_options {
 	 * environment when set, else this process's own user and the writer
 	 * user the library was built for (the Debian package's). */
 	const char *writer_user;
+	unsigned flags; /* FLAGSHM_OPEN_* */
 } flagshm_store_options;
+
+/* Fail with FLAGSHM_ENOSTORE when no writer has created the store yet,
+ * instead of returning a handle that attaches once the writer has. */
+#define FLAGSHM_OPEN_STRICT 0x1u
 
 /* As flagshm_open_ex, with options (OPTS may be NULL for the defaults).
  * Also returns FLAGSHM_EINVAL when opts->writer_user is not a uid or a

@@ -38,6 +38,10 @@ char store_tsan_gp;
 /* A writer whose heartbeat (every second) is at most this old is taken as
  * running, when its lock cannot be inspected (another user's store). */
 #define STORE_ALIVE_MS 3000
+/* How often a handle opened before its store existed looks for it. */
+#define ATTACH_RETRY_MS 250
+
+const fs_ctl store_detached = { .c_generation = STORE_DETACHED_GEN };
 
 /*
  * One lock for the refreshes of every store in the process: refreshes are
@@ -132,6 +136,36 @@ static void logf_(flagshm_store *s, const char *fmt, ...)
 	s->log(s->log_ud, line);
 }
 
+/* Under the refresh lock, for a handle opened before its store existed:
+ * map the control object if the writer has created it by now. True when
+ * attached; else the next attempt is ATTACH_RETRY_MS away (the bad_gen
+ * rate limit of store_refresh), and NOTE says why when it is worth a log
+ * line (not for a store that simply does not exist yet). */
+static bool store_attach(flagshm_store *s, char *note, size_t n)
+{
+	char err[256] = "";
+	const fs_ctl *ctl;
+	uid_t owner;
+	int rc = shm_ctl_map_trusted(s->name, &s->trust, &ctl, &owner, err, sizeof err);
+	if (rc == 0) {
+		s->owner = owner;
+		/* Release: pairs with the acquire load in store_ctl; the
+		 * owner above and the mapping are seen before the pointer. */
+		atomic_store_explicit(&s->ctl, ctl, memory_order_release);
+		atomic_store_explicit(&s->bad_gen, 0, memory_order_relaxed);
+		snprintf(note, n, "store '%s': the writer created it; attached", s->name);
+		return true;
+	}
+	if (rc != FLAGSHM_ENOSTORE &&
+	    atomic_load_explicit(&s->bad_gen, memory_order_relaxed) != STORE_DETACHED_GEN)
+		snprintf(note, n, "store '%s': cannot attach (%s: %s); retrying", s->name,
+			 flagshm_strerror(rc), err);
+	atomic_store_explicit(&s->bad_retry_ms, fs_clock_ms(CLOCK_MONOTONIC_COARSE) + ATTACH_RETRY_MS,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->bad_gen, STORE_DETACHED_GEN, memory_order_relaxed);
+	return false;
+}
+
 store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 {
 	/* Rate limit: a generation that failed is not retried on every call. */
@@ -156,13 +190,19 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 
 	char err[256] = "";
 	char note[320] = "";
+	if (store_ctl(s) == &store_detached && !store_attach(s, note, sizeof note)) {
+		pthread_mutex_unlock(&refresh_lock);
+		if (note[0])
+			logf_(s, "%s", note);
+		return cur;
+	}
 	/* Under the lock we are the only writer of cur. */
 	store_map *m = atomic_load_explicit(&s->cur, memory_order_relaxed);
 	uint64_t old = m ? m->generation : 0;
 
 	for (int attempt = 0; attempt < MAP_ATTEMPTS; attempt++) {
 		/* Acquire: pairs with the release store in shm_writer_publish. */
-		gen = atomic_load_explicit(&s->ctl->c_generation, memory_order_acquire);
+		gen = atomic_load_explicit(&store_ctl(s)->c_generation, memory_order_acquire);
 		if (m ? m->generation == gen : gen == 0)
 			break; /* another thread did it, or nothing to do */
 		if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
@@ -274,8 +314,8 @@ FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options
 	/* Whose objects we map (docs/architecture.md, "Who can change what
 	 * readers see"). Fields past opts->size are taken as defaults, so
 	 * that a program built against an older header keeps working. */
-	shm_trust trust;
 	const char *writer_user = NULL;
+	unsigned flags = 0;
 	flagshm_log_fn log = NULL;
 	void *log_ud = NULL;
 	if (opts) {
@@ -285,15 +325,24 @@ FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options
 		}
 		if (opts->size >= offsetof(flagshm_store_options, writer_user) + sizeof opts->writer_user)
 			writer_user = opts->writer_user;
+		if (opts->size >= offsetof(flagshm_store_options, flags) + sizeof opts->flags)
+			flags = opts->flags;
 	}
-	rc = writer_user ? shm_trust_set(&trust, writer_user, err, errlen)
-			 : shm_trust_default(&trust, err, errlen);
+	rc = writer_user ? shm_trust_set(&s->trust, writer_user, err, errlen)
+			 : shm_trust_default(&s->trust, err, errlen);
+	const fs_ctl *ctl = &store_detached;
 	if (rc == 0)
-		rc = shm_ctl_map_trusted(name, &trust, &s->ctl, &s->owner, err, errlen);
+		rc = shm_ctl_map_trusted(name, &s->trust, &ctl, &s->owner, err, errlen);
+	/* A store that does not exist yet (or is being created) is attached
+	 * to later, when the writer has created it, unless the caller wants
+	 * today's answer. Everything else (untrusted, corrupt) is an error. */
+	if (rc == FLAGSHM_ENOSTORE && !(flags & FLAGSHM_OPEN_STRICT))
+		rc = 0;
 	if (rc) {
 		free(s);
 		return rc;
 	}
+	atomic_init(&s->ctl, ctl);
 	s->magic = STORE_MAGIC;
 	s->log = log;
 	s->log_ud = log_ud;
@@ -343,7 +392,9 @@ FLAGSHM_API void flagshm_close(flagshm_store **sp)
 			map_free(m);
 		}
 	}
-	shm_ctl_unmap(s->ctl);
+	const fs_ctl *ctl = store_ctl(s);
+	if (ctl != &store_detached)
+		shm_ctl_unmap(ctl);
 	free(s);
 }
 
@@ -372,8 +423,9 @@ FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)
 
 	/* Informative fields a writer updates while we read: a torn view of
 	 * them is harmless. */
-	info->writer_pid = *(const volatile int32_t *)&s->ctl->c_writer_pid;
-	info->heartbeat_ms = atomic_load_explicit(&s->ctl->c_heartbeat_ms, memory_order_relaxed);
+	const fs_ctl *ctl = store_ctl(s);
+	info->writer_pid = *(const volatile int32_t *)&ctl->c_writer_pid;
+	info->heartbeat_ms = atomic_load_explicit(&ctl->c_heartbeat_ms, memory_order_relaxed);
 	int holder = shm_lock_holder(s->name);
 	if (holder == FLAGSHM_EUNTRUSTED) {
 		/* We may not open the writer's lock object (another user's,
@@ -394,8 +446,9 @@ FLAGSHM_API int flagshm_store_age(flagshm_store *s, int64_t *since_sync_ms,
 		return FLAGSHM_EINVAL;
 	int64_t now = fs_clock_ms(CLOCK_REALTIME);
 	/* Relaxed: informational values, each stored alone by the writer. */
-	int64_t sync = atomic_load_explicit(&s->ctl->c_last_sync_ms, memory_order_relaxed);
-	int64_t beat = atomic_load_explicit(&s->ctl->c_heartbeat_ms, memory_order_relaxed);
+	const fs_ctl *ctl = store_ctl(s);
+	int64_t sync = atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed);
+	int64_t beat = atomic_load_explicit(&ctl->c_heartbeat_ms, memory_order_relaxed);
 	if (since_sync_ms)
 		*since_sync_ms = sync > 0 ? now - sync : -1;
 	if (since_heartbeat_ms)

@@ -34,7 +34,13 @@ typedef struct store_map {
 
 struct flagshm_store {
 	uint32_t magic; /* STORE_MAGIC */
-	const fs_ctl *ctl; /* read-only mapping, for the life of the handle */
+	/* The control object, mapped read-only for the life of the handle
+	 * once attached. Until the writer has created the store it is
+	 * &store_detached, whose generation is never a real one, so every
+	 * view goes to store_refresh, which tries to attach (rate-limited).
+	 * Set once, under the refresh lock, with a release store; loaded with
+	 * acquire (store_ctl), so that the mapping is seen whole. */
+	_Atomic(const fs_ctl *) ctl;
 	/* The current map, NULL until a valid generation is mapped. Written
 	 * only under the refresh lock with a release store (the
 	 * rcu_assign_pointer); read with an acquire load (the
@@ -51,8 +57,21 @@ struct flagshm_store {
 	flagshm_log_fn log;
 	void *log_ud;
 	uid_t owner; /* of the control object: every snapshot must be its */
+	shm_trust trust; /* whose control object to attach to */
 	char name[SHM_STORE_NAME_MAX + 1];
 };
+
+/* The control object of a handle that is not attached yet. */
+extern const fs_ctl store_detached;
+/* c_generation of store_detached: no writer publishes it (a real store
+ * would have to publish 2^64-1 generations first). */
+#define STORE_DETACHED_GEN UINT64_MAX
+
+static inline const fs_ctl *store_ctl(const flagshm_store *s)
+{
+	/* Acquire: pairs with the release store in store_attach. */
+	return atomic_load_explicit(&s->ctl, memory_order_acquire);
+}
 
 /* Slow path of store_current: map generation GEN (which differs from
  * CUR's). Returns the map to use: the new one, or CUR when the refresh
@@ -68,7 +87,7 @@ static inline store_map *store_current(flagshm_store *s)
 {
 	/* Acquire: pairs with the release store of c_generation in
 	 * shm_writer_publish; what we open for GEN is complete. */
-	uint64_t gen = atomic_load_explicit(&s->ctl->c_generation, memory_order_acquire);
+	uint64_t gen = atomic_load_explicit(&store_ctl(s)->c_generation, memory_order_acquire);
 	/* Acquire (rcu_dereference): pairs with the release store of cur in
 	 * store_refresh; the map's fields are initialized. */
 	store_map *m = atomic_load_explicit(&s->cur, memory_order_acquire);
@@ -86,14 +105,15 @@ static inline store_map *store_current(flagshm_store *s)
 static inline bool store_stale(const flagshm_store *s)
 {
 	/* Relaxed: informational values the writer stores alone. */
-	int64_t after = atomic_load_explicit(&s->ctl->c_stale_after_ms, memory_order_relaxed);
+	const fs_ctl *ctl = store_ctl(s);
+	int64_t after = atomic_load_explicit(&ctl->c_stale_after_ms, memory_order_relaxed);
 	if (__builtin_expect(after <= 0, 1))
 		return false;
 	struct timespec ts;
 	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
 		return false;
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	return now - atomic_load_explicit(&s->ctl->c_last_sync_ms, memory_order_relaxed) > after;
+	return now - atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed) > after;
 }
 
 /* ThreadSanitizer cannot see liburcu's grace periods (the library is not

@@ -25,7 +25,7 @@ static flagshm_ctx user(const char *id)
 #define EXPECT_REASON(r, want)                                                             \
 	cr_expect_eq((r).reason, (want), "reason %s, want %s (error %s)",                  \
 		     flagshm_reason_name((r).reason), flagshm_reason_name(want),            \
-		     flagshm_error_code_name((r).error_code) ? flagshm_error_code_name((r).error_code) : "-")
+		     flagshm_error_code_name((r).error_code))
 
 #define EXPECT_RULE(r, want)                                                               \
 	do {                                                                               \
@@ -579,14 +579,34 @@ Test(eval, every_reason_and_error_code_has_its_name)
 				 "SPLIT", "DEFAULT_ROLLOUT", "DEFAULT_OFF"};
 	for (int i = 0; i <= FLAGSHM_REASON_DEFAULT_OFF; i++)
 		cr_expect_str_eq(flagshm_reason_name((flagshm_reason)i), reasons[i]);
-	cr_expect_null(flagshm_error_code_name(FLAGSHM_CODE_NONE));
+	cr_expect_str_eq(flagshm_error_code_name(FLAGSHM_CODE_NONE), "NONE");
+	cr_expect_str_eq(flagshm_error_code_name((flagshm_error_code)99), "GENERAL");
 	cr_expect_str_eq(flagshm_error_code_name(FLAGSHM_CODE_STORE_UNAVAILABLE), "STORE_UNAVAILABLE");
 	cr_expect_str_eq(flagshm_error_code_name(FLAGSHM_CODE_FLAG_NOT_FOUND), "FLAG_NOT_FOUND");
 	cr_expect_str_eq(flagshm_error_code_name(FLAGSHM_CODE_TYPE_MISMATCH), "TYPE_MISMATCH");
 	cr_expect_str_eq(flagshm_error_code_name(FLAGSHM_CODE_SNAPSHOT_INVALID), "SNAPSHOT_INVALID");
-	for (int e = 0; e >= FLAGSHM_ENOTFOUND; e--)
-		cr_expect_str_neq(flagshm_strerror(e), "unknown error", "code %d", e);
+	static const int codes[] = {
+#define XX(name, value, msg) FLAGSHM_##name,
+		FLAGSHM_ERRNO_MAP(XX)
+#undef XX
+	};
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		cr_expect_str_neq(flagshm_strerror(codes[i]), "unknown error", "code %d", codes[i]);
+		cr_expect_lt(codes[i], -4095, "code %d collides with -errno", codes[i]);
+		cr_expect_eq(strncmp(flagshm_err_name(codes[i]), "FLAGSHM_E", 9), 0);
+	}
+	cr_expect_str_eq(flagshm_strerror(0), "success");
 	cr_expect_str_eq(flagshm_strerror(-999), "unknown error");
+	cr_expect_str_eq(flagshm_strerror(-22), "unknown error", "-EINVAL is not one of ours");
+}
+
+Test(eval, the_header_and_the_library_agree_on_the_version)
+{
+	char want[32];
+	snprintf(want, sizeof want, "%d.%d.%d", FLAGSHM_VERSION_MAJOR, FLAGSHM_VERSION_MINOR,
+		 FLAGSHM_VERSION_PATCH);
+	cr_expect_str_eq(flagshm_version(), want);
+	cr_expect_eq(flagshm_format_version(), FS_FORMAT_VERSION);
 }
 
 Test(eval, context_builder_replaces_by_name_and_refuses_past_the_limit)

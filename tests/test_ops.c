@@ -44,7 +44,7 @@ static int run(const char *cond, const flagshm_attr *a)
 	th_snap_free(s);
 	cr_assert(r.reason == FLAGSHM_REASON_RULE_MATCH || r.reason == FLAGSHM_REASON_DEFAULT_OFF,
 		  "%s: unexpected reason %s (%s)", cond, flagshm_reason_name(r.reason),
-		  flagshm_error_code_name(r.error_code) ? flagshm_error_code_name(r.error_code) : "-");
+		  flagshm_error_code_name(r.error_code));
 	return r.reason == FLAGSHM_REASON_RULE_MATCH;
 }
 

@@ -102,7 +102,7 @@ static void expect_invalid(blob *b, const char *key, const flagshm_ctx *ctx)
 	rc = eval_key(&s, key, ctx, &r);
 	cr_expect_eq(rc, FLAGSHM_ECORRUPT, "eval of %s returned %d (%s/%s)", key, rc,
 		     flagshm_reason_name(r.reason),
-		     flagshm_error_code_name(r.error_code) ? flagshm_error_code_name(r.error_code) : "-");
+		     flagshm_error_code_name(r.error_code));
 	cr_expect_eq(r.reason, FLAGSHM_REASON_ERROR);
 	cr_expect_eq(r.error_code, FLAGSHM_CODE_SNAPSHOT_INVALID);
 	cr_expect_eq(r.type, FLAGSHM_TYPE_NONE);

@@ -74,14 +74,54 @@ Test(store, names_with_path_tricks_or_bad_lengths_are_refused)
 	cr_expect_eq(shm_name_check(max, err, sizeof err), FLAGSHM_ENAME);
 }
 
-Test(store, missing_store_is_enostore_with_the_object_named)
+Test(store, missing_store_is_enostore_with_the_object_named_in_strict_mode)
 {
 	char err[256] = "";
 	flagshm_store *s;
 	setup_store("missing");
-	int rc = flagshm_open_ex(g_store, NULL, NULL, &s, err, sizeof err);
+	flagshm_store_options o = { .size = sizeof o, .flags = FLAGSHM_OPEN_STRICT };
+	int rc = flagshm_store_open(g_store, &o, &s, err, sizeof err);
 	cr_assert_eq(rc, FLAGSHM_ENOSTORE, "got %d: %s", rc, err);
 	cr_expect(strstr(err, "/dev/shm/flagshm.") && strstr(err, g_store), "message: %s", err);
+}
+
+static char g_last_log[512];
+static void count_log(void *ud, const char *msg);
+
+/* A worker that starts before its writer serves fallbacks, then the flags,
+ * with no call to make; also across a writer that removes and recreates
+ * the store. */
+Test(store, a_worker_started_before_its_writer_attaches_by_itself)
+{
+	flagshm_store *s = NULL;
+	char err[256] = "";
+	setup_store("early");
+	cr_assert_eq(flagshm_open_ex(g_store, count_log, NULL, &s, err, sizeof err), 0, "%s", err);
+	flagshm_view v;
+	flagshm_result r;
+	cr_assert_eq(flagshm_view_acquire(s, &v), 0);
+	cr_expect_eq(flagshm_evaluate(&v, "n0", NULL, &r), FLAGSHM_EUNAVAIL);
+	cr_expect_eq(r.error_code, FLAGSHM_CODE_STORE_UNAVAILABLE);
+	flagshm_view_release(&v);
+	flagshm_info info;
+	cr_expect_eq(flagshm_store_info(s, &info), FLAGSHM_EUNAVAIL);
+	cr_expect_eq(info.writer_pid, 0);
+
+	shm_writer w;
+	ts_writer_open(&w, g_store);
+	ts_publish_next(&w);
+	/* Attach attempts are 250 ms apart: poll, bounded in time. */
+	double got = -1;
+	int64_t until = ts_now_ms() + 10000;
+	while ((got = flagshm_number(s, "n0", NULL, -1)) != 1 && ts_now_ms() < until)
+		usleep(10000);
+	cr_expect_eq(got, 1, "the worker never attached");
+	cr_expect(strstr(g_last_log, "attached") || strstr(g_last_log, "generation"),
+		  "log: %s", g_last_log);
+	ts_publish_next(&w);
+	cr_expect_eq(flagshm_number(s, "n0", NULL, -1), 2);
+	shm_writer_close(&w);
+	flagshm_close(&s);
 }
 
 /* ------------------------------------------------- publish, evaluate */
