@@ -18,6 +18,18 @@
 				    of one flag, every path through a shared one */
 
 /*
+ * The static cost bound (docs/flag-format.md, "Evaluation cost"): the most
+ * work one evaluation of a flag can make a reader do, whatever the context.
+ * A condition counts 1, a `matches` condition WR_COST_REGEX (a regex match
+ * costs about that many plain conditions, see docs/reliability.md), and each
+ * rule tried, segment reference (after deduplication within a rule) and flag
+ * evaluated (the flag itself and every prerequisite visit) counts 1. Each
+ * flag's own part is that of its costliest targeting, its own or an
+ * environment's, so the bound holds for every environment.
+ */
+#define WR_COST_REGEX 10
+
+/*
  * Check all of DOC, every environment's overrides included, adding one
  * message per problem ("LABEL: path: what is wrong") to ERRS. Returns 0 when
  * DOC may be compiled, -1 otherwise.
