@@ -580,7 +580,7 @@ wr_limits wr_limits_default(void)
 		.max_list = 100000,
 		.max_string = 65536,
 		.max_snapshot = (size_t)1 << 30,
-		.max_eval_cost = 20000,
+		.max_eval_cost = 7000,
 		.max_regexes = 1000,
 	};
 }

@@ -27,10 +27,10 @@
 #define QUOTE_MAX 64 /* bytes of a user string quoted in a message */
 
 /* Worst-case work of one evaluation, by kind (validate.h): conditions
- * (regex ones included), regex matches among them, and steps (rules,
- * segment references, flag evaluations). Saturating. */
+ * (regex ones included), regex matches among them, segment lookups, rules
+ * tried and flags evaluated. Saturating. */
 typedef struct vcost {
-	uint64_t conds, rx, steps;
+	uint64_t conds, rx, segs, rules, flags;
 } vcost;
 
 #define COST_CAP ((uint64_t)1 << 60)
@@ -423,16 +423,26 @@ static void cost_add(vcost *a, const vcost *b)
 {
 	a->conds = sat_add(a->conds, b->conds);
 	a->rx = sat_add(a->rx, b->rx);
-	a->steps = sat_add(a->steps, b->steps);
+	a->segs = sat_add(a->segs, b->segs);
+	a->rules = sat_add(a->rules, b->rules);
+	a->flags = sat_add(a->flags, b->flags);
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t w)
+{
+	return a > COST_CAP / w ? COST_CAP : a * w;
 }
 
 /* The single figure the limit eval-cost bounds. */
 static uint64_t cost_total(const vcost *c)
 {
 	uint64_t plain = c->conds > c->rx ? c->conds - c->rx : 0;
-	uint64_t rx = c->rx > COST_CAP / WR_COST_REGEX ? COST_CAP : c->rx * WR_COST_REGEX;
+	uint64_t t = sat_mul(plain, WR_COST_COND);
 
-	return sat_add(sat_add(plain, rx), c->steps);
+	t = sat_add(t, sat_mul(c->rx, WR_COST_REGEX));
+	t = sat_add(t, sat_mul(c->segs, WR_COST_SEGMENT));
+	t = sat_add(t, sat_mul(c->rules, WR_COST_RULE));
+	return sat_add(t, sat_mul(c->flags, WR_COST_FLAG));
 }
 
 /* The conditions array of OBJ as evaluated: every one, a `matches` one
@@ -441,7 +451,7 @@ static uint64_t cost_total(const vcost *c)
 static vcost conds_cost(json_t *obj)
 {
 	json_t *a = json_object_get(obj, "conditions"), *c;
-	vcost k = {0, 0, 0};
+	vcost k = {0, 0, 0, 0, 0};
 	size_t i;
 
 	if (!json_is_array(a))
@@ -461,12 +471,12 @@ static vcost conds_cost(json_t *obj)
 static vcost targeting_cost(vctx *v, json_t *a)
 {
 	json_t *rule, *segs, *e;
-	vcost k = {0, 0, 0};
+	vcost k = {0, 0, 0, 0, 0};
 	size_t i, j;
 
 	json_array_foreach(a, i, rule) {
 		vcost rc = conds_cost(rule);
-		k.steps = sat_add(k.steps, 1);
+		k.rules = sat_add(k.rules, 1);
 		cost_add(&k, &rc);
 		segs = json_object_get(rule, "segments");
 		if (!json_is_array(segs) || !v->segidx)
@@ -481,7 +491,7 @@ static vcost targeting_cost(vctx *v, json_t *a)
 			if (v->segstamp[g] == v->stamp)
 				continue;
 			v->segstamp[g] = v->stamp;
-			k.steps = sat_add(k.steps, 1);
+			k.segs = sat_add(k.segs, 1);
 			cost_add(&k, &v->segcost[g]);
 		}
 	}
@@ -1183,10 +1193,11 @@ static void report_cost(vctx *v, json_t *flags, size_t i, const vcost *c)
 		return;
 	path_push(v, "%s[%zu] (%s)", v->flags_path, i, key ? quote(q, key, strlen(key)) : "?");
 	verr(v, "worst-case evaluation cost %llu exceeds the limit eval-cost=%zu (%llu condition "
-	     "evaluations, %llu of them regex matches; %llu rules, segment references and flag "
+	     "evaluations, %llu of them regex matches; %llu segment lookups, %llu rules, %llu flag "
 	     "evaluations)",
 	     (unsigned long long)total, v->lim->max_eval_cost, (unsigned long long)c->conds,
-	     (unsigned long long)c->rx, (unsigned long long)c->steps);
+	     (unsigned long long)c->rx, (unsigned long long)c->segs, (unsigned long long)c->rules,
+	     (unsigned long long)c->flags);
 	path_pop(v, o);
 }
 
@@ -1235,7 +1246,7 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 			 * same way: the flag's own, then each prerequisite's
 			 * whole cost, once per edge. */
 			cost[i] = v->own[i];
-			cost[i].steps = sat_add(cost[i].steps, 1);
+			cost[i].flags = sat_add(cost[i].flags, 1);
 			for (size_t e = 0; a && e < json_array_size(a); e++) {
 				long j = prereq_target(v, json_array_get(a, e));
 				if (j >= 0 && colour[j] == 2 && depth[j] + 1 > depth[i])
