@@ -323,7 +323,7 @@ static int regex_child(const char *st_name, size_t n)
 	int64_t t2 = now_ns();
 	flagshm_view_release(&v);
 	long after = rss_kb();
-	printf("%zu distinct patterns: open (map, validate, compile) %.1f ms, first evaluation of "
+	printf("%zu flags of one regex condition: open (map, validate, compile) %.1f ms, first evaluation of "
 	       "every flag %.1f ms, RSS %ld kB -> %ld kB (+%ld kB, %.1f kB per pattern)\n",
 	       n, (t1 - t0) / 1e6, (t2 - t1) / 1e6, before, after, after - before,
 	       n ? (double)(after - before) / (double)n : 0.0);
