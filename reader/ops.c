@@ -130,20 +130,46 @@ int ops_in(const snap *s, const fs_cond *c, const flagshm_attr *a)
 	return 0;
 }
 
-/* Whether NEEDLE (already lowercased) occurs in HAY with ASCII folding. */
+/* Whether NEEDLE (already lowercased) occurs in HAY with ASCII folding.
+ * Candidates are found by memchr on both cases of the first byte (each
+ * result kept until passed, so the scan stays linear): a 256-byte
+ * attribute costs a few memchr calls rather than 256 folds, which is what
+ * the writer's cost bound assumes (docs/reliability.md, "Cost bounds"). */
 static bool contains_fold(const char *hay, size_t nh, const char *needle, size_t nn)
 {
 	if (nn == 0)
 		return true;
+	if (nn > nh)
+		return false;
 	const unsigned char first = (unsigned char)needle[0];
-	for (size_t i = 0; i + nn <= nh; i++) {
-		if (fold((unsigned char)hay[i]) != first)
-			continue;
+	if ((unsigned)first - 'A' < 26u)
+		return false; /* no folded byte is an upper-case letter */
+	const unsigned char upper = (unsigned)first - 'a' < 26u ? (unsigned char)(first - 32) : first;
+	const char *p = hay, *end = hay + (nh - nn) + 1, *lo = NULL, *up = NULL;
+	while (p < end) {
+		if (!lo || lo < p) {
+			lo = memchr(p, first, (size_t)(end - p));
+			if (!lo)
+				lo = end;
+		}
+		const char *c = lo;
+		if (upper != first) {
+			if (!up || up < p) {
+				up = memchr(p, upper, (size_t)(end - p));
+				if (!up)
+					up = end;
+			}
+			if (up < c)
+				c = up;
+		}
+		if (c >= end)
+			return false;
 		size_t j = 1;
-		while (j < nn && fold((unsigned char)hay[i + j]) == (unsigned char)needle[j])
+		while (j < nn && fold((unsigned char)c[j]) == (unsigned char)needle[j])
 			j++;
 		if (j == nn)
 			return true;
+		p = c + 1;
 	}
 	return false;
 }

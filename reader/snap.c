@@ -103,22 +103,65 @@ static int check_prereqs(const snap *s, char *err, size_t errlen)
 	return rc;
 }
 
+/* Index of the first entry before I with the same pattern bytes and flags
+ * as entry I, or I. SLOTS (a power of two NSLOTS, holding entry + 1) is an
+ * open-addressing table of the entries seen so far. */
+static uint32_t regex_first(const snap *s, uint32_t *slots, uint32_t nslots, uint32_t i,
+			    const char *pat)
+{
+	const fs_regex *rx = SNAP_REGEX(s, i);
+	uint32_t h = mm3_hash(pat, rx->rx_pattern.len, rx->rx_flags);
+	uint32_t k = h & (nslots - 1);
+	for (; slots[k]; k = (k + 1) & (nslots - 1)) {
+		const fs_regex *o = SNAP_REGEX(s, slots[k] - 1);
+		if (o->rx_flags == rx->rx_flags && o->rx_pattern.len == rx->rx_pattern.len &&
+		    memcmp(snap_str(s, o->rx_pattern), pat, rx->rx_pattern.len) == 0)
+			return slots[k] - 1;
+	}
+	slots[k] = i + 1;
+	return i;
+}
+
+/*
+ * Compile each regex table entry, and each distinct pattern (bytes and
+ * flags) only once: the writer emits every distinct pattern once, but the
+ * bytes may come from anyone, so entries that repeat one share its code.
+ * s->regex_own marks the entries that own theirs (snap_close frees those).
+ * More than FS_REGEX_MAX entries is refused before anything is compiled.
+ */
 static int compile_regexes(snap *s, char *err, size_t errlen)
 {
 	uint32_t n = s->count[FS_T_REGEXES];
 	if (!n)
 		return 0;
+	if (n > FS_REGEX_MAX)
+		return fail(err, errlen, "%" PRIu32 " regexes, more than the %u a reader compiles", n,
+			    FS_REGEX_MAX);
+	uint32_t nslots = 1;
+	while (nslots < 2 * n)
+		nslots *= 2;
+	uint32_t *slots = calloc(nslots, sizeof *slots);
 	s->regex = calloc(n, sizeof *s->regex);
-	if (!s->regex)
+	s->regex_own = calloc(n, 1);
+	if (!slots || !s->regex || !s->regex_own) {
+		free(slots);
 		return FLAGSHM_ENOMEM;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		const fs_regex *rx = SNAP_REGEX(s, i);
 		const char *pat = snap_str(s, rx->rx_pattern);
-		if (!pat)
+		if (!pat) {
+			free(slots);
 			return fail(err, errlen,
 				    "regex %u: pattern at %" PRIu32 "+%" PRIu32
 				    " is outside the string pool (%" PRIu32 " bytes)",
 				    i, rx->rx_pattern.off, rx->rx_pattern.len, s->count[FS_T_POOL]);
+		}
+		uint32_t first = regex_first(s, slots, nslots, i, pat);
+		if (first != i) {
+			s->regex[i] = s->regex[first];
+			continue;
+		}
 		uint32_t opts = PCRE2_UTF;
 		if (rx->rx_flags & FS_COND_CASE_INSENSITIVE)
 			opts |= PCRE2_CASELESS;
@@ -133,7 +176,9 @@ static int compile_regexes(snap *s, char *err, size_t errlen)
 		 * the same limits: only slower. */
 		(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
 		s->regex[i] = re;
+		s->regex_own[i] = 1;
 	}
+	free(slots);
 	return 0;
 }
 
@@ -231,9 +276,12 @@ void snap_close(snap *s)
 	if (!s || !s->regex)
 		return;
 	for (uint32_t i = 0; i < s->count[FS_T_REGEXES]; i++)
-		pcre2_code_free(s->regex[i]);
+		if (s->regex_own && s->regex_own[i])
+			pcre2_code_free(s->regex[i]);
 	free(s->regex);
+	free(s->regex_own);
 	s->regex = NULL;
+	s->regex_own = NULL;
 }
 
 int64_t snap_find(const snap *s, const char *key, size_t len)

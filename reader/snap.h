@@ -26,12 +26,15 @@ typedef struct snap {
 	int64_t compile_us;
 	const void *tab[FS_T_COUNT_];	/* validated start of each table */
 	uint32_t count[FS_T_COUNT_];	/* its record count (pool: bytes) */
-	void **regex;			/* pcre2_code * per FS_T_REGEXES entry, NULL if it failed to compile */
+	void **regex;			/* pcre2_code * per FS_T_REGEXES entry, NULL if it failed to compile;
+					   entries with equal patterns share one */
+	uint8_t *regex_own;		/* per entry: 1 when regex[i] is its own (snap_close frees it) */
 	void *owner;			/* reader/store.c: the mapping this came from */
 } snap;
 
 /* Validate BASE[0..SIZE) and fill *S. Regexes are compiled here, once per
- * snapshot, so evaluation never compiles. Returns 0, FLAGSHM_ECORRUPT with a
+ * snapshot and distinct pattern (at most FS_REGEX_MAX entries), so
+ * evaluation never compiles. Returns 0, FLAGSHM_ECORRUPT with a
  * message in ERR naming the check that failed, or FLAGSHM_ENOMEM. */
 int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen);
 /* Free what snap_open allocated (not the bytes). */

@@ -233,6 +233,12 @@ _Static_assert(sizeof(fs_snap_hdr) % 8 == 0, "header alignment");
  * uint32 offsets: FS_SNAP_MAX bytes. */
 #define FS_SNAP_MAX ((uint64_t)UINT32_MAX)
 
+/* Entries of the regex table a reader compiles at most: a snapshot with
+ * more is refused at map time, so that hostile bytes cannot make every
+ * reader compile millions of patterns. The writer emits each distinct
+ * pattern once and its limit `regexes` may not exceed this. */
+#define FS_REGEX_MAX 10000u
+
 /* Size of one record of each table (shm/format.c); the pool's is 1. */
 extern const size_t fs_table_recsize[FS_T_COUNT_];
 /* The document's name of each operator ("equals", ...); NULL for 0. */

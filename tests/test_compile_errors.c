@@ -6,6 +6,7 @@
  * layout of shm/format.h.
  */
 #include "compile.h"
+#include "daemon.h"
 #include "helpers.h"
 #include "snap.h"
 
@@ -800,6 +801,97 @@ Test(files, utf8_bom_is_skipped)
 
 /* ------------------------------------------------------------- limits */
 
+/* Segment s: one plain and one regex condition. Flag a: a cheap base
+ * targeting, and an environment whose rule names s three times (one
+ * reference once compiled) beside two conditions; b needs a. */
+#define COSTLY                                                                                 \
+	"{'formatVersion':1,'segments':{'s':{'conditions':["                                    \
+	"{'attribute':'x','operator':'equals','value':1},"                                      \
+	"{'attribute':'m','operator':'matches','value':'^a+$'}]}},'flags':["                    \
+	"{'key':'a','defaultValue':true,'targeting':[{'id':'r','variation':false,"              \
+	"'conditions':[{'attribute':'x','operator':'equals','value':1}]}],"                     \
+	"'environments':{'big':{'targeting':[{'id':'r','variation':false,'segments':['s','s','s'],"\
+	"'conditions':[{'attribute':'x','operator':'equals','value':1},"                        \
+	"{'attribute':'y','operator':'equals','value':2}]}]}}}"
+
+/* Flag a costs 1 + 1 rule + 2 x 16 + 1 segment x 16 + 16 + 160 = 226 in
+ * environment big (18 in its own targeting); b adds itself: 227. */
+Test(limits, eval_cost_names_the_flag_its_cost_and_counts_the_costliest_environment)
+{
+	wr_limits lim = wr_limits_default();
+	char *e;
+
+	lim.max_eval_cost = 225;
+	e = limit_errors(COSTLY ",{'key':'b','defaultValue':true,'prerequisites':"
+				"[{'key':'a','value':true}]}]}", &lim);
+	cr_assert_str_eq(e,
+		"FILE: flags[0] (\"a\"): worst-case evaluation cost 226 exceeds the limit "
+		"eval-cost=225 (4 condition evaluations, 1 of them regex matches; 1 segment lookups, "
+		"1 rules, 1 flag evaluations)\n"
+		"FILE: flags[1] (\"b\"): worst-case evaluation cost 227 exceeds the limit "
+		"eval-cost=225 (4 condition evaluations, 1 of them regex matches; 1 segment lookups, "
+		"1 rules, 2 flag evaluations)");
+	free(e);
+}
+
+Test(limits, eval_cost_equal_to_the_limit_compiles)
+{
+	wr_limits lim = wr_limits_default();
+	char *e;
+
+	lim.max_eval_cost = 226;
+	e = limit_errors(COSTLY "]}", &lim);
+	cr_assert_null(e, "%s", e);
+	lim.max_eval_cost = 225;
+	e = limit_errors(COSTLY "]}", &lim);
+	cr_assert_not_null(e);
+	free(e);
+}
+
+/* Identical patterns (bytes and caseInsensitive) count once; the first
+ * condition past the limit is named. */
+Test(limits, regexes_counts_distinct_patterns_and_names_the_first_past_the_limit)
+{
+	wr_limits lim = wr_limits_default();
+	char *e;
+
+	lim.max_regexes = 2;
+	e = limit_errors(COND("{'attribute':'m','operator':'matches','value':'a'},"
+			      "{'attribute':'n','operator':'matches','value':'a'},"
+			      "{'attribute':'m','operator':'matches','value':'a','caseInsensitive':true},"
+			      "{'attribute':'m','operator':'matches','value':'b'},"
+			      "{'attribute':'m','operator':'matches','value':'c'}"),
+			 &lim);
+	cr_assert_str_eq(e, "FILE: flags[0].targeting[0].conditions[3].value: a regular expression "
+			    "past the limit regexes (2 distinct patterns per document, counting "
+			    "every environment)");
+	free(e);
+	lim.max_regexes = 3;
+	e = limit_errors(COND("{'attribute':'m','operator':'matches','value':'a'},"
+			      "{'attribute':'n','operator':'matches','value':'a'},"
+			      "{'attribute':'m','operator':'matches','value':'a','caseInsensitive':true},"
+			      "{'attribute':'m','operator':'matches','value':'b'}"),
+			 &lim);
+	cr_assert_null(e, "%s", e);
+}
+
+Test(limits, eval_cost_and_regexes_are_writer_options)
+{
+	wr_limits lim = wr_limits_default();
+	char err[256];
+
+	cr_assert_eq(lim.max_eval_cost, 7000);
+	cr_assert_eq(lim.max_regexes, 1000);
+	cr_assert_eq(wd_limit_parse(&lim, "eval-cost=5000", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(lim.max_eval_cost, 5000);
+	cr_assert_eq(wd_limit_parse(&lim, "regexes=10000", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(lim.max_regexes, FS_REGEX_MAX);
+	cr_assert_eq(wd_limit_parse(&lim, "regexes=10001", err, sizeof err), -1);
+	cr_assert_str_eq(err, "--limit 'regexes=10001': at most 10000 (readers refuse snapshots "
+			      "with more regexes)");
+	cr_assert_eq(lim.max_regexes, FS_REGEX_MAX);
+}
+
 Test(limits, max_doc_bytes)
 {
 	wr_limits lim = wr_limits_default();
@@ -1115,6 +1207,71 @@ Test(layout, segment_included_sorted_and_strings_interned)
 	cr_assert_eq(SNAP_FLAG(s, 0)->f_key.off, SNAP_STRS(s, g->sg_incl_first)->off);
 	cr_assert_eq(SNAP_STRS(s, SNAP_FLAG(s, 0)->f_tag_first)->off,
 		     SNAP_STRS(s, g->sg_incl_first + 2)->off);
+	th_snap_free(s);
+}
+
+/* A rule naming a segment again compiles to one reference (the evaluator
+ * would only repeat the first's answer at its cost); order is kept. */
+Test(layout, a_segment_named_twice_in_a_rule_is_one_reference)
+{
+	snap *s = th_snap("{'formatVersion':1,'segments':{'s':{'included':['u-1']},"
+			  "'t':{'included':['u-2']}},'flags':[{'key':'f','defaultValue':false,"
+			  "'targeting':[{'id':'r','variation':true,"
+			  "'segments':['t','s','t','t','s']}]}]}",
+			  NULL);
+	const fs_rule *r = SNAP_RULE(s, SNAP_FLAG(s, 0)->f_rule_first);
+	const fs_segment *t = SNAP_SEGMENT(s, *SNAP_U32(s, r->r_seg_first));
+	flagshm_ctx ctx;
+
+	cr_assert_eq(r->r_seg_count, 2);
+	cr_assert_str_eq(snap_str(s, t->sg_name), "t");
+	cr_assert_str_eq(snap_str(s, SNAP_SEGMENT(s, *SNAP_U32(s, r->r_seg_first + 1))->sg_name), "s");
+	flagshm_ctx_init(&ctx);
+	flagshm_ctx_string(&ctx, "userId", "u-1");
+	cr_assert_eq(th_eval(s, "f", &ctx).reason, FLAGSHM_REASON_RULE_MATCH);
+	flagshm_ctx_string(&ctx, "userId", "u-3");
+	cr_assert_eq(th_eval(s, "f", &ctx).reason, FLAGSHM_REASON_DEFAULT_ROLLOUT);
+	th_snap_free(s);
+}
+
+/* Each distinct pattern (bytes and caseInsensitive) is one regex table
+ * entry, shared by its conditions in rules and segments alike. */
+Test(layout, each_distinct_regex_is_emitted_once)
+{
+	snap *s = th_snap("{'formatVersion':1,'segments':{'g':{'conditions':["
+			  "{'attribute':'e','operator':'matches','value':'@acme$'}]}},"
+			  "'flags':[{'key':'f','defaultValue':'none','offValue':'off','targeting':["
+			  "{'id':'a','variation':'a','conditions':[{'attribute':'e','operator':"
+			  "'matches','value':'@acme$'},{'attribute':'k','operator':'matches',"
+			  "'value':'@acme$'}]},"
+			  "{'id':'b','variation':'b','conditions':[{'attribute':'e','operator':"
+			  "'matches','value':'@ACME$','caseInsensitive':true}]},"
+			  "{'id':'c','variation':'c','conditions':[{'attribute':'e','operator':"
+			  "'matches','value':'@acme$','caseInsensitive':true}]},"
+			  "{'id':'d','variation':'d','segments':['g']}]}]}",
+			  NULL);
+	const fs_segment *g = SNAP_SEGMENT(s, 0);
+	const fs_flag *f = SNAP_FLAG(s, 0);
+	uint32_t a0 = SNAP_COND(s, SNAP_RULE(s, f->f_rule_first)->r_cond_first)->c_aux;
+	uint32_t a1 = SNAP_COND(s, SNAP_RULE(s, f->f_rule_first)->r_cond_first + 1)->c_aux;
+	uint32_t b0 = SNAP_COND(s, SNAP_RULE(s, f->f_rule_first + 1)->r_cond_first)->c_aux;
+	uint32_t c0 = SNAP_COND(s, SNAP_RULE(s, f->f_rule_first + 2)->r_cond_first)->c_aux;
+	flagshm_ctx ctx;
+
+	/* @acme$, @ACME$ caseless, @acme$ caseless: three entries. */
+	cr_assert_eq(s->count[FS_T_REGEXES], 3);
+	cr_assert_eq(SNAP_COND(s, g->sg_cond_first)->c_aux, a0);
+	cr_assert_eq(a1, a0);
+	cr_assert_neq(b0, a0);
+	cr_assert_neq(c0, a0);
+	cr_assert_neq(c0, b0);
+	flagshm_ctx_init(&ctx);
+	flagshm_ctx_string(&ctx, "e", "bob@ACME");
+	cr_assert_str_eq(th_eval(s, "f", &ctx).rule_id, "b");
+	flagshm_ctx_string(&ctx, "e", "bob@acme");
+	cr_assert_str_eq(th_eval(s, "f", &ctx).rule_id, "b");
+	flagshm_ctx_string(&ctx, "k", "x@acme");
+	cr_assert_str_eq(th_eval(s, "f", &ctx).rule_id, "a");
 	th_snap_free(s);
 }
 

@@ -812,3 +812,140 @@ Test(hostile_docs, prerequisites_1025_rejected)
 		 "path through shared prerequisites (a reader evaluates at most 1024)");
 	free(doc);
 }
+
+/* ------------------------------------ bounded evaluation cost (issue 8) */
+
+/*
+ * Issue 8, finding 5: segment s has 100 conditions of which the last
+ * fails; leaf's only rule names s REFS times; top needs leaf PREREQS times.
+ * Before the cost bound, 82 KB of this passed --check and one evaluation of
+ * top with {"a":"x"} made 1024 x 12000 x 100 condition evaluations (about
+ * 10 s). Now the repeats of s compile to one reference and the writer
+ * counts what is left: 1 + 1024 x (1 flag + 1 rule + 16 + 100 x 16).
+ */
+static char *segment_bomb(int refs, int prereqs)
+{
+	size_t cap = 8192 + (size_t)refs * 4 + (size_t)prereqs * 32, o = 0;
+	char *d = malloc(cap);
+	cr_assert_not_null(d);
+	o += (size_t)snprintf(d + o, cap - o, "{\"formatVersion\":1,\"segments\":{\"s\":{\"conditions\":[");
+	for (int i = 0; i < 100; i++)
+		o += (size_t)snprintf(d + o, cap - o,
+				      "%s{\"attribute\":\"a\",\"operator\":\"%s\",\"value\":\"y\"}",
+				      i ? "," : "", i < 99 ? "notEquals" : "equals");
+	o += (size_t)snprintf(d + o, cap - o,
+			      "]}},\"flags\":[{\"key\":\"leaf\",\"defaultValue\":true,\"targeting\":"
+			      "[{\"id\":\"r\",\"variation\":false,\"segments\":[");
+	for (int i = 0; i < refs; i++)
+		o += (size_t)snprintf(d + o, cap - o, "%s\"s\"", i ? "," : "");
+	o += (size_t)snprintf(d + o, cap - o,
+			      "]}]},{\"key\":\"top\",\"defaultValue\":true,\"prerequisites\":[");
+	for (int i = 0; i < prereqs; i++)
+		o += (size_t)snprintf(d + o, cap - o, "%s{\"key\":\"leaf\",\"value\":true}",
+				      i ? "," : "");
+	snprintf(d + o, cap - o, "]}]}");
+	return d;
+}
+
+#define BOMB_MSG                                                                               \
+	"flags[1] (\"top\"): worst-case evaluation cost 1656833 exceeds the limit "             \
+	"eval-cost=7000 (102400 condition evaluations, 0 of them regex matches; 1024 segment "  \
+	"lookups, 1024 rules, 1025 flag evaluations)"
+
+Test(hostile_docs, repeated_segments_times_prerequisites_rejected_with_path_and_cost)
+{
+	char *doc = segment_bomb(12000, 1024);
+	size_t len = strlen(doc);
+	cr_assert_gt(len, 80000);
+	reject("repeated_segments_times_prerequisites_rejected_with_path_and_cost", doc, len,
+	       P BOMB_MSG);
+
+	/* flagshm-writer --check says the same, and exits 1. */
+	char *path = rh_temp_file(doc, len);
+	const char *writer = rh_bin("FLAGSHM_WRITER");
+	char *argv[] = { (char *)writer, "--check", path, NULL };
+	char out[4096], want[1024];
+	int rc = rh_run(argv, out, sizeof out, 60000);
+	cr_expect_eq(rc, 1, "--check exit %d:\n%s", rc, out);
+	snprintf(want, sizeof want, "%s: " BOMB_MSG "\n", path);
+	cr_expect(strstr(out, want) != NULL, "no\n  %sin\n%s", want, out);
+	unlink(path);
+	free(path);
+	free(doc);
+}
+
+/* The repeats alone are no longer a cost: leaf naming s 12000 times is
+ * one segment reference, and top needing leaf 4 times costs 6473. */
+Test(hostile_docs, repeated_segment_references_compile_to_one_and_evaluate_right)
+{
+	char *doc = segment_bomb(12000, 4);
+	publish_text(doc);
+	free(doc);
+	flagshm_ctx ctx;
+	flagshm_ctx_init(&ctx);
+	flagshm_ctx_string(&ctx, "a", "x");
+	flagshm_view v;
+	flagshm_result r;
+	flagshm_view_acquire(reader, &v);
+	cr_expect_eq(flagshm_evaluate(&v, "top", &ctx, &r), 0);
+	cr_expect_eq(r.reason, FLAGSHM_REASON_DEFAULT_ROLLOUT);
+	cr_expect_eq(flagshm_evaluate(&v, "leaf", &ctx, &r), 0);
+	cr_expect_eq(r.reason, FLAGSHM_REASON_DEFAULT_ROLLOUT);
+	flagshm_view_release(&v);
+}
+
+/* Flag f: RULES rules of one condition and LEAVES prerequisites on
+ * leaf flags: cost 1 + RULES x 17 + LEAVES. */
+static char *costed(int rules, int leaves)
+{
+	size_t cap = 4096 + (size_t)rules * 128 + (size_t)leaves * 96, o = 0;
+	char *d = malloc(cap);
+	cr_assert_not_null(d);
+	o += (size_t)snprintf(d + o, cap - o,
+			      "{\"formatVersion\":1,\"flags\":[{\"key\":\"f\",\"defaultValue\":true,"
+			      "\"targeting\":[");
+	for (int i = 0; i < rules; i++)
+		o += (size_t)snprintf(d + o, cap - o,
+				      "%s{\"id\":\"r%d\",\"variation\":false,\"conditions\":[{"
+				      "\"attribute\":\"a\",\"operator\":\"equals\",\"value\":\"x\"}]}",
+				      i ? "," : "", i);
+	o += (size_t)snprintf(d + o, cap - o, "],\"prerequisites\":[");
+	for (int i = 0; i < leaves; i++)
+		o += (size_t)snprintf(d + o, cap - o, "%s{\"key\":\"l%d\",\"value\":true}",
+				      i ? "," : "", i);
+	o += (size_t)snprintf(d + o, cap - o, "]}");
+	for (int i = 0; i < leaves; i++)
+		o += (size_t)snprintf(d + o, cap - o, ",{\"key\":\"l%d\",\"defaultValue\":true}", i);
+	snprintf(d + o, cap - o, "]}");
+	return d;
+}
+
+Test(hostile_docs, eval_cost_at_the_default_limit_is_accepted_and_evaluates)
+{
+	char *doc = costed(411, 12); /* 1 + 6987 + 12 = 7000 */
+	publish_text(doc);
+	free(doc);
+	flagshm_ctx ctx;
+	flagshm_ctx_init(&ctx);
+	flagshm_ctx_string(&ctx, "a", "y");
+	flagshm_view v;
+	flagshm_result r;
+	flagshm_view_acquire(reader, &v);
+	cr_expect_eq(flagshm_evaluate(&v, "f", &ctx, &r), 0);
+	cr_expect_eq(r.reason, FLAGSHM_REASON_DEFAULT_ROLLOUT);
+	flagshm_ctx_string(&ctx, "a", "x");
+	cr_expect_eq(flagshm_evaluate(&v, "f", &ctx, &r), 0);
+	cr_expect_eq(r.reason, FLAGSHM_REASON_RULE_MATCH);
+	cr_expect_str_eq(r.rule_id, "r0");
+	flagshm_view_release(&v);
+}
+
+Test(hostile_docs, eval_cost_one_past_the_default_limit_rejected)
+{
+	char *doc = costed(411, 13);
+	reject("eval_cost_one_past_the_default_limit_rejected", doc, strlen(doc),
+	       P "flags[0] (\"f\"): worst-case evaluation cost 7001 exceeds the limit eval-cost=7000 "
+		 "(411 condition evaluations, 0 of them regex matches; 0 segment lookups, 411 rules, "
+		 "14 flag evaluations)");
+	free(doc);
+}

@@ -315,6 +315,46 @@ Test(ops, contains)
 	CHECK(lng, S("--abcdefghijklmnopqr--"), 0);
 }
 
+/* contains with caseInsensitive finds candidates by memchr on both cases
+ * of the needle's first byte (the cost bound counts it as one condition):
+ * it agrees with a byte-by-byte folded search on 400 random attributes and
+ * needles over a small alphabet, so that partial matches, both cases and
+ * overlapping candidates all occur. */
+static bool naive_contains_fold(const char *h, const char *n)
+{
+	size_t nh = strlen(h), nn = strlen(n);
+	for (size_t i = 0; i + nn <= nh; i++) {
+		size_t j = 0;
+		while (j < nn && (h[i + j] | 0x20) == (n[j] | 0x20))
+			j++;
+		if (j == nn)
+			return true;
+	}
+	return nn == 0;
+}
+
+Test(ops, contains_case_insensitive_agrees_with_a_folded_search)
+{
+	static const char alpha[] = "aAbBab";
+	unsigned seed = 12345;
+	for (int k = 0; k < 400; k++) {
+		char h[16], n[5], cond[128];
+		size_t nh = (size_t)(rand_r(&seed) % 15), nn = 1 + (size_t)(rand_r(&seed) % 4);
+		for (size_t i = 0; i < nh; i++)
+			h[i] = alpha[rand_r(&seed) % 6];
+		h[nh] = '\0';
+		for (size_t i = 0; i < nn; i++)
+			n[i] = alpha[rand_r(&seed) % 6];
+		n[nn] = '\0';
+		snprintf(cond, sizeof cond,
+			 "{'attribute': 'a', 'operator': 'contains', 'value': '%s', "
+			 "'caseInsensitive': true}", n);
+		cr_assert_eq(run(cond, &(flagshm_attr){.name = "a", .type = FLAGSHM_ATTR_STRING,
+							.u.str = {h, nh}}),
+			     naive_contains_fold(h, n), "'%s' in '%s'", n, h);
+	}
+}
+
 Test(ops, not_contains)
 {
 	const char *c = "{'attribute': 'a', 'operator': 'notContains', 'value': 'ell'}";

@@ -592,6 +592,95 @@ Test(snap, a_pattern_that_fails_to_compile_never_matches)
 	drop(&b);
 }
 
+/* Two flags with distinct patterns; a hostile copy then points regex
+ * entry 1 at entry 0's pattern and flags. */
+static blob fresh_two_regexes(void)
+{
+	blob b;
+	b.good = th_snap("{'formatVersion':1,'flags':["
+			 "{'key':'x','defaultValue':false,'targeting':[{'id':'r','variation':true,"
+			 "'conditions':[{'attribute':'e','operator':'matches','value':'@acme$'}]}]},"
+			 "{'key':'y','defaultValue':false,'targeting':[{'id':'r','variation':true,"
+			 "'conditions':[{'attribute':'e','operator':'matches','value':'@other$'}]}]}]}",
+			 NULL);
+	b.n = b.good->size;
+	b.p = aligned_alloc(8, (b.n + 7) & ~(size_t)7);
+	cr_assert_not_null(b.p);
+	memcpy(b.p, b.good->base, b.n);
+	return b;
+}
+
+/* The writer emits each pattern once, but a snapshot's bytes may come from
+ * anyone: entries that repeat a pattern (bytes and flags) share one
+ * compiled code, and closing frees it once (a double free would abort
+ * here and under ASan). */
+Test(snap, repeated_regex_entries_share_one_compiled_pattern)
+{
+	blob b = fresh_two_regexes();
+	cr_assert_eq(H(&b)->sh_tables[FS_T_REGEXES].t_count, 2u);
+	fs_regex *r0 = rec(&b, FS_T_REGEXES, 0, sizeof(fs_regex));
+	fs_regex *r1 = rec(&b, FS_T_REGEXES, 1, sizeof(fs_regex));
+	*r1 = *r0;
+	resum(&b);
+	snap s = {0};
+	char err[256];
+	cr_assert_eq(snap_open(&s, b.p, b.n, err, sizeof err), 0, "%s", err);
+	cr_assert_not_null(s.regex[0]);
+	cr_assert_eq(s.regex[1], s.regex[0]);
+	cr_assert_eq(s.regex_own[0], 1);
+	cr_assert_eq(s.regex_own[1], 0);
+	flagshm_ctx c;
+	flagshm_ctx_init(&c);
+	flagshm_ctx_string(&c, "e", "bob@acme");
+	flagshm_result r;
+	cr_expect_eq(eval_key(&s, "y", &c, &r), 0);
+	cr_expect_eq(r.reason, FLAGSHM_REASON_RULE_MATCH);
+	snap_close(&s);
+	/* The same bytes with other flags are another pattern. */
+	r1->rx_flags = FS_COND_CASE_INSENSITIVE;
+	resum(&b);
+	cr_assert_eq(snap_open(&s, b.p, b.n, err, sizeof err), 0, "%s", err);
+	cr_assert_neq(s.regex[1], s.regex[0]);
+	cr_assert_eq(s.regex_own[1], 1);
+	snap_close(&s);
+	drop(&b);
+}
+
+/* A reader compiles at most FS_REGEX_MAX entries: more is refused at map
+ * time, before any is compiled. The copy's table is made to claim
+ * FS_REGEX_MAX + 1 entries inside its bytes (a long description gives the
+ * room), so that only the ceiling can refuse it. */
+Test(snap, more_regex_entries_than_a_reader_compiles_is_refused)
+{
+	size_t dl = 60000, o = 0;
+	char *doc = malloc(3 * dl + 1024);
+	cr_assert_not_null(doc);
+	o += (size_t)sprintf(doc, "{'formatVersion':1,'flags':[");
+	for (int k = 0; k < 3; k++) {
+		o += (size_t)sprintf(doc + o, "%s{'key':'d%d','defaultValue':true,'description':'",
+				     k ? "," : "", k);
+		memset(doc + o, 'a' + k, dl);
+		o += dl;
+		o += (size_t)sprintf(doc + o, "'}");
+	}
+	sprintf(doc + o, ",{'key':'x','defaultValue':false,'targeting':[{'id':'r','variation':true,"
+			 "'conditions':[{'attribute':'e','operator':'matches','value':'@acme$'}]}]}]}");
+	blob b;
+	b.good = th_snap(doc, NULL);
+	free(doc);
+	b.n = b.good->size;
+	b.p = aligned_alloc(8, (b.n + 7) & ~(size_t)7);
+	cr_assert_not_null(b.p);
+	memcpy(b.p, b.good->base, b.n);
+	fs_table *t = &H(&b)->sh_tables[FS_T_REGEXES];
+	t->t_off = H(&b)->sh_tables[FS_T_POOL].t_off;
+	t->t_count = FS_REGEX_MAX + 1;
+	cr_assert_leq((uint64_t)t->t_off + (uint64_t)t->t_count * sizeof(fs_regex), b.n);
+	resum(&b);
+	expect_refused(&b, b.n, "10001 regexes, more than the 10000 a reader compiles");
+	drop(&b);
+}
+
 /* --------------------------------------------------------- fuzzing */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;

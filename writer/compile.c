@@ -16,6 +16,7 @@
 #include "validate.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,9 @@ typedef struct cctx {
 	const char *env;
 	json_t *keys;	  /* flag key -> flag index */
 	json_t *segindex; /* segment name -> segment index */
+	json_t *regexes;  /* "off:len:flags" of a pattern -> its regex index */
+	uint32_t *segstamp; /* per segment: the last rule that referred to it */
+	uint32_t stamp;	    /* the rule being emitted */
 } cctx;
 
 static int64_t now_us(void)
@@ -188,6 +192,31 @@ static int is_string_op(int op)
 	return op >= FS_OP_EQUALS && op <= FS_OP_ENDS_WITH;
 }
 
+/* Regex table index of pattern VAL (caseless when CI). Each distinct
+ * pattern is emitted once and its conditions share the index: readers
+ * compile each entry, and interned strings make equal patterns equal
+ * offsets. */
+static uint32_t emit_regex(cctx *c, json_t *val, int ci)
+{
+	fs_regex rx;
+	char key[48];
+	json_t *seen;
+	uint32_t idx;
+
+	memset(&rx, 0, sizeof rx);
+	rx.rx_pattern = str_of(c, val); /* as written; CASELESS at compile */
+	rx.rx_flags = ci ? FS_COND_CASE_INSENSITIVE : 0;
+	snprintf(key, sizeof key, "%u:%u:%u", (unsigned)rx.rx_pattern.off,
+		 (unsigned)rx.rx_pattern.len, (unsigned)rx.rx_flags);
+	seen = json_object_get(c->regexes, key);
+	if (seen)
+		return (uint32_t)json_integer_value(seen);
+	idx = wb_add(&c->b, FS_T_REGEXES, &rx);
+	if (json_object_set_new(c->regexes, key, json_integer(idx)) != 0)
+		c->b.failed = 1;
+	return idx;
+}
+
 static void emit_cond(cctx *c, json_t *j)
 {
 	json_t *val = json_object_get(j, "value");
@@ -223,11 +252,7 @@ static void emit_cond(cctx *c, json_t *j)
 		assert(!why);
 		(void)why;
 	} else if (op == FS_OP_MATCHES) {
-		fs_regex rx;
-		memset(&rx, 0, sizeof rx);
-		rx.rx_pattern = str_of(c, val); /* as written; CASELESS at compile */
-		rx.rx_flags = ci ? FS_COND_CASE_INSENSITIVE : 0;
-		k.c_aux = wb_add(&c->b, FS_T_REGEXES, &rx);
+		k.c_aux = emit_regex(c, val, ci);
 	}
 	wb_add(&c->b, FS_T_CONDS, &k);
 }
@@ -355,12 +380,20 @@ static void emit_rule(cctx *c, json_t *j)
 	r.r_priority = prio ? (int32_t)json_integer_value(prio) : 0;
 	r.r_rollout = percent(json_object_get(j, "rolloutPercentage"));
 	emit_conds(c, j, &r.r_cond_first, &r.r_cond_count);
+	/* A segment named twice in one rule is one reference: the second
+	 * could only repeat the first's answer, at the first's cost. */
 	r.r_seg_first = wb_count(&c->b, FS_T_U32);
-	r.r_seg_count = (uint32_t)json_array_size(segs);
+	r.r_seg_count = 0;
+	c->stamp++;
 	json_array_foreach(segs, i, e) {
 		uint32_t idx = (uint32_t)json_integer_value(
 			json_object_get(c->segindex, json_string_value(e)));
+		if (c->segstamp && c->segstamp[idx] == c->stamp)
+			continue;
+		if (c->segstamp)
+			c->segstamp[idx] = c->stamp;
 		wb_add(&c->b, FS_T_U32, &idx);
+		r.r_seg_count++;
 	}
 	r.r_variation = FS_NONE;
 	r.r_split_first = 0;
@@ -547,6 +580,8 @@ wr_limits wr_limits_default(void)
 		.max_list = 100000,
 		.max_string = 65536,
 		.max_snapshot = (size_t)1 << 30,
+		.max_eval_cost = 7000,
+		.max_regexes = 1000,
 	};
 }
 
@@ -570,6 +605,11 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wr_limits *li
 	map_keys(c, flags);
 	if (segs)
 		emit_segments(c, segs);
+	c->segstamp = calloc(segs ? json_object_size(segs) + 1 : 1, sizeof *c->segstamp);
+	if (!c->segstamp) {
+		wr_errors_add(errs, "%s: out of memory while compiling", label);
+		return -1;
+	}
 	json_array_foreach(flags, i, flag)
 		emit_flag(c, flag);
 	emit_index(c, flags);
@@ -609,7 +649,8 @@ int wr_compile(json_t *doc, const char *environment, const char *label,
 	c.env = environment && *environment ? environment : NULL;
 	c.keys = json_object();
 	c.segindex = json_object();
-	if (!c.keys || !c.segindex || wb_init(&c.b) < 0) {
+	c.regexes = json_object();
+	if (!c.keys || !c.segindex || !c.regexes || wb_init(&c.b) < 0) {
 		wr_errors_add(errs, "%s: out of memory while compiling", label);
 		rc = -1;
 	} else {
@@ -618,5 +659,7 @@ int wr_compile(json_t *doc, const char *environment, const char *label,
 	wb_free(&c.b);
 	json_decref(c.keys);
 	json_decref(c.segindex);
+	json_decref(c.regexes);
+	free(c.segstamp);
 	return rc;
 }

@@ -34,6 +34,8 @@ typedef struct wr_limits {
 	size_t max_list;	 /* elements in a list value or included, 100000 */
 	size_t max_string;	 /* bytes in any string, 65536 */
 	size_t max_snapshot;	 /* bytes, 1 GiB */
+	size_t max_eval_cost;	 /* per flag, worst-case evaluation cost (validate.h), 7000 */
+	size_t max_regexes;	 /* distinct regex patterns, 1000; at most FS_REGEX_MAX */
 } wr_limits;
 
 wr_limits wr_limits_default(void);

@@ -14,6 +14,7 @@
 #include "shm.h"
 #include "sync.h"
 #include "flagshm.h"
+#include "format.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -108,6 +109,8 @@ int wd_limit_parse(wr_limits *lim, const char *arg, char *err, size_t errlen)
 		{ "list", offsetof(wr_limits, max_list) },
 		{ "string", offsetof(wr_limits, max_string) },
 		{ "snapshot", offsetof(wr_limits, max_snapshot) },
+		{ "eval_cost", offsetof(wr_limits, max_eval_cost) },
+		{ "regexes", offsetof(wr_limits, max_regexes) },
 	};
 	char name[32];
 	const char *eq = strchr(arg, '=');
@@ -141,12 +144,18 @@ int wd_limit_parse(wr_limits *lim, const char *arg, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (strcmp(name, names[i].name) == 0) {
+			if (names[i].off == offsetof(wr_limits, max_regexes) &&
+			    val * mul > FS_REGEX_MAX) {
+				snprintf(err, errlen, "--limit '%s': at most %u (readers refuse "
+					 "snapshots with more regexes)", arg, FS_REGEX_MAX);
+				return -1;
+			}
 			*(size_t *)((char *)lim + names[i].off) = (size_t)(val * mul);
 			return 0;
 		}
 	}
 	snprintf(err, errlen, "--limit '%s': unknown limit; known: doc-bytes, flags, segments, "
-		 "rules, conditions, list, string, snapshot", arg);
+		 "rules, conditions, list, string, snapshot, eval-cost, regexes", arg);
 	return -1;
 }
 

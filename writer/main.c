@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"  --environment ENV   apply the flags' overrides for ENV\n"
 		"  --once              publish once and exit\n"
 		"  --limit NAME=VALUE  doc-bytes, flags, segments, rules, conditions, list,\n"
-		"                      string, snapshot (k, M, G suffixes)\n"
+		"                      string, snapshot, eval-cost, regexes (k, M, G suffixes)\n"
 		"  --check FILE        validate only: exit 0 valid, 1 invalid (errors on stderr)\n"
 		"\n"
 		"  --source URL        sync from a control plane (http:// or https://;\n"

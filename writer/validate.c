@@ -11,6 +11,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "validate.h"
+#include "hash.h"
 #include "semver.h"
 #include "timeparse.h"
 
@@ -25,6 +26,29 @@
 #define MSG_MAX 1024
 #define QUOTE_MAX 64 /* bytes of a user string quoted in a message */
 
+/* Worst-case work of one evaluation, by kind (validate.h): conditions
+ * (regex ones included), regex matches among them, segment lookups, rules
+ * tried and flags evaluated. Saturating. */
+typedef struct vcost {
+	uint64_t conds, rx, segs, rules, flags;
+} vcost;
+
+#define COST_CAP ((uint64_t)1 << 60)
+
+/* The distinct regex patterns seen so far (pattern bytes + caseless):
+ * open addressing over the document's own strings. */
+typedef struct rxent {
+	const char *p;
+	size_t len;
+	uint32_t h;
+	int ci; /* -1: empty slot */
+} rxent;
+
+typedef struct rxset {
+	rxent *e;
+	size_t cap, n;
+} rxset;
+
 typedef struct vctx {
 	const char *label;
 	const wr_limits *lim;
@@ -34,6 +58,14 @@ typedef struct vctx {
 	int *vtypes;	  /* per flag: wr_vtype of defaultValue, 0 if unusable */
 	size_t nflags;
 	const char *flags_path; /* "flags", or "" for a bare array */
+	/* The cost bound and the regex limit. */
+	json_t *segidx;	    /* segment name -> index into segcost */
+	vcost *segcost;	    /* per segment: its conditions */
+	uint32_t *segstamp; /* per segment: the last rule that counted it */
+	uint32_t stamp;	    /* the rule being counted */
+	vcost *own;	    /* per flag: its costliest targeting and itself */
+	size_t cur_flag;    /* the flag being checked */
+	rxset rx;
 	char path[PATH_MAX_];
 	size_t plen;
 } vctx;
@@ -380,9 +412,144 @@ static void check_date_at(vctx *v, json_t *obj, const char *name)
 			quote(q, json_string_value(s), json_string_length(s)));
 }
 
+/* ----------------------------------------------------------- the cost */
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b > COST_CAP || a + b < a ? COST_CAP : a + b;
+}
+
+static void cost_add(vcost *a, const vcost *b)
+{
+	a->conds = sat_add(a->conds, b->conds);
+	a->rx = sat_add(a->rx, b->rx);
+	a->segs = sat_add(a->segs, b->segs);
+	a->rules = sat_add(a->rules, b->rules);
+	a->flags = sat_add(a->flags, b->flags);
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t w)
+{
+	return a > COST_CAP / w ? COST_CAP : a * w;
+}
+
+/* The single figure the limit eval-cost bounds. */
+static uint64_t cost_total(const vcost *c)
+{
+	uint64_t plain = c->conds > c->rx ? c->conds - c->rx : 0;
+	uint64_t t = sat_mul(plain, WR_COST_COND);
+
+	t = sat_add(t, sat_mul(c->rx, WR_COST_REGEX));
+	t = sat_add(t, sat_mul(c->segs, WR_COST_SEGMENT));
+	t = sat_add(t, sat_mul(c->rules, WR_COST_RULE));
+	return sat_add(t, sat_mul(c->flags, WR_COST_FLAG));
+}
+
+/* The conditions array of OBJ as evaluated: every one, a `matches` one
+ * also as a regex match. Whatever the array holds (invalid entries are
+ * reported elsewhere). */
+static vcost conds_cost(json_t *obj)
+{
+	json_t *a = json_object_get(obj, "conditions"), *c;
+	vcost k = {0, 0, 0, 0, 0};
+	size_t i;
+
+	if (!json_is_array(a))
+		return k;
+	json_array_foreach(a, i, c) {
+		const char *op = json_string_value(json_object_get(c, "operator"));
+		k.conds++;
+		if (op && strcmp(op, "matches") == 0)
+			k.rx++;
+	}
+	return k;
+}
+
+/* The rules of targeting array A, each tried in full: its conditions, and
+ * each segment it names once (the compiler drops repeats within a rule)
+ * with that segment's conditions. */
+static vcost targeting_cost(vctx *v, json_t *a)
+{
+	json_t *rule, *segs, *e;
+	vcost k = {0, 0, 0, 0, 0};
+	size_t i, j;
+
+	json_array_foreach(a, i, rule) {
+		vcost rc = conds_cost(rule);
+		k.rules = sat_add(k.rules, 1);
+		cost_add(&k, &rc);
+		segs = json_object_get(rule, "segments");
+		if (!json_is_array(segs) || !v->segidx)
+			continue;
+		v->stamp++;
+		json_array_foreach(segs, j, e) {
+			json_t *idx = json_is_string(e) ? json_object_get(v->segidx, json_string_value(e))
+						     : NULL;
+			if (!idx)
+				continue;
+			size_t g = (size_t)json_integer_value(idx);
+			if (v->segstamp[g] == v->stamp)
+				continue;
+			v->segstamp[g] = v->stamp;
+			k.segs = sat_add(k.segs, 1);
+			cost_add(&k, &v->segcost[g]);
+		}
+	}
+	return k;
+}
+
+/* Add pattern P (LEN bytes, CI caseless) to the set: 1 when new, 0 when
+ * seen, -1 out of memory. */
+static int rxset_add(rxset *s, const char *p, size_t len, int ci)
+{
+	uint32_t h = mm3_hash(p, len, (uint32_t)ci);
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		rxent *e = malloc(cap * sizeof *e);
+		if (!e)
+			return -1;
+		for (i = 0; i < cap; i++)
+			e[i].ci = -1;
+		for (size_t k = 0; k < s->cap; k++) {
+			if (s->e[k].ci < 0)
+				continue;
+			for (i = s->e[k].h & (cap - 1); e[i].ci >= 0; i = (i + 1) & (cap - 1))
+				;
+			e[i] = s->e[k];
+		}
+		free(s->e);
+		s->e = e;
+		s->cap = cap;
+	}
+	for (i = h & (s->cap - 1); s->e[i].ci >= 0; i = (i + 1) & (s->cap - 1))
+		if (s->e[i].h == h && s->e[i].ci == ci && s->e[i].len == len &&
+		    memcmp(s->e[i].p, p, len) == 0)
+			return 0;
+	s->e[i] = (rxent){p, len, h, ci};
+	s->n++;
+	return 1;
+}
+
+/* A valid pattern at the current path: counted, and the first one past
+ * the limit `regexes` is reported (once). */
+static void count_regex(vctx *v, json_t *val, int caseless)
+{
+	int r = rxset_add(&v->rx, json_string_value(val), json_string_length(val), caseless);
+	/* Past FS_REGEX_MAX readers would refuse the snapshot. */
+	size_t max = v->lim->max_regexes < FS_REGEX_MAX ? v->lim->max_regexes : FS_REGEX_MAX;
+
+	if (r < 0)
+		wr_errors_add(v->errs, "%s: out of memory", v->label);
+	else if (r && v->rx.n == max + 1)
+		verr(v, "a regular expression past the limit regexes (%zu distinct patterns "
+		     "per document, counting every environment)", max);
+}
+
 /* ---------------------------------------------------------- conditions */
 
-static void check_regex(vctx *v, json_t *val, int caseless)
+static int check_regex(vctx *v, json_t *val, int caseless)
 {
 	uint32_t opts = PCRE2_UTF | (caseless ? PCRE2_CASELESS : 0);
 	int code;
@@ -393,11 +560,12 @@ static void check_regex(vctx *v, json_t *val, int caseless)
 
 	if (re) {
 		pcre2_code_free(re);
-		return;
+		return 1;
 	}
 	if (pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof msg) < 0)
 		snprintf(msg, sizeof msg, "PCRE2 error %d", code);
 	verr(v, "invalid regular expression at offset %zu: %s", (size_t)off, msg);
+	return 0;
 }
 
 static void check_in_list(vctx *v, json_t *val)
@@ -453,8 +621,8 @@ static void check_operand(vctx *v, int op, json_t *val, int caseless)
 	case FS_OP_MATCHES:
 		if (!json_is_string(val))
 			verr(v, "must be a string for %s (got %s)", name, jtype(val));
-		else if (string_ok(v, val) && op == FS_OP_MATCHES)
-			check_regex(v, val, caseless);
+		else if (string_ok(v, val) && op == FS_OP_MATCHES && check_regex(v, val, caseless))
+			count_regex(v, val, caseless);
 		break;
 	case FS_OP_GT:
 	case FS_OP_GTE:
@@ -577,13 +745,28 @@ static void check_segments(vctx *v, json_t *segs)
 	const char *name;
 	json_t *sg;
 
-	if (json_object_size(segs) > v->lim->max_segments)
-		verr(v, "%zu segments, more than the limit max_segments (%zu)", json_object_size(segs),
+	size_t n = json_object_size(segs), k = 0;
+
+	if (n > v->lim->max_segments)
+		verr(v, "%zu segments, more than the limit max_segments (%zu)", n,
 		     v->lim->max_segments);
+	v->segidx = json_object();
+	v->segcost = calloc(n ? n : 1, sizeof *v->segcost);
+	v->segstamp = calloc(n ? n : 1, sizeof *v->segstamp);
+	if (!v->segidx || !v->segcost || !v->segstamp) {
+		wr_errors_add(v->errs, "%s: out of memory", v->label);
+		json_decref(v->segidx);
+		v->segidx = NULL;
+	}
 	json_object_foreach(segs, name, sg) {
 		size_t o = path_key(v, name);
 		if (name_ok(v, name, strlen(name)))
 			check_segment(v, sg);
+		if (v->segidx) {
+			v->segcost[k] = conds_cost(sg);
+			json_object_set_new(v->segidx, name, json_integer((json_int_t)k));
+		}
+		k++;
 		path_pop(v, o);
 	}
 	path_pop(v, old);
@@ -738,6 +921,11 @@ static void check_targeting(vctx *v, json_t *obj, int vt)
 	}
 	path_pop(v, old);
 	json_decref(ids);
+	if (v->own) {
+		vcost k = targeting_cost(v, a);
+		if (cost_total(&k) > cost_total(&v->own[v->cur_flag]))
+			v->own[v->cur_flag] = k;
+	}
 }
 
 /* --------------------------------------------------------------- flags */
@@ -993,6 +1181,26 @@ static void report_cycle(vctx *v, json_t *flags, const size_t *stack, const size
 	path_pop(v, o);
 }
 
+/* Flag I's whole cost C against the limit eval-cost. */
+static void report_cost(vctx *v, json_t *flags, size_t i, const vcost *c)
+{
+	uint64_t total = cost_total(c);
+	const char *key = key_of(flags, i);
+	char q[QBUF];
+	size_t o = v->plen;
+
+	if (total <= v->lim->max_eval_cost)
+		return;
+	path_push(v, "%s[%zu] (%s)", v->flags_path, i, key ? quote(q, key, strlen(key)) : "?");
+	verr(v, "worst-case evaluation cost %llu exceeds the limit eval-cost=%zu (%llu condition "
+	     "evaluations, %llu of them regex matches; %llu segment lookups, %llu rules, %llu flag "
+	     "evaluations)",
+	     (unsigned long long)total, v->lim->max_eval_cost, (unsigned long long)c->conds,
+	     (unsigned long long)c->rx, (unsigned long long)c->segs, (unsigned long long)c->rules,
+	     (unsigned long long)c->flags);
+	path_pop(v, o);
+}
+
 /*
  * Depth-first search over prerequisite edges with an explicit stack (a
  * chain may be as long as the document). Colours: 0 new, 1 on the stack,
@@ -1006,8 +1214,9 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 	size_t *visits = calloc(n ? n : 1, sizeof *visits);
 	size_t *stack = malloc((n ? n : 1) * sizeof *stack);
 	size_t *edge = malloc((n ? n : 1) * sizeof *edge);
+	vcost *cost = calloc(n ? n : 1, sizeof *cost);
 
-	if (!colour || !depth || !visits || !stack || !edge) {
+	if (!colour || !depth || !visits || !stack || !edge || !cost) {
 		wr_errors_add(v->errs, "%s: out of memory", v->label);
 		goto out;
 	}
@@ -1033,12 +1242,17 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 			 * and the evaluations the reader makes for flag i when
 			 * every prerequisite holds: one per path, since shared
 			 * prerequisites (diamonds) are evaluated again on each
-			 * (saturated past the limit). */
+			 * (saturated past the limit). The cost adds up the
+			 * same way: the flag's own, then each prerequisite's
+			 * whole cost, once per edge. */
+			cost[i] = v->own[i];
+			cost[i].flags = sat_add(cost[i].flags, 1);
 			for (size_t e = 0; a && e < json_array_size(a); e++) {
 				long j = prereq_target(v, json_array_get(a, e));
 				if (j >= 0 && colour[j] == 2 && depth[j] + 1 > depth[i])
 					depth[i] = depth[j] + 1;
 				if (j >= 0 && colour[j] == 2) {
+					cost_add(&cost[i], &cost[j]);
 					visits[i] += 1 + visits[j];
 					if (visits[i] > WR_PREREQ_VISITS_MAX)
 						visits[i] = WR_PREREQ_VISITS_MAX + 1;
@@ -1049,8 +1263,10 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (depth[i] <= WR_PREREQ_DEPTH_MAX && visits[i] <= WR_PREREQ_VISITS_MAX)
+		if (depth[i] <= WR_PREREQ_DEPTH_MAX && visits[i] <= WR_PREREQ_VISITS_MAX) {
+			report_cost(v, flags, i, &cost[i]);
 			continue;
+		}
 		size_t o = v->plen;
 		path_push(v, "%s[%zu].prerequisites", v->flags_path, i);
 		if (depth[i] > WR_PREREQ_DEPTH_MAX)
@@ -1063,6 +1279,7 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 		path_pop(v, o);
 	}
 out:
+	free(cost);
 	free(colour);
 	free(depth);
 	free(visits);
@@ -1079,7 +1296,8 @@ static void check_flags(vctx *v, json_t *flags)
 
 	v->nflags = json_array_size(flags);
 	v->vtypes = calloc(v->nflags ? v->nflags : 1, sizeof *v->vtypes);
-	if (!v->vtypes) {
+	v->own = calloc(v->nflags ? v->nflags : 1, sizeof *v->own);
+	if (!v->vtypes || !v->own) {
 		wr_errors_add(v->errs, "%s: out of memory", v->label);
 		return;
 	}
@@ -1089,6 +1307,7 @@ static void check_flags(vctx *v, json_t *flags)
 	index_flags(v, flags);
 	json_array_foreach(flags, i, flag) {
 		size_t o = path_idx(v, i);
+		v->cur_flag = i;
 		if (json_is_object(flag))
 			check_flag(v, flag, v->vtypes[i]);
 		path_pop(v, o);
@@ -1151,6 +1370,11 @@ int wr_validate(json_t *doc, const char *label, const wr_limits *lim, wr_errors 
 		     doc ? jtype(doc) : "nothing");
 	}
 	json_decref(v.keys);
+	json_decref(v.segidx);
+	free(v.segcost);
+	free(v.segstamp);
+	free(v.own);
+	free(v.rx.e);
 	free(v.vtypes);
 	return errs->n + errs->dropped > before ? -1 : 0;
 }

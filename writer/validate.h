@@ -18,6 +18,21 @@
 				    of one flag, every path through a shared one */
 
 /*
+ * The static cost bound (docs/flag-format.md, "Evaluation cost"): the most
+ * work one evaluation of a flag can make a reader do, whatever the context,
+ * in units of about 5 ns on the reference machine (docs/reliability.md,
+ * "Cost bounds"). Each flag's own part is that of its costliest targeting,
+ * its own or an environment's, so the bound holds for every environment;
+ * each prerequisite adds its whole cost again on every path that reaches it.
+ */
+#define WR_COST_COND 16	   /* a condition: attribute lookup and operator */
+#define WR_COST_REGEX 160   /* a `matches` condition (a regex match) */
+#define WR_COST_SEGMENT 16  /* a segment named by a rule (once per rule): its
+			       userId lookup; its conditions count as conditions */
+#define WR_COST_RULE 1	   /* a rule tried */
+#define WR_COST_FLAG 1	   /* a flag evaluated: the flag itself, each prerequisite visit */
+
+/*
  * Check all of DOC, every environment's overrides included, adding one
  * message per problem ("LABEL: path: what is wrong") to ERRS. Returns 0 when
  * DOC may be compiled, -1 otherwise.
