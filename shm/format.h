@@ -194,14 +194,161 @@ enum fs_tables {
 	FS_T_COUNT_
 };
 
-/* Fingerprint of the record sizes: a reader built against another layout
- * refuses the snapshot instead of misreading it. */
-#define FS_LAYOUT_FINGERPRINT                                                  \
-	((uint32_t)(sizeof(fs_flag) * 131u + sizeof(fs_rule) * 31u +           \
-		    sizeof(fs_cond) * 17u + sizeof(fs_value) * 7u +            \
-		    sizeof(fs_segment) * 5u + sizeof(fs_split) * 3u +          \
-		    sizeof(fs_semver) + sizeof(fs_regex) * 11u + FS_T_COUNT_))
+/*
+ * The layout fingerprint: every field of every record, by offset and size,
+ * each with a weight of its own, and the number of tables. Field order,
+ * offsets and sizes all move it (a weighted sum of record sizes alone would
+ * not see two fields swapped), so a reader built against another layout
+ * refuses the snapshot instead of misreading it (as LMDB folds its lock
+ * layout into MDB_LOCK_FORMAT). The header's own fields are checked one by
+ * one (magic, version, header size) before the fingerprint is read.
+ */
+#define FS_LAYOUT_FIELDS(X) \
+	X(w1, fs_str, off) \
+	X(w2, fs_str, len) \
+	X(w3, fs_value, v_type) \
+	X(w4, fs_value, v_bool) \
+	X(w5, fs_value, v_count) \
+	X(w6, fs_value, v_num) \
+	X(w7, fs_value, v_str) \
+	X(w8, fs_value, v_first) \
+	X(w9, fs_cond, c_attr) \
+	X(w10, fs_cond, c_op) \
+	X(w11, fs_cond, c_flags) \
+	X(w12, fs_cond, c_value) \
+	X(w13, fs_cond, c_nstr) \
+	X(w14, fs_cond, c_aux) \
+	X(w15, fs_cond, c_num) \
+	X(w16, fs_cond, c_time_ms) \
+	X(w17, fs_semver, sv_major) \
+	X(w18, fs_semver, sv_minor) \
+	X(w19, fs_semver, sv_patch) \
+	X(w20, fs_semver, sv_pre) \
+	X(w21, fs_regex, rx_pattern) \
+	X(w22, fs_regex, rx_flags) \
+	X(w23, fs_split, sp_value) \
+	X(w24, fs_split, sp_weight) \
+	X(w25, fs_split, sp_upper) \
+	X(w26, fs_rule, r_id) \
+	X(w27, fs_rule, r_priority) \
+	X(w28, fs_rule, r_rollout) \
+	X(w29, fs_rule, r_cond_first) \
+	X(w30, fs_rule, r_cond_count) \
+	X(w31, fs_rule, r_seg_first) \
+	X(w32, fs_rule, r_seg_count) \
+	X(w33, fs_rule, r_variation) \
+	X(w34, fs_rule, r_split_first) \
+	X(w35, fs_rule, r_split_count) \
+	X(w36, fs_segment, sg_name) \
+	X(w37, fs_segment, sg_incl_first) \
+	X(w38, fs_segment, sg_incl_count) \
+	X(w39, fs_segment, sg_cond_first) \
+	X(w40, fs_segment, sg_cond_count) \
+	X(w41, fs_segment, sg_has_conds) \
+	X(w42, fs_prereq, pq_flag) \
+	X(w43, fs_prereq, pq_value) \
+	X(w44, fs_flag, f_key) \
+	X(w45, fs_flag, f_key_hash) \
+	X(w46, fs_flag, f_vtype) \
+	X(w47, fs_flag, f_kind) \
+	X(w48, fs_flag, f_enabled) \
+	X(w49, fs_flag, f_default) \
+	X(w50, fs_flag, f_off) \
+	X(w51, fs_flag, f_rollout) \
+	X(w52, fs_flag, f_bucket_by) \
+	X(w53, fs_flag, f_salt) \
+	X(w54, fs_flag, f_rule_first) \
+	X(w55, fs_flag, f_rule_count) \
+	X(w56, fs_flag, f_prereq_first) \
+	X(w57, fs_flag, f_prereq_count) \
+	X(w58, fs_flag, f_name) \
+	X(w59, fs_flag, f_description) \
+	X(w60, fs_flag, f_owner) \
+	X(w61, fs_flag, f_created_at) \
+	X(w62, fs_flag, f_updated_at) \
+	X(w63, fs_flag, f_expires_at) \
+	X(w64, fs_flag, f_tag_first) \
+	X(w65, fs_flag, f_tag_count) \
+	X(w66, fs_flag, f_version) \
+	X(w67, fs_table, t_off) \
+	X(w68, fs_table, t_count)
 
+/* Distinct odd weights, one per field. */
+#define FS_W_w1 3u
+#define FS_W_w2 5u
+#define FS_W_w3 7u
+#define FS_W_w4 9u
+#define FS_W_w5 11u
+#define FS_W_w6 13u
+#define FS_W_w7 15u
+#define FS_W_w8 17u
+#define FS_W_w9 19u
+#define FS_W_w10 21u
+#define FS_W_w11 23u
+#define FS_W_w12 25u
+#define FS_W_w13 27u
+#define FS_W_w14 29u
+#define FS_W_w15 31u
+#define FS_W_w16 33u
+#define FS_W_w17 35u
+#define FS_W_w18 37u
+#define FS_W_w19 39u
+#define FS_W_w20 41u
+#define FS_W_w21 43u
+#define FS_W_w22 45u
+#define FS_W_w23 47u
+#define FS_W_w24 49u
+#define FS_W_w25 51u
+#define FS_W_w26 53u
+#define FS_W_w27 55u
+#define FS_W_w28 57u
+#define FS_W_w29 59u
+#define FS_W_w30 61u
+#define FS_W_w31 63u
+#define FS_W_w32 65u
+#define FS_W_w33 67u
+#define FS_W_w34 69u
+#define FS_W_w35 71u
+#define FS_W_w36 73u
+#define FS_W_w37 75u
+#define FS_W_w38 77u
+#define FS_W_w39 79u
+#define FS_W_w40 81u
+#define FS_W_w41 83u
+#define FS_W_w42 85u
+#define FS_W_w43 87u
+#define FS_W_w44 89u
+#define FS_W_w45 91u
+#define FS_W_w46 93u
+#define FS_W_w47 95u
+#define FS_W_w48 97u
+#define FS_W_w49 99u
+#define FS_W_w50 101u
+#define FS_W_w51 103u
+#define FS_W_w52 105u
+#define FS_W_w53 107u
+#define FS_W_w54 109u
+#define FS_W_w55 111u
+#define FS_W_w56 113u
+#define FS_W_w57 115u
+#define FS_W_w58 117u
+#define FS_W_w59 119u
+#define FS_W_w60 121u
+#define FS_W_w61 123u
+#define FS_W_w62 125u
+#define FS_W_w63 127u
+#define FS_W_w64 129u
+#define FS_W_w65 131u
+#define FS_W_w66 133u
+#define FS_W_w67 135u
+#define FS_W_w68 137u
+
+#define FS_LAYOUT_TERM_(w, T, f)                                               \
+	+(uint32_t)(w) * 2654435761u *                                         \
+		((uint32_t)offsetof(T, f) * 256u + (uint32_t)sizeof(((T *)0)->f))
+#define FS_LAYOUT_TERM_W_(w, T, f) FS_LAYOUT_TERM_(FS_W_##w, T, f)
+#define FS_LAYOUT_FINGERPRINT                                                  \
+	((uint32_t)(FS_T_COUNT_ FS_LAYOUT_FIELDS(FS_LAYOUT_TERM_W_)))
 typedef struct fs_snap_hdr {
 	uint32_t sh_magic;   /* FS_SNAP_MAGIC */
 	uint16_t sh_version; /* FS_FORMAT_VERSION */
@@ -221,13 +368,24 @@ typedef struct fs_snap_hdr {
  * are set at publish (generation, time) or are checked one by one. */
 #define FS_SNAP_SUMMED_FROM offsetof(fs_snap_hdr, sh_compile_us)
 
+/* Every record's size, so that a change to one is a decision, not an
+ * accident (it also moves the fingerprint). */
 _Static_assert(sizeof(fs_str) == 8, "fs_str layout");
 _Static_assert(sizeof(fs_value) == 16, "fs_value layout");
 _Static_assert(sizeof(fs_cond) == 32, "fs_cond layout");
 _Static_assert(sizeof(fs_split) == 12, "fs_split layout");
+_Static_assert(sizeof(fs_semver) == 32, "fs_semver layout");
+_Static_assert(sizeof(fs_regex) == 12, "fs_regex layout");
+_Static_assert(sizeof(fs_rule) == 44, "fs_rule layout");
+_Static_assert(sizeof(fs_segment) == 32, "fs_segment layout");
+_Static_assert(sizeof(fs_prereq) == 8, "fs_prereq layout");
+_Static_assert(sizeof(fs_flag) == 128, "fs_flag layout");
+_Static_assert(sizeof(fs_table) == 8, "fs_table layout");
 _Static_assert(sizeof(fs_flag) % 8 == 0, "fs_flag alignment");
 _Static_assert(offsetof(fs_snap_hdr, sh_size) == 16, "header layout");
 _Static_assert(sizeof(fs_snap_hdr) % 8 == 0, "header alignment");
+_Static_assert(sizeof(fs_snap_hdr) == 168, "header layout");
+_Static_assert(offsetof(fs_snap_hdr, sh_compile_us) == 48, "header layout: the summed range");
 
 /* Every table starts 8-byte aligned. The snapshot's size is bounded by
  * uint32 offsets: FS_SNAP_MAX bytes. */

@@ -68,6 +68,11 @@ typedef struct fs_ctl {
 	char c_sync_state[128]; /* writer-defined: etag, last event id */
 } fs_ctl;
 
+/* The atomics another process reads must be lock-free: a lock inside an
+ * atomic would live in one process's memory, not in the shared mapping. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
 _Static_assert(sizeof(fs_ctl) == 512, "fs_ctl layout");
 _Static_assert(__builtin_offsetof(fs_ctl, c_generation) == 16, "fs_ctl layout");
 _Static_assert(__builtin_offsetof(fs_ctl, c_heartbeat_ms) == 64, "fs_ctl layout");
