@@ -14,6 +14,7 @@
  */
 #include "daemon.h"
 #include "shm.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -78,6 +79,27 @@ static long seconds(const char *arg, bool positive)
 	if (errno || end == arg || *end || v < (positive ? 1 : 0) || v > 86400)
 		return -1;
 	return v;
+}
+
+/* An environment name as the format has it (docs/flag-format.md, Names):
+ * 1 to 128 of [A-Za-z0-9._-]. 0, or -1 with a message in ERR. */
+static int environment_check(const char *env, char *err, size_t errlen)
+{
+	size_t len = strlen(env), bad = wr_name_bad_char(env, len);
+	if (len == 0)
+		snprintf(err, errlen, "--environment must not be empty");
+	else if (len > WR_NAME_MAX)
+		snprintf(err, errlen, "--environment is %zu characters long, more than %d", len,
+			 WR_NAME_MAX);
+	else if (bad < len && env[bad] > 0x20 && env[bad] < 0x7f)
+		snprintf(err, errlen, "--environment '%s': invalid character '%c' (names are 1 to %d "
+			 "of A-Z a-z 0-9 . _ -)", env, env[bad], WR_NAME_MAX);
+	else if (bad < len)
+		snprintf(err, errlen, "--environment: invalid character 0x%02x (names are 1 to %d "
+			 "of A-Z a-z 0-9 . _ -)", (unsigned char)env[bad], WR_NAME_MAX);
+	else
+		return 0;
+	return -1;
 }
 
 int main(int argc, char **argv)
@@ -155,6 +177,8 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 
+	if (o.environment && environment_check(o.environment, err, sizeof err) != 0)
+		return usage_error("%s", err);
 	if (check) {
 		if (o.store || o.source || o.once || remove || sync_opt)
 			return usage_error("%s", "--check takes only FILE, --environment and --limit");
@@ -180,7 +204,5 @@ int main(int argc, char **argv)
 		snprintf(state_dir, sizeof state_dir, "/var/lib/flagshm/%s", o.store);
 		o.state_dir = state_dir;
 	}
-	if (o.environment && !o.environment[0])
-		return usage_error("%s", "--environment must not be empty");
 	return wd_run(&o);
 }
