@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"\n"
 		"  --store NAME        store to publish (1-64 of [A-Za-z0-9_-])\n"
 		"  --source FILE       flag document (docs/flag-format.md); watched for changes\n"
-		"  --environment ENV   apply the flags' overrides for ENV\n"
+		"  --environment ENV   apply the flags' overrides for ENV (1-128 of [A-Za-z0-9._-])\n"
 		"  --once              publish once and exit\n"
 		"  --limit NAME=VALUE  doc-bytes, flags, segments, rules, conditions, list,\n"
 		"                      string, snapshot (k, M, G suffixes)\n"
