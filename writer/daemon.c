@@ -43,10 +43,25 @@
  * escaped (shm/text.h). DST holds CAP bytes; a longer result is cut. */
 static const char *clean(char *dst, size_t cap, const char *text)
 {
-	char red[1024];
+	char red[1100]; /* a log line's 1024, and "***" for a shorter userinfo */
 	fs_text_redact(red, sizeof red, text);
 	fs_text_escape(dst, cap, red, strlen(red), FS_TEXT_PLAIN);
 	return dst;
+}
+
+/* The same for text of any length, malloc'd; NULL when out of memory. */
+static char *clean_alloc(const char *text)
+{
+	size_t n = fs_text_redact(NULL, 0, text) + 1;
+	char *red = malloc(n), *out = NULL;
+	if (red) {
+		fs_text_redact(red, n, text);
+		size_t m = fs_text_escape(NULL, 0, red, n - 1, FS_TEXT_PLAIN) + 1;
+		if ((out = malloc(m)))
+			fs_text_escape(out, m, red, n - 1, FS_TEXT_PLAIN);
+	}
+	free(red);
+	return out;
 }
 
 /* One log line: "2026-11-20T10:00:00.123Z flagshm-writer[PID]: ..."; what
@@ -74,9 +89,11 @@ static void logmsg(const char *fmt, ...)
 
 static void print_errors(const wr_errors *e)
 {
-	char shown[2048];
-	for (size_t i = 0; i < e->n; i++)
-		fprintf(stderr, "%s\n", clean(shown, sizeof shown, e->msg[i]));
+	for (size_t i = 0; i < e->n; i++) {
+		char *shown = clean_alloc(e->msg[i]);
+		fprintf(stderr, "%s\n", shown ? shown : "(out of memory)");
+		free(shown);
+	}
 	if (e->dropped)
 		fprintf(stderr, "(%zu more errors not shown)\n", e->dropped);
 }
