@@ -916,6 +916,15 @@ Test(sync, a_password_in_the_source_url_is_in_no_log_and_not_in_c_last_error)
 	serve_doc(1, "\"v1\"");
 	start_writer_url(url, "--poll-interval", "1", NULL);
 	cr_assert_geq(wait_num("limit", 1, 5000), 0, "no sync through a URL with userinfo");
+	/* Every local user can read the command line. */
+	char cmdline[200];
+	snprintf(cmdline, sizeof cmdline, "/proc/%d/cmdline", (int)F.writer);
+	size_t clen = 0;
+	char *args = wp_read_file(cmdline, &clen);
+	cr_expect_not_null(args, "cannot read %s", cmdline);
+	cr_expect(!args || !memmem(args, clen, "hunter2pw", 9), "the password is in %s", cmdline);
+	cr_expect(!args || memmem(args, clen, "@127.0.0.1", 10), "%s has no URL", cmdline);
+	free(args);
 	/* The persisted document names its source: without the password. */
 	char path[200];
 	snprintf(path, sizeof path, "%s/document.pb", F.state);

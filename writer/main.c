@@ -81,6 +81,23 @@ static long seconds(const char *arg, bool positive)
 	return v;
 }
 
+/* ARG, copied; a URL's userinfo (a password) is then overwritten with '*'
+ * in ARG itself, which is what /proc/PID/cmdline shows every local user
+ * (from the next read on: the short window after exec remains). */
+static const char *hide_userinfo(char *arg)
+{
+	char *host = strstr(arg, "://");
+	if (!host)
+		return arg;
+	host += 3;
+	char *at = memrchr(host, '@', strcspn(host, "/?#"));
+	char *copy = at ? strdup(arg) : NULL; /* lives as long as the process */
+	if (!copy)
+		return arg;
+	memset(host, '*', (size_t)(at - host));
+	return copy;
+}
+
 /* An environment name as the format has it (docs/flag-format.md, Names):
  * 1 to 128 of [A-Za-z0-9._-]. 0, or -1 with a message in ERR. */
 static int environment_check(const char *env, char *err, size_t errlen)
@@ -136,7 +153,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case O_STORE: o.store = optarg; break;
-		case O_SOURCE: o.source = optarg; break;
+		case O_SOURCE: o.source = hide_userinfo(optarg); break;
 		case O_ENV: o.environment = optarg; break;
 		case O_ONCE: o.once = true; break;
 		case O_CHECK: check = optarg; break;
