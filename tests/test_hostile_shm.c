@@ -1211,3 +1211,23 @@ Test(hostile_shm, status_and_eval_print_hostile_times_and_huge_generations_corre
 	expect_no_raw_controls("status", out);
 	cr_expect_null(strstr(out, "-9223372036854775"), "a negative number in status:\n%s", out);
 }
+
+/* Issue 8 (finding 9): the library's log line about a refused snapshot
+ * names the flag; a key with ESC reaches the application's callback
+ * escaped. */
+Test(hostile_shm, a_log_line_naming_a_key_with_escapes_has_no_raw_control)
+{
+	craft c;
+	craft_good(&c);
+	fs_flag *pre = flag_of(&c, "pre");
+	fs_prereq *p = (fs_prereq *)tab(&c, FS_T_PREREQS) + pre->f_prereq_first;
+	p->pq_flag = flag_index(&c, "pre");
+	((char *)pool_str(&c, pre->f_key))[1] = '\x1b';
+	fix_checksum(&c);
+	plant_craft(&c, true);
+	free(c.b);
+	eval_timed(reader, "str", NULL);
+	cr_expect(logged("(\"p\\x1be\") form a cycle"), "log:\n%s", all_logs());
+	for (const char *q = all_logs(); *q; q++)
+		cr_assert(*q != '\x1b', "a raw ESC in the log:\n%s", all_logs());
+}
