@@ -356,8 +356,13 @@ static void watch_target(wd *d, int ifd)
 		return; /* gone for now: the directory watch sees it come back */
 	const char *slash = strrchr(real, '/');
 	snprintf(link, sizeof link, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, d->base);
-	if (strcmp(real, link) == 0 || !slash || strlen(slash + 1) >= sizeof d->tbase)
-		return; /* not a symlink: the directory watch is enough */
+	if (strcmp(real, link) == 0 || !slash || strlen(slash + 1) >= sizeof d->tbase) {
+		/* not (or no longer) a symlink: the directory watch is enough */
+		if (d->twd >= 0 && d->twd != d->dir_wd)
+			inotify_rm_watch(ifd, d->twd);
+		d->twd = -1;
+		return;
+	}
 	size_t dl = slash == real ? 1 : (size_t)(slash - real);
 	if (d->twd >= 0 && strlen(d->tdir) == dl && strncmp(d->tdir, real, dl) == 0 &&
 	    strcmp(d->tbase, slash + 1) == 0)
@@ -397,8 +402,7 @@ static bool drain_inotify(wd *d, int fd)
 				changed = true; /* the target's directory went: look again */
 				if (ev->mask & IN_IGNORED)
 					d->twd = -1;
-			}
-			else if (ev->len && ev->wd == d->dir_wd && strcmp(ev->name, d->base) == 0)
+			} else if (ev->len && ev->wd == d->dir_wd && strcmp(ev->name, d->base) == 0)
 				changed = true; /* write in place, or rename onto it */
 			else if (ev->len && ev->wd == d->twd && strcmp(ev->name, d->tbase) == 0)
 				changed = true; /* the symlink's target, edited */
