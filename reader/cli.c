@@ -43,12 +43,23 @@ static const char usage_text[] =
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void msg(const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("flagshm: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	fputs("flagshm: ", stderr);
+	cli_put_text(stderr, line, n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
+		     FS_TEXT_PLAIN);
+	fputc('\n', stderr);
+}
+
+/* "LABEL  TEXT\n" with TEXT from the store, escaped. */
+static void field(const char *label, const char *text)
+{
+	printf("%-12s ", label);
+	cli_put_text(stdout, text, strlen(text), FS_TEXT_PLAIN);
+	putchar('\n');
 }
 
 static int usage_error(const char *what)
@@ -84,22 +95,23 @@ static const char *iso_time(char *buf, size_t n, int64_t ms)
 	return buf;
 }
 
-/* "350 ms ago", "4.2 s ago", "12 min ago", "3 h ago", "2 d ago" */
+/* "350 ms ago", "4.2 s ago", "12 min ago", "3 h ago", "2 d ago". MS comes
+ * from shared memory: any value, so the difference is taken unsigned. */
 static const char *age(char *buf, size_t n, int64_t ms)
 {
-	int64_t d = fs_clock_ms(CLOCK_REALTIME) - ms;
-	if (d < 0)
-		d = 0; /* clocks of one host; a step back shows as "now" */
+	int64_t now = fs_clock_ms(CLOCK_REALTIME);
+	/* clocks of one host; a step back (or a time ahead) shows as "now" */
+	uint64_t d = ms < now ? (uint64_t)now - (uint64_t)ms : 0;
 	if (d < 1000)
-		snprintf(buf, n, "%" PRId64 " ms ago", d);
+		snprintf(buf, n, "%" PRIu64 " ms ago", d);
 	else if (d < 120000)
-		snprintf(buf, n, "%.1f s ago", d / 1000.0);
+		snprintf(buf, n, "%.1f s ago", (double)d / 1000.0);
 	else if (d < 2 * 3600000)
-		snprintf(buf, n, "%" PRId64 " min ago", d / 60000);
+		snprintf(buf, n, "%" PRIu64 " min ago", d / 60000);
 	else if (d < 2 * 86400000)
-		snprintf(buf, n, "%" PRId64 " h ago", d / 3600000);
+		snprintf(buf, n, "%" PRIu64 " h ago", d / 3600000);
 	else
-		snprintf(buf, n, "%" PRId64 " d ago", d / 86400000);
+		snprintf(buf, n, "%" PRIu64 " d ago", d / 86400000);
 	return buf;
 }
 
@@ -132,7 +144,7 @@ static int cmd_status(flagshm_store *st, const char *store)
 			flagshm_view_release(&v);
 		}
 		printf("\n");
-		printf("environment  %s\n", info.environment[0] ? info.environment : "(none)");
+		field("environment", info.environment[0] ? info.environment : "(none)");
 	} else {
 		uint64_t gen = ctl ? atomic_load_explicit(&ctl->c_generation, memory_order_acquire) : 0;
 		if (gen > 0)
@@ -156,7 +168,7 @@ static int cmd_status(flagshm_store *st, const char *store)
 		char state[sizeof ctl->c_sync_state + 1];
 		shm_ctl_text_get(ctl, SHM_TEXT_SYNC_STATE, state, sizeof state);
 		if (state[0])
-			printf("sync         %s\n", state); /* mode, etag=, id= (last event) */
+			field("sync", state); /* mode, etag=, id= (last event) */
 		if (sync > 0)
 			printf("last sync    %s (%s)\n", age(t1, sizeof t1, sync),
 			       iso_time(t2, sizeof t2, sync));
@@ -171,10 +183,12 @@ static int cmd_status(flagshm_store *st, const char *store)
 		 * counter gives a whole text, never a torn one. */
 		char last[sizeof ctl->c_last_error + 1];
 		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
-		printf("last error   %s\n", last[0] ? last : "(none)");
+		field("last error", last[0] ? last : "(none)");
 		shm_ctl_unmap(ctl);
 	} else {
-		printf("last error   (control object unreadable: %s)\n", err);
+		printf("last error   (control object unreadable: ");
+		cli_put_text(stdout, err, strlen(err), FS_TEXT_PLAIN);
+		printf(")\n");
 	}
 	if (rc != 0) {
 		msg("store \"%s\": nothing valid published", store);
@@ -196,10 +210,20 @@ static const char *type_name(uint8_t vtype)
 	}
 }
 
+/* The key column is as wide as the longest key up to the format's longest
+ * name (docs/flag-format.md); a longer key (a crafted snapshot) overflows
+ * its line instead of padding every other line. */
+#define LIST_KEY_WIDTH_MAX 128
+/* A line without its key: "  operational  disabled  number  4294967295 rules\n". */
+#define LIST_LINE_REST 64
+
 static int cmd_list(const snap *s)
 {
 	uint32_t n = s->count[FS_T_FLAGS];
-	int width = 0;
+	uint64_t budget = cli_output_budget(s), raw = 0, out = 0;
+	size_t width = 0;
+	/* Keys may share pool bytes: bound the output before printing any,
+	 * first by the raw lengths (cheap), then escaped (each key scanned). */
 	for (uint32_t i = 0; i < n; i++) {
 		const fs_flag *f = SNAP_FLAG(s, i);
 		if (!snap_str(s, f->f_key)) {
@@ -207,15 +231,33 @@ static int cmd_list(const snap *s)
 			    " is out of range (damaged snapshot?)", s->generation, i);
 			return EXIT_STORE;
 		}
-		if ((int)f->f_key.len > width)
-			width = (int)f->f_key.len;
+		raw += f->f_key.len;
+	}
+	for (uint32_t i = 0; i < n && raw <= budget && out <= budget; i++) {
+		const fs_flag *f = SNAP_FLAG(s, i);
+		size_t len = fs_text_escape(NULL, 0, snap_str(s, f->f_key), f->f_key.len,
+					    FS_TEXT_PLAIN);
+		if (len > width)
+			width = len < LIST_KEY_WIDTH_MAX ? len : LIST_KEY_WIDTH_MAX;
+		out += len + LIST_KEY_WIDTH_MAX + LIST_LINE_REST;
+	}
+	if (raw > budget || out > budget) {
+		msg("snapshot generation %" PRIu64 ": the list would be more than %" PRIu64
+		    " bytes (%d times the snapshot's %" PRIu64 " bytes, plus %d MiB): its flags "
+		    "share key bytes, a crafted snapshot?", s->generation, budget,
+		    CLI_OUTPUT_FACTOR, s->size, (int)(CLI_OUTPUT_FLOOR >> 20));
+		return EXIT_STORE;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const fs_flag *f = SNAP_FLAG(s, i);
 		const char *kind = cli_kind_name(f->f_kind);
-		printf("%-*s  %-11s  %-8s  %-6s  %" PRIu32 " rule%s\n", width, snap_str(s, f->f_key),
-		       kind ? kind : "?", f->f_enabled ? "enabled" : "disabled",
-		       type_name(f->f_vtype), f->f_rule_count, f->f_rule_count == 1 ? "" : "s");
+		const char *key = snap_str(s, f->f_key);
+		size_t len = fs_text_escape(NULL, 0, key, f->f_key.len, FS_TEXT_PLAIN);
+		cli_put_text(stdout, key, f->f_key.len, FS_TEXT_PLAIN);
+		printf("%*s  %-11s  %-8s  %-6s  %" PRIu32 " rule%s\n",
+		       (int)(len < width ? width - len : 0), "", kind ? kind : "?",
+		       f->f_enabled ? "enabled" : "disabled", type_name(f->f_vtype), f->f_rule_count,
+		       f->f_rule_count == 1 ? "" : "s");
 	}
 	return EXIT_OK;
 }
@@ -283,21 +325,30 @@ static int cmd_eval(flagshm_store *st, const char *store, const char *key, cli_c
 	}
 	int rc = flagshm_evaluate(&v, key, &c->ctx, &r);
 
-	json_t *line = json_object();
-	json_object_set_new(line, "flag", json_string(key));
-	json_object_set_new(line, "value", rc == 0 ? result_value(&r) : json_null());
-	json_object_set_new(line, "reason", json_string(flagshm_reason_name(r.reason)));
-	json_object_set_new(line, "ruleId", str_or_null(r.rule_id));
-	json_object_set_new(line, "errorCode",
-			    r.error_code == FLAGSHM_CODE_NONE
-				    ? json_null() : json_string(flagshm_error_code_name(r.error_code)));
-	json_object_set_new(line, "generation", json_integer((json_int_t)r.generation));
-	json_object_set_new(line, "stale", json_boolean(r.stale));
-	/* Every member is set, or the line would silently lose a field. */
-	bool complete = json_object_size(line) == 7;
+	/* Member by member: "generation" is a uint64, which a jansson
+	 * integer (int64) cannot hold above INT64_MAX. */
+	static const char *const names[] = {"flag", "value", "reason", "ruleId", "errorCode"};
+	json_t *m[] = {
+		json_string(key),
+		rc == 0 ? result_value(&r) : json_null(),
+		json_string(flagshm_reason_name(r.reason)),
+		str_or_null(r.rule_id),
+		r.error_code == FLAGSHM_CODE_NONE ? json_null()
+						  : json_string(flagshm_error_code_name(r.error_code)),
+	};
+	/* Every member is there, or the line would silently lose a field. */
+	bool complete = true;
+	for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+		complete = complete && m[i];
+	for (size_t i = 0; complete && i < sizeof m / sizeof *m; i++) {
+		printf("%s\"%s\":", i ? "," : "{", names[i]);
+		cli_json_write(stdout, m[i]);
+	}
 	if (complete)
-		cli_json_print(stdout, line, false);
-	json_decref(line);
+		printf(",\"generation\":%" PRIu64 ",\"stale\":%s}\n", r.generation,
+		       r.stale ? "true" : "false");
+	for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+		json_decref(m[i]);
 	flagshm_view_release(&v);
 
 	if (!complete) {

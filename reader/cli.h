@@ -8,6 +8,7 @@
 
 #include "flagshm.h"
 #include "snap.h"
+#include "text.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,6 +53,25 @@ json_t *cli_dump_flag(const snap *s, uint32_t i, char *err, size_t errlen);
  * flags), or NULL with a message in ERR. */
 json_t *cli_dump_doc(const snap *s, char *err, size_t errlen);
 
+/*
+ * What `list` and `dump` (and `show`) may cost for S, in bytes of output or
+ * of memory for the JSON tree: CLI_OUTPUT_FACTOR times the snapshot, plus
+ * a floor (the writer's default doc-bytes) for small snapshots whose
+ * interned strings are used many times. Past it the command refuses with a message:
+ * records that share one large list or string cannot make it use
+ * gigabytes.
+ */
+#define CLI_OUTPUT_FACTOR 16
+#define CLI_OUTPUT_FLOOR ((uint64_t)64 << 20)
+static inline uint64_t cli_output_budget(const snap *s)
+{
+	return CLI_OUTPUT_FACTOR * s->size + CLI_OUTPUT_FLOOR;
+}
+
+/* Write N bytes of P to F escaped (shm/text.h): FS_TEXT_PLAIN for text
+ * lines, FS_TEXT_JSON for the body of a JSON string. Uses no heap. */
+void cli_put_text(FILE *f, const char *p, size_t n, enum fs_text_style style);
+
 /* "release", "operational", ... for an enum fs_kind; NULL when out of range. */
 const char *cli_kind_name(uint8_t kind);
 
@@ -59,5 +79,7 @@ const char *cli_kind_name(uint8_t kind);
  * line. Compact: no spaces at all. Numbers are written in the shortest form
  * that reads back to the same double (12.5, not 12.500000000000002). */
 void cli_json_print(FILE *f, const json_t *j, bool pretty);
+/* J compact, without the newline. */
+void cli_json_write(FILE *f, const json_t *j);
 
 #endif

@@ -13,8 +13,15 @@
  *
  * Every record is read through snap.h's bounds-checked accessors; a record
  * out of range fails the whole dump with a message, never a crash.
+ *
+ * Records may share data (the writer interns strings; a crafted snapshot
+ * can point ten thousand conditions at one list of a hundred thousand
+ * strings), so what a dump builds is counted as it grows, in bytes of
+ * memory it costs, and the dump stops at cli_output_budget(): bounded by
+ * a multiple of the snapshot's size, whatever it holds.
  */
 #include "cli.h"
+#include "text.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -26,7 +33,43 @@ typedef struct dumper {
 	char *err;
 	size_t errlen;
 	bool bad;
+	uint64_t cost, budget; /* bytes the JSON tree costs so far, and may */
 } dumper;
+
+/* What a node costs in memory: jansson's struct and the allocator's
+ * overhead (about 64 bytes), its string or key, and its members. */
+#define NODE_COST 64
+
+static uint64_t tree_cost(const json_t *j)
+{
+	uint64_t c = NODE_COST;
+	size_t i;
+	const char *k;
+	json_t *v;
+	if (json_is_string(j))
+		c += json_string_length(j);
+	else if (json_is_array(j))
+		json_array_foreach(j, i, v) c += tree_cost(v);
+	else if (json_is_object(j))
+		json_object_foreach((json_t *)j, k, v) c += strlen(k) + tree_cost(v);
+	return c;
+}
+
+/* Count COST; past the budget the dump fails (the first failure wins). */
+static bool spend(dumper *d, uint64_t cost)
+{
+	d->cost += cost;
+	if (d->cost <= d->budget)
+		return true;
+	if (!d->bad)
+		snprintf(d->err, d->errlen, "snapshot generation %" PRIu64 ": the output would cost "
+			 "more than %" PRIu64 " bytes (%d times the snapshot's %" PRIu64 " bytes, "
+			 "plus %d MiB): its records share data, a crafted snapshot?",
+			 d->s->generation, d->budget, CLI_OUTPUT_FACTOR, d->s->size,
+			 (int)(CLI_OUTPUT_FLOOR >> 20));
+	d->bad = true;
+	return false;
+}
 
 /* Record the first failure; later ones are consequences of it. */
 static json_t *fail(dumper *d, const char *what, uint32_t i)
@@ -40,6 +83,10 @@ static json_t *fail(dumper *d, const char *what, uint32_t i)
 
 static void put(dumper *d, json_t *obj, const char *key, json_t *v)
 {
+	if (v && !spend(d, NODE_COST + strlen(key))) {
+		json_decref(v);
+		return;
+	}
 	if (v && json_object_set_new(obj, key, v) == 0)
 		return;
 	if (!d->bad)
@@ -49,6 +96,10 @@ static void put(dumper *d, json_t *obj, const char *key, json_t *v)
 
 static void push(dumper *d, json_t *arr, json_t *v)
 {
+	if (v && !spend(d, NODE_COST)) {
+		json_decref(v);
+		return;
+	}
 	if (v && json_array_append_new(arr, v) == 0)
 		return;
 	if (!d->bad)
@@ -61,6 +112,8 @@ static void push(dumper *d, json_t *arr, json_t *v)
 static json_t *str(dumper *d, fs_str st, const char *what)
 {
 	const char *p = snap_str(d->s, st);
+	if (p && !spend(d, st.len))
+		return NULL;
 	json_t *j = p ? json_stringn(p, st.len) : NULL;
 	return j ? j : fail(d, what, st.off);
 }
@@ -89,13 +142,17 @@ static json_t *value(dumper *d, uint32_t idx, bool list_ok)
 	case FS_V_JSON: {
 		const char *p = snap_str(d->s, v->v_str);
 		json_t *j = p ? json_loadb(p, v->v_str.len, JSON_DECODE_ANY, NULL) : NULL;
+		if (j && !spend(d, tree_cost(j))) { /* one text: at most the pool's size */
+			json_decref(j);
+			return NULL;
+		}
 		return j ? j : fail(d, "JSON text of value", idx);
 	}
 	case FS_V_LIST: {
 		if (!list_ok || !snap_range_ok(d->s, FS_T_VALUES, v->v_first, v->v_count))
 			return fail(d, "list value", idx);
 		json_t *arr = json_array();
-		for (uint32_t k = 0; arr && k < v->v_count; k++)
+		for (uint32_t k = 0; arr && !d->bad && k < v->v_count; k++)
 			push(d, arr, value(d, v->v_first + k, false));
 		return arr;
 	}
@@ -109,7 +166,7 @@ static json_t *conditions(dumper *d, uint32_t first, uint32_t n)
 	if (!snap_range_ok(d->s, FS_T_CONDS, first, n))
 		return fail(d, "condition", first);
 	json_t *arr = json_array();
-	for (uint32_t k = 0; arr && k < n; k++) {
+	for (uint32_t k = 0; arr && !d->bad && k < n; k++) {
 		const fs_cond *c = SNAP_COND(d->s, first + k);
 		if (!c || c->c_op == 0 || c->c_op >= FS_OP_MAX_) {
 			push(d, arr, fail(d, "condition", first + k));
@@ -133,7 +190,7 @@ static json_t *strings(dumper *d, uint32_t first, uint32_t n, const char *what)
 	if (!snap_range_ok(d->s, FS_T_STRS, first, n))
 		return fail(d, what, first);
 	json_t *arr = json_array();
-	for (uint32_t k = 0; arr && k < n; k++) {
+	for (uint32_t k = 0; arr && !d->bad && k < n; k++) {
 		const fs_str *st = SNAP_STRS(d->s, first + k);
 		push(d, arr, st ? str(d, *st, what) : fail(d, what, first + k));
 	}
@@ -176,7 +233,7 @@ static json_t *rule(dumper *d, uint32_t idx)
 		return o;
 	}
 	json_t *split = json_array();
-	for (uint32_t k = 0; split && k < r->r_split_count; k++) {
+	for (uint32_t k = 0; split && !d->bad && k < r->r_split_count; k++) {
 		const fs_split *sp = SNAP_SPLIT(d->s, r->r_split_first + k);
 		json_t *band = json_object();
 		put(d, band, "value", sp ? value(d, sp->sp_value, false) : fail(d, "split", k));
@@ -280,13 +337,13 @@ static json_t *finish(dumper *d, json_t *j)
 
 json_t *cli_dump_flag(const snap *s, uint32_t i, char *err, size_t errlen)
 {
-	dumper d = {.s = s, .err = err, .errlen = errlen};
+	dumper d = {.s = s, .err = err, .errlen = errlen, .budget = cli_output_budget(s)};
 	return finish(&d, flag(&d, i));
 }
 
 json_t *cli_dump_doc(const snap *s, char *err, size_t errlen)
 {
-	dumper d = {.s = s, .err = err, .errlen = errlen};
+	dumper d = {.s = s, .err = err, .errlen = errlen, .budget = cli_output_budget(s)};
 	json_t *doc = json_object();
 	put(&d, doc, "formatVersion", json_integer(FS_FORMAT_VERSION));
 
@@ -311,26 +368,28 @@ json_t *cli_dump_doc(const snap *s, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ printing */
 
+void cli_put_text(FILE *f, const char *p, size_t n, enum fs_text_style style)
+{
+	char buf[(256 + 3) * 6 + 1];
+	/* In pieces of about 256 bytes, cut before a byte that starts a
+	 * character (a UTF-8 sequence has at most 3 continuation bytes), so
+	 * no memory beyond this buffer, however long the text. */
+	for (size_t i = 0; i < n;) {
+		size_t end = n - i > 256 ? i + 256 : n;
+		for (int k = 0; k < 3 && end < n && ((unsigned char)p[end] & 0xc0) == 0x80; k++)
+			end++;
+		size_t len = fs_text_escape(buf, sizeof buf, p + i, end - i, style);
+		fwrite(buf, 1, len, f); /* it fits: at most 6 bytes out per byte in */
+		i = end;
+	}
+}
+
+/* A JSON string: jansson's strings are valid UTF-8; escaped besides are
+ * the controls a terminal would obey (shm/text.h). */
 static void print_string(FILE *f, const char *p, size_t n)
 {
 	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)p[i];
-		switch (ch) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\b': fputs("\\b", f); break;
-		case '\f': fputs("\\f", f); break;
-		default:
-			if (ch < 0x20)
-				fprintf(f, "\\u%04x", ch);
-			else
-				fputc(ch, f);
-		}
-	}
+	cli_put_text(f, p, n, FS_TEXT_JSON);
 	fputc('"', f);
 }
 
@@ -462,6 +521,11 @@ static void print_json(FILE *f, const json_t *j, enum layout lay, int depth)
 		fputs("null", f);
 		return;
 	}
+}
+
+void cli_json_write(FILE *f, const json_t *j)
+{
+	print_json(f, j, COMPACT, 0);
 }
 
 void cli_json_print(FILE *f, const json_t *j, bool pretty)

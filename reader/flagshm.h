@@ -105,7 +105,8 @@ FLAGSHM_API const char *flagshm_err_name(int err);
 typedef struct flagshm_store flagshm_store;
 
 /* Called with one line (no newline) for each notable event: a snapshot that
- * failed validation, a remap. Called from whichever thread saw it. */
+ * failed validation, a remap. Called from whichever thread saw it. Control
+ * characters from the store are escaped in it ("\x1b"). */
 typedef void (*flagshm_log_fn)(void *ud, const char *msg);
 
 /*

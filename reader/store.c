@@ -14,6 +14,7 @@
 #include "flagshm.h"
 #include "shm.h"
 #include "snap.h"
+#include "text.h"
 
 #include <stddef.h>
 #include <errno.h>
@@ -128,12 +129,15 @@ static void logf_(flagshm_store *s, const char *fmt, ...)
 {
 	if (!s->log)
 		return;
-	char line[512];
+	char line[512], shown[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	s->log(s->log_ud, line);
+	/* A key of a damaged snapshot may be in it: no raw control
+	 * character reaches the application's log. */
+	fs_text_escape(shown, sizeof shown, line, strlen(line), FS_TEXT_PLAIN);
+	s->log(s->log_ud, shown);
 }
 
 /* Under the refresh lock, for a handle opened before its store existed:

@@ -113,7 +113,9 @@ static inline bool store_stale(const flagshm_store *s)
 	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
 		return false;
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	return now - atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed) > after;
+	/* now - sync > after, without the overflow a hostile sync time
+	 * (INT64_MIN) would cause: now >= 0 and after > 0. */
+	return atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed) < now - after;
 }
 
 /* ThreadSanitizer cannot see liburcu's grace periods (the library is not

@@ -276,6 +276,31 @@ expect_eq "the daemon exits 0 on SIGTERM" "$rc" 0
 run "$tool" --store "$S" eval recommendations
 expect_rc "the snapshot keeps serving after the writer exits" 0
 
+# ------------------------------------------ environments, SDK key (issue 8)
+
+run "$writer" --check "$flags" --environment '../x'
+expect_rc "--environment outside [A-Za-z0-9._-] is a usage error" 2
+expect_in "... naming the character and the rule" err "invalid character '/'.*A-Z a-z 0-9 \. _ -"
+run "$writer" --check "$flags" --environment "$(printf 'x%.0s' $(seq 1 129))"
+expect_rc "--environment of 129 characters is a usage error" 2
+run "$writer" --check "$flags" --environment prodution
+expect_rc "an environment no flag mentions still validates" 0
+expect_in "... with a warning naming it" err "warning: no flag has overrides for environment 'prodution'"
+run "$writer" --store "$S3" --source "$flags" --environment prodution --once
+expect_rc "a writer with an unmentioned environment publishes" 0
+expect_in "... and logs a warning" err "warning: no flag of .* environment 'prodution'"
+"$writer" --remove --store "$S3" >/dev/null 2>&1
+
+run env -u FLAGSHM_SDK_KEY "$writer" --store "$S3" --source http://127.0.0.1:9 --once \
+	--state-dir "$tmp/state"
+expect_rc "a URL writer without an SDK key exits 1" 1
+expect_in "... saying where the key comes from" err "no SDK key"
+if [ -e "/dev/shm/flagshm.$S3" ]; then
+	fail "... before it creates the store" "/dev/shm/flagshm.$S3 exists"
+else
+	pass "... before it creates the store"
+fi
+
 # ---------------------------------------------------------------- --remove
 
 run "$writer" --remove --store "$S"

@@ -119,6 +119,14 @@ static inline int64_t ts_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* flagshm_open that fails until a writer has created the store (see
+ * FLAGSHM_OPEN_STRICT), for tests that wait for it. */
+static inline int ts_open_existing(const char *name, flagshm_store **s)
+{
+	flagshm_store_options o = { .size = sizeof o, .flags = FLAGSHM_OPEN_STRICT };
+	return flagshm_store_open(name, &o, s, NULL, 0);
+}
+
 static inline bool ts_exists(const char *store, uint64_t gen)
 {
 	char path[160];

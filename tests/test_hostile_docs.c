@@ -156,7 +156,7 @@ static void reject(const char *name, const char *bytes, size_t len, const char *
 	const fs_ctl *ctl;
 	cr_assert_eq(shm_ctl_map(store, &ctl, NULL, 0), 0);
 	char recorded[300];
-	snprintf(recorded, sizeof recorded, "%s", ctl->c_last_error);
+	shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, recorded, sizeof recorded);
 	shm_ctl_unmap(ctl);
 	snprintf(line, sizeof line, "%zu error%s; first: %s", nmsg, nmsg == 1 ? "" : "s", path);
 	cr_expect(strncmp(recorded, line, strlen(line)) == 0, "c_last_error is '%s'", recorded);

@@ -1032,3 +1032,202 @@ Test(hostile_shm, umask_027_keeps_other_users_out)
 	shm_writer_close(&w);
 	shm_store_remove(name, NULL, 0);
 }
+
+/* ------------------------------------ the flagshm tool on hostile bytes */
+
+#include <sys/resource.h>
+
+/* Run `flagshm --store STORE CMD [ARG]`, output (stdout and stderr) in OUT;
+ * returns the exit status and the tool's peak RSS in *MAXRSS_KB. */
+static int run_tool(const char *cmd, const char *arg, char *out, size_t n, long *maxrss_kb)
+{
+	char *argv[] = {(char *)rh_bin("FLAGSHM_TOOL"), "--store", store, (char *)cmd,
+			(char *)arg, NULL};
+	int fd = -1, st = 0;
+	pid_t pid = rh_spawn(argv, &fd);
+	cr_assert(pid > 0, "cannot start %s", argv[0]);
+	bool done = rh_drain(fd, out, n, 60000);
+	close(fd);
+	if (!done)
+		kill(pid, SIGKILL);
+	struct rusage ru;
+	cr_assert_eq(wait4(pid, &st, 0, &ru), pid);
+	if (maxrss_kb)
+		*maxrss_kb = ru.ru_maxrss;
+	cr_assert(done, "flagshm %s did not finish within 60 s", cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void expect_no_raw_controls(const char *what, const char *out)
+{
+	for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+		cr_assert(*p >= 0x20 || *p == '\n',
+			  "flagshm %s printed a raw 0x%02x:\n%s", what, *p, out);
+	cr_expect_null(strstr(out, "runtime error"), "UBSan in flagshm %s:\n%s", what, out);
+}
+
+/* Issue 8 (finding 9): a key and an environment name with terminal escapes
+ * are shown escaped by status and list; dump stays valid JSON without a raw
+ * control character. */
+Test(hostile_shm, a_key_with_terminal_escapes_is_escaped_by_list_status_and_dump)
+{
+	static char out[65536];
+	craft c;
+	craft_good(&c);
+	fs_flag *f = flag_of(&c, "str");
+	char *k = (char *)pool_str(&c, f->f_key);
+	k[1] = '\x1b'; /* "str" becomes "s ESC r" */
+	H(&c)->sh_environment = f->f_key;
+	fix_checksum(&c);
+	plant_craft(&c, true);
+	free(c.b);
+
+	cr_expect_eq(run_tool("list", NULL, out, sizeof out, NULL), 0, "%s", out);
+	expect_no_raw_controls("list", out);
+	cr_expect(strstr(out, "s\\x1br "), "list:\n%s", out);
+	cr_expect_eq(run_tool("status", NULL, out, sizeof out, NULL), 0, "%s", out);
+	expect_no_raw_controls("status", out);
+	cr_expect(strstr(out, "environment  s\\x1br\n"), "status:\n%s", out);
+	cr_expect_eq(run_tool("dump", NULL, out, sizeof out, NULL), 0, "%s", out);
+	expect_no_raw_controls("dump", out);
+	json_error_t je;
+	json_t *doc = json_loads(out, 0, &je);
+	cr_expect_not_null(doc, "the dump is not JSON: %s:\n%s", je.text, out);
+	cr_expect(strstr(out, "\"s\\u001br\""), "dump:\n%s", out);
+	json_decref(doc);
+}
+
+/* A compiled document of N small flags ("f0".."fN-1", each with one
+ * condition) and flag "big": a 60,000-character string value and an `in`
+ * list of LIST ids. */
+static void craft_many(craft *c, unsigned n, unsigned list)
+{
+	size_t cap = (size_t)n * 200 + (size_t)list * 16 + 70000, o = 0;
+	char *doc = malloc(cap);
+	cr_assert_not_null(doc);
+	o += (size_t)snprintf(doc + o, cap - o, "{\"formatVersion\":1,\"flags\":[{\"key\":\"big\","
+			      "\"defaultValue\":\"");
+	memset(doc + o, 'x', 60000);
+	o += 60000;
+	o += (size_t)snprintf(doc + o, cap - o, "\",\"offValue\":\"\",\"targeting\":[{\"id\":\"r\","
+			      "\"variation\":\"\",\"conditions\":[{\"attribute\":\"id\","
+			      "\"operator\":\"in\",\"value\":[");
+	for (unsigned i = 0; i < list; i++)
+		o += (size_t)snprintf(doc + o, cap - o, "%s\"u%u\"", i ? "," : "", i);
+	o += (size_t)snprintf(doc + o, cap - o, "]}]}]}");
+	for (unsigned i = 0; i < n; i++)
+		o += (size_t)snprintf(doc + o, cap - o, ",{\"key\":\"f%u\",\"defaultValue\":true,"
+				      "\"targeting\":[{\"id\":\"r\",\"variation\":false,\"conditions\":"
+				      "[{\"attribute\":\"a\",\"operator\":\"equals\",\"value\":\"x\"}]}]}", i);
+	o += (size_t)snprintf(doc + o, cap - o, "]}");
+	cr_assert_lt(o, cap);
+	wr_snapshot s;
+	wr_limits lim = wr_limits_default();
+	lim.max_flags = n + 1;
+	wr_errors errs = {0};
+	int rc = rh_try_compile(doc, o, &lim, &s, &errs);
+	for (size_t i = 0; i < errs.n && i < 5; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	wr_errors_free(&errs);
+	free(doc);
+	cr_assert_eq(rc, 0, "the test document does not compile");
+	c->b = s.bytes;
+	c->size = s.size;
+}
+
+/* Issue 8 (finding 10): every flag's key is the one 60 KB string, every
+ * condition's operand the one list of 50,000 ids. Unbounded, `list` would
+ * print 1.2 GB and `dump` build a tree of several GB; both now refuse with
+ * a message, their memory a small multiple of the snapshot's size. */
+Test(hostile_shm, dump_and_list_of_records_sharing_one_large_string_or_list_are_refused,
+     .timeout = 120)
+{
+	static char out[65536];
+	craft c;
+	craft_many(&c, 20000, 50000);
+	fs_flag *big = flag_of(&c, "big");
+	fs_str big_str = ((fs_value *)tab(&c, FS_T_VALUES))[big->f_default].v_str;
+	const fs_rule *br = &((fs_rule *)tab(&c, FS_T_RULES))[big->f_rule_first];
+	uint32_t list = ((fs_cond *)tab(&c, FS_T_CONDS))[br->r_cond_first].c_value;
+	fs_flag *f = tab(&c, FS_T_FLAGS);
+	fs_cond *cond = tab(&c, FS_T_CONDS);
+	for (uint32_t i = 0; i < H(&c)->sh_tables[FS_T_FLAGS].t_count; i++)
+		f[i].f_key = big_str;
+	for (uint32_t i = 0; i < H(&c)->sh_tables[FS_T_CONDS].t_count; i++)
+		cond[i].c_value = list;
+	size_t size = c.size;
+	fix_checksum(&c);
+	plant_craft(&c, true);
+	free(c.b);
+
+	long rss_kb = 0;
+	int rc = run_tool("list", NULL, out, sizeof out, &rss_kb);
+	cr_expect_eq(rc, 1, "list exited %d:\n%.2000s", rc, out);
+	cr_expect(strstr(out, "share key bytes"), "list said:\n%.2000s", out);
+	cr_expect_lt(rss_kb, 256 * 1024, "list used %ld KB for a %zu-byte snapshot", rss_kb, size);
+	long list_kb = rss_kb;
+	rc = run_tool("dump", NULL, out, sizeof out, &rss_kb);
+	cr_expect_eq(rc, 1, "dump exited %d:\n%.2000s", rc, out);
+	cr_expect(strstr(out, "records share data"), "dump said:\n%.2000s", out);
+	/* The budget (16 x snapshot + 64 MiB) is counted in JSON-tree bytes;
+	 * the process's peak stays within a small multiple of it. */
+	uint64_t budget = 16 * (uint64_t)size + (64u << 20);
+	cr_expect_lt((uint64_t)rss_kb * 1024, 4 * budget + (64u << 20),
+		     "dump used %ld KB for a %zu-byte snapshot", rss_kb, size);
+	fprintf(stderr, "FIGURE shared-record snapshot of %zu bytes: list refused at %ld KB, "
+		"dump at %ld KB peak RSS\n", size, list_kb, rss_kb);
+}
+
+/* Issue 8 (finding 10): times from a hostile snapshot and control object
+ * (INT64_MIN, INT64_MAX) print without a signed overflow, and a generation
+ * above INT64_MAX prints as the unsigned number it is. */
+Test(hostile_shm, status_and_eval_print_hostile_times_and_huge_generations_correctly)
+{
+	static char out[65536];
+	const uint64_t gen = (uint64_t)INT64_MAX + 7;
+	craft c;
+	craft_good(&c);
+	H(&c)->sh_published_ms = INT64_MIN;
+	H(&c)->sh_generation = gen;
+	fix_checksum(&c);
+	plant(gen, c.b, c.size);
+	free(c.b);
+	atomic_store(&wr.ctl->c_heartbeat_ms, INT64_MIN);
+	atomic_store(&wr.ctl->c_last_sync_ms, INT64_MIN);
+	atomic_store(&wr.ctl->c_stale_after_ms, INT64_MAX);
+	atomic_store(&wr.ctl->c_published_ms, INT64_MIN);
+
+	cr_expect_eq(run_tool("status", NULL, out, sizeof out, NULL), 0, "%s", out);
+	expect_no_raw_controls("status", out);
+	cr_expect(strstr(out, "generation   9223372036854775814\n"), "status:\n%s", out);
+	cr_expect_null(strstr(out, "-9223372036854775"), "a negative number in status:\n%s", out);
+	cr_expect_eq(run_tool("eval", "str", out, sizeof out, NULL), 0, "%s", out);
+	expect_no_raw_controls("eval", out);
+	cr_expect(strstr(out, "\"generation\":9223372036854775814,"), "eval:\n%s", out);
+
+	atomic_store(&wr.ctl->c_heartbeat_ms, INT64_MAX);
+	atomic_store(&wr.ctl->c_last_sync_ms, INT64_MAX);
+	cr_expect_eq(run_tool("status", NULL, out, sizeof out, NULL), 0, "%s", out);
+	expect_no_raw_controls("status", out);
+	cr_expect_null(strstr(out, "-9223372036854775"), "a negative number in status:\n%s", out);
+}
+
+/* Issue 8 (finding 9): the library's log line about a refused snapshot
+ * names the flag; a key with ESC reaches the application's callback
+ * escaped. */
+Test(hostile_shm, a_log_line_naming_a_key_with_escapes_has_no_raw_control)
+{
+	craft c;
+	craft_good(&c);
+	fs_flag *pre = flag_of(&c, "pre");
+	fs_prereq *p = (fs_prereq *)tab(&c, FS_T_PREREQS) + pre->f_prereq_first;
+	p->pq_flag = flag_index(&c, "pre");
+	((char *)pool_str(&c, pre->f_key))[1] = '\x1b';
+	fix_checksum(&c);
+	plant_craft(&c, true);
+	free(c.b);
+	eval_timed(reader, "str", NULL);
+	cr_expect(logged("(\"p\\x1be\") form a cycle"), "log:\n%s", all_logs());
+	for (const char *q = all_logs(); *q; q++)
+		cr_assert(*q != '\x1b', "a raw ESC in the log:\n%s", all_logs());
+}

@@ -210,7 +210,7 @@ Test(nginx, polling_first_fetch_304_change_and_server_down_and_back)
 	cr_assert_gt(N.writer, 0);
 	int rc = -1;
 	for (int i = 0; i < 500 && rc; i++)
-		if ((rc = flagshm_open(N.store, &N.rd)))
+		if ((rc = wp_open_existing(N.store, &N.rd)))
 			wp_sleep_ms(10);
 	cr_assert_eq(rc, 0, "the writer did not create the store");
 

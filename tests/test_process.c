@@ -341,7 +341,7 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	}
 	flagshm_store *s = NULL;
 	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end; usleep(5000))
-		if (flagshm_open(g_store, &s) == 0)
+		if (ts_open_existing(g_store, &s) == 0)
 			break;
 	cr_assert_not_null(s, "the daemon created the store");
 	cr_expect(wait_value(s, 1, 10000), "first publish seen");
@@ -362,9 +362,12 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	char err[256];
 	cr_assert_eq(shm_ctl_map(g_store, &ctl, err, sizeof err), 0, "%s", err);
 	bool recorded = false;
-	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end && !recorded; usleep(5000))
-		recorded = strstr((const char *)ctl->c_last_error, "flags[0].offValue") != NULL;
-	cr_expect(recorded, "c_last_error: %s", ctl->c_last_error);
+	char last[sizeof ctl->c_last_error + 1] = "";
+	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end && !recorded; usleep(5000)) {
+		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
+		recorded = strstr(last, "flags[0].offValue") != NULL;
+	}
+	cr_expect(recorded, "c_last_error: %s", last);
 	cr_expect_eq(flagshm_number(s, "v", NULL, -1), 3);
 
 	flagshm_info info;
@@ -376,7 +379,13 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	write_file(path, "{\"formatVersion\":1,\"flags\":[{\"key\":\"v\",\"defaultValue\":5,\"offValue\":0}]}");
 	kill(d, SIGHUP);
 	cr_expect(wait_value(s, 5, 10000), "fixed document seen");
-	cr_expect_eq(ctl->c_last_error[0], '\0', "error cleared: %s", ctl->c_last_error);
+	/* The error is cleared right after the publish: wait for it too. */
+	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end; usleep(5000)) {
+		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
+		if (!last[0])
+			break;
+	}
+	cr_expect_eq(last[0], '\0', "error cleared: %s", last);
 	kill(d, SIGTERM);
 	int st = wait_bounded(d, 10000);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon status 0x%x", st);
@@ -387,5 +396,74 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	shm_ctl_unmap(ctl);
 	flagshm_close(&s);
 	unlink(path);
+	rmdir(dir);
+}
+
+/* Issue 8 (13d): --source is a symlink into another directory; the writer
+ * watched only the link's directory, so an edit of the target itself went
+ * unseen. Edits in place and by rename, and a re-pointed link, each show. */
+Test(process, editing_the_target_of_a_symlinked_source_is_noticed)
+{
+	const char *bin = getenv("FLAGSHM_WRITER");
+	if (!bin)
+		cr_skip_test("FLAGSHM_WRITER is not set (run through meson test)");
+	setup_store("symlink");
+	char dir[] = "/tmp/flagshm-test-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char link_dir[320], target_dir[320], link[340], target[340], other[340], tmp_link[340];
+	snprintf(link_dir, sizeof link_dir, "%s/etc", dir);
+	snprintf(target_dir, sizeof target_dir, "%s/data", dir);
+	cr_assert_eq(mkdir(link_dir, 0755), 0);
+	cr_assert_eq(mkdir(target_dir, 0755), 0);
+	snprintf(link, sizeof link, "%s/flags.json", link_dir);
+	snprintf(target, sizeof target, "%s/real.json", target_dir);
+	snprintf(other, sizeof other, "%s/other.json", target_dir);
+	snprintf(tmp_link, sizeof tmp_link, "%s/flags.json.new", link_dir);
+	write_file(target, "{\"formatVersion\":1,\"flags\":[{\"key\":\"v\",\"defaultValue\":1,\"offValue\":0}]}");
+	cr_assert_eq(symlink(target, link), 0);
+
+	pid_t d = fork();
+	cr_assert_geq(d, 0);
+	if (d == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (!getenv("FLAGSHM_TEST_VERBOSE"))
+			dup2(null, 2);
+		execl(bin, bin, "--store", g_store, "--source", link, (char *)NULL);
+		_exit(127);
+	}
+	flagshm_store *s = NULL;
+	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end; usleep(5000))
+		if (ts_open_existing(g_store, &s) == 0)
+			break;
+	cr_assert_not_null(s, "the daemon created the store");
+	cr_expect(wait_value(s, 1, 10000), "first publish seen");
+
+	FILE *f = fopen(target, "w"); /* in place, in the target's directory */
+	cr_assert_not_null(f);
+	fputs("{\"formatVersion\":1,\"flags\":[{\"key\":\"v\",\"defaultValue\":2,\"offValue\":0}]}", f);
+	fclose(f);
+	cr_expect(wait_value(s, 2, 10000), "an in-place edit of the target was not noticed");
+
+	write_file(target, "{\"formatVersion\":1,\"flags\":[{\"key\":\"v\",\"defaultValue\":3,\"offValue\":0}]}");
+	cr_expect(wait_value(s, 3, 10000), "a rename onto the target was not noticed");
+
+	/* The link re-pointed (as a ConfigMap update does), then the new
+	 * target edited. */
+	write_file(other, "{\"formatVersion\":1,\"flags\":[{\"key\":\"v\",\"defaultValue\":4,\"offValue\":0}]}");
+	cr_assert_eq(symlink(other, tmp_link), 0);
+	cr_assert_eq(rename(tmp_link, link), 0);
+	cr_expect(wait_value(s, 4, 10000), "the re-pointed link was not noticed");
+	write_file(other, "{\"formatVersion\":1,\"flags\":[{\"key\":\"v\",\"defaultValue\":5,\"offValue\":0}]}");
+	cr_expect(wait_value(s, 5, 10000), "an edit of the new target was not noticed");
+
+	kill(d, SIGTERM);
+	int st = wait_bounded(d, 10000);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon status 0x%x", st);
+	flagshm_close(&s);
+	unlink(link);
+	unlink(target);
+	unlink(other);
+	rmdir(link_dir);
+	rmdir(target_dir);
 	rmdir(dir);
 }

@@ -103,7 +103,7 @@ static void start_writer_url(const char *url, ...)
 	flagshm_close(&F.rd);
 	int rc = -1;
 	for (int i = 0; i < 500 && rc != 0; i++) {
-		rc = flagshm_open(F.store, &F.rd);
+		rc = wp_open_existing(F.store, &F.rd);
 		if (rc)
 			wp_sleep_ms(10);
 	}
@@ -170,8 +170,8 @@ static void ctl_text(char *last_error, size_t n1, char *sync_state, size_t n2)
 	const fs_ctl *ctl;
 	char err[256];
 	cr_assert_eq(shm_ctl_map(F.store, &ctl, err, sizeof err), 0, "%s", err);
-	snprintf(last_error, n1, "%.*s", (int)sizeof ctl->c_last_error, ctl->c_last_error);
-	snprintf(sync_state, n2, "%.*s", (int)sizeof ctl->c_sync_state, ctl->c_sync_state);
+	shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last_error, n1);
+	shm_ctl_text_get(ctl, SHM_TEXT_SYNC_STATE, sync_state, n2);
 	shm_ctl_unmap(ctl);
 }
 
@@ -766,7 +766,7 @@ Test(sync, the_key_comes_from_the_environment_and_is_never_logged)
 	cr_assert_gt(F.writer, 0);
 	int rc = -1;
 	for (int i = 0; i < 500 && rc; i++)
-		if ((rc = flagshm_open(F.store, &F.rd)))
+		if ((rc = wp_open_existing(F.store, &F.rd)))
 			wp_sleep_ms(10);
 	cr_assert_eq(rc, 0);
 	cr_assert_geq(wait_num("limit", 1, 5000), 0);
@@ -775,6 +775,9 @@ Test(sync, the_key_comes_from_the_environment_and_is_never_logged)
 			       F.state, NULL};
 	pid_t p = wp_spawn(argv2, F.log, NULL);
 	cr_expect_eq(wp_wait_exit(p, 5000), 1);
+	struct stat st;
+	cr_expect_neq(stat("/dev/shm/flagshm.syncnokey", &st), 0,
+		      "a writer refused for want of a key left its store behind");
 	char err[256];
 	shm_store_remove("syncnokey", err, sizeof err);
 	cr_expect(wait_log("no SDK key", 1000));
@@ -830,4 +833,154 @@ Test(sync, sigterm_interrupts_a_slow_fetch_and_the_heartbeat_goes_on)
 	cr_expect_lt(wp_mono_ms() - t0, 2500);
 	F.writer = -1;
 	cp_set_doc_delay(F.cp, 0);
+}
+
+/* ------------------------------------------ output hygiene (issue 8) */
+
+/* No raw ESC (or any C0 control but the newline) in TEXT. */
+static bool clean_text(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+		if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* `flagshm status` of the test store, stdout and stderr (malloc'd). */
+static char *tool_status(void)
+{
+	const char *tool = getenv("FLAGSHM_TOOL");
+	char out[300];
+	snprintf(out, sizeof out, "%s/status.out", F.dir);
+	unlink(out);
+	const char *argv[] = {"--store", F.store, "status", NULL};
+	if (!tool)
+		return strdup("");
+	pid_t p = wp_spawn_prog(tool, argv, out, NULL);
+	cr_assert_gt(p, 0);
+	int st = wp_wait_exit(p, 10000);
+	cr_expect(st == 0 || st == 1, "flagshm status exited %d", st);
+	char *s = wp_read_file(out, NULL);
+	return s ? s : strdup("");
+}
+
+Test(sync, terminal_escapes_in_an_etag_and_an_event_id_are_escaped_everywhere)
+{
+	/* An ETag (polling) ... */
+	serve_doc(1, "\"v1\x1b]0;owned\x07\x1b[2J\"");
+	start_writer("--poll-interval", "30", NULL);
+	cr_assert_geq(wait_num("limit", 1, 5000), 0);
+	cr_expect(wait_log("\\x1b]0;owned\\x07", 2000), "the ETag is not logged escaped");
+	char *status = tool_status();
+	cr_expect(clean_text(status), "raw control characters in flagshm status:\n%s", status);
+	cr_expect(!getenv("FLAGSHM_TOOL") || strstr(status, "etag=\"v1\\x1b]0;owned"),
+		  "flagshm status:\n%s", status);
+	free(status);
+	cr_assert_eq(wp_stop(F.writer, 5000), 0);
+	F.writer = -1;
+	/* ... and event ids (streaming): a rejected event's id reaches the
+	 * log (and c_last_error, until the healthy stream clears it), an
+	 * applied one's c_sync_state. */
+	start_stream("90");
+	push_put(1, "6\x1b[33m");
+	push_event("flag-updated", "7\x1b[31mred", "{\"key\": \"limit\"}");
+	cr_expect(wait_log("rejected stream event flag-updated id 7\\x1b[31mred", 5000),
+		  "the rejected event's id is not logged escaped");
+	push_event("flag-updated", "8\x1b[41mbg", "{\"key\": \"limit\", \"defaultValue\": 8, \"offValue\": 0}");
+	cr_assert_geq(wait_num("limit", 8, 5000), 0);
+	cr_expect(wait_log("\\x1b[41mbg", 2000), "the event id is not logged escaped");
+	char e[300], st[200];
+	bool seen = false;
+	for (int i = 0; i < 100 && !seen; i++) {
+		ctl_text(e, sizeof e, st, sizeof st);
+		if (!(seen = strstr(st, "id=8") != NULL))
+			wp_sleep_ms(20);
+	}
+	cr_expect(seen, "c_sync_state \"%s\" has no id", st);
+	cr_expect(clean_text(e), "raw control characters in c_last_error: \"%s\"", e);
+	cr_expect(clean_text(st), "raw control characters in c_sync_state: \"%s\"", st);
+	cr_expect(strstr(st, "id=8\\x1b[41mbg"), "c_sync_state \"%s\"", st);
+	status = tool_status();
+	cr_expect(clean_text(status), "raw control characters in flagshm status:\n%s", status);
+	cr_expect(!getenv("FLAGSHM_TOOL") || strstr(status, "\\x1b"), "flagshm status:\n%s", status);
+	free(status);
+	char *log = the_log();
+	cr_expect(clean_text(log), "raw control characters in the writer's log:\n%s", log);
+	free(log);
+}
+
+Test(sync, a_password_in_the_source_url_is_in_no_log_and_not_in_c_last_error)
+{
+	char url[200];
+	snprintf(url, sizeof url, "http://flagsuser:hunter2pw@127.0.0.1:%u", cp_port(F.cp));
+	serve_doc(1, "\"v1\"");
+	start_writer_url(url, "--poll-interval", "1", NULL);
+	cr_assert_geq(wait_num("limit", 1, 5000), 0, "no sync through a URL with userinfo");
+	/* Every local user can read the command line. */
+	char cmdline[200];
+	snprintf(cmdline, sizeof cmdline, "/proc/%d/cmdline", (int)F.writer);
+	size_t clen = 0;
+	char *args = wp_read_file(cmdline, &clen);
+	cr_expect_not_null(args, "cannot read %s", cmdline);
+	cr_expect(!args || !memmem(args, clen, "hunter2pw", 9), "the password is in %s", cmdline);
+	cr_expect(!args || memmem(args, clen, "@127.0.0.1", 10), "%s has no URL", cmdline);
+	free(args);
+	/* The persisted document names its source: without the password. */
+	char path[200];
+	snprintf(path, sizeof path, "%s/document.pb", F.state);
+	size_t len = 0;
+	char *cache = NULL;
+	for (int i = 0; i < 200 && !cache; i++)
+		if (!(cache = wp_read_file(path, &len)))
+			wp_sleep_ms(10);
+	cr_expect_not_null(cache, "no persisted document at %s", path);
+	cr_expect(!cache || !memmem(cache, len, "hunter2pw", 9), "the password is in %s", path);
+	free(cache);
+	cp_set_doc_status(F.cp, 500, NULL);
+	cr_expect(wait_error("HTTP 500", 5000), "the failure is not in c_last_error");
+	cr_expect(wait_log("HTTP 500", 2000), "the failure is not logged");
+	char e[300], st[200];
+	ctl_text(e, sizeof e, st, sizeof st);
+	cr_expect_null(strstr(e, "hunter2pw"), "the password is in c_last_error: %s", e);
+	cr_expect(strstr(e, "http://***@127.0.0.1"), "c_last_error: %s", e);
+	char *status = tool_status();
+	cr_expect_null(strstr(status, "hunter2pw"), "the password is in flagshm status:\n%s", status);
+	free(status);
+	cr_assert_eq(wp_stop(F.writer, 5000), 0);
+	F.writer = -1;
+	char *log = the_log();
+	cr_expect_null(strstr(log, "hunter2pw"), "the password is in the writer's log:\n%s", log);
+	cr_expect(strstr(log, "syncing from http://***@127.0.0.1"), "the log:\n%s", log);
+	free(log);
+}
+
+Test(sync, a_successful_sync_clears_the_last_error_of_an_earlier_writer)
+{
+	const char *argv[] = {"--store", F.store, "--source", cp_url(F.cp), "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--once", NULL};
+	cp_set_doc_status(F.cp, 500, NULL);
+	pid_t p = wp_spawn(argv, F.log, NULL);
+	cr_assert_eq(wp_wait_exit(p, 10000), 1, "--once with a failing server did not exit 1");
+	char e[300], st[200];
+	ctl_text(e, sizeof e, st, sizeof st);
+	cr_assert(strstr(e, "HTTP 500"), "the first writer recorded no error: \"%s\"", e);
+	cp_set_doc_status(F.cp, 0, NULL);
+	serve_doc(2, "\"v2\"");
+	p = wp_spawn(argv, F.log, NULL);
+	cr_assert_eq(wp_wait_exit(p, 10000), 0, "--once with a good server did not exit 0");
+	ctl_text(e, sizeof e, st, sizeof st);
+	cr_expect_eq(e[0], '\0', "the second writer synced but left \"%s\"", e);
+}
+
+Test(sync, once_does_not_announce_a_next_attempt)
+{
+	const char *argv[] = {"--store", F.store, "--source", cp_url(F.cp), "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--once", NULL};
+	cp_set_doc_status(F.cp, 500, NULL);
+	pid_t p = wp_spawn(argv, F.log, NULL);
+	cr_assert_eq(wp_wait_exit(p, 10000), 1);
+	char *log = the_log();
+	cr_expect(strstr(log, "HTTP 500"), "the failure is not logged:\n%s", log);
+	cr_expect_null(strstr(log, "next attempt"), "--once announced a retry:\n%s", log);
+	free(log);
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "flagshm.h"
+
 /* The writer binary: $FLAGSHM_WRITER, else "flagshm-writer". */
 const char *wp_writer_path(void);
 
@@ -38,5 +40,14 @@ void wp_rmdir(const char *dir);
 
 int64_t wp_mono_ms(void);
 void wp_sleep_ms(int ms);
+
+/* flagshm_open that fails (FLAGSHM_ENOSTORE) until a writer has created
+ * the store, for tests that wait for it: without FLAGSHM_OPEN_STRICT a
+ * handle would open at once and attach later. */
+static inline int wp_open_existing(const char *name, flagshm_store **s)
+{
+	flagshm_store_options o = { .size = sizeof o, .flags = FLAGSHM_OPEN_STRICT };
+	return flagshm_store_open(name, &o, s, NULL, 0);
+}
 
 #endif

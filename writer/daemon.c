@@ -13,6 +13,8 @@
 #include "http.h"
 #include "shm.h"
 #include "sync.h"
+#include "text.h"
+#include "validate.h"
 #include "flagshm.h"
 #include "format.h"
 
@@ -38,7 +40,34 @@
  * temporary and rename): wait for the burst of events to settle. */
 #define DEBOUNCE_MS 20
 
-/* One log line: "2026-11-20T10:00:00.123Z flagshm-writer[PID]: ..." */
+/* TEXT made fit to show: URL userinfo redacted, control characters
+ * escaped (shm/text.h). DST holds CAP bytes; a longer result is cut. */
+static const char *clean(char *dst, size_t cap, const char *text)
+{
+	char red[1100]; /* a log line's 1024, and "***" for a shorter userinfo */
+	fs_text_redact(red, sizeof red, text);
+	fs_text_escape(dst, cap, red, strlen(red), FS_TEXT_PLAIN);
+	return dst;
+}
+
+/* The same for text of any length, malloc'd; NULL when out of memory. */
+static char *clean_alloc(const char *text)
+{
+	size_t n = fs_text_redact(NULL, 0, text) + 1;
+	char *red = malloc(n), *out = NULL;
+	if (red) {
+		fs_text_redact(red, n, text);
+		size_t m = fs_text_escape(NULL, 0, red, n - 1, FS_TEXT_PLAIN) + 1;
+		if ((out = malloc(m)))
+			fs_text_escape(out, m, red, n - 1, FS_TEXT_PLAIN);
+	}
+	free(red);
+	return out;
+}
+
+/* One log line: "2026-11-20T10:00:00.123Z flagshm-writer[PID]: ..."; what
+ * came from outside (a document, a control plane) cannot forge a line or
+ * reach the terminal raw. */
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void logmsg(const char *fmt, ...)
@@ -46,7 +75,7 @@ static void logmsg(const char *fmt, ...)
 	struct timespec ts;
 	struct tm tm;
 	char stamp[32];
-	char line[1024];
+	char line[1024], shown[2048];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -56,13 +85,16 @@ static void logmsg(const char *fmt, ...)
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s.%03ldZ flagshm-writer[%d]: %s\n", stamp, ts.tv_nsec / 1000000L,
-		(int)getpid(), line);
+		(int)getpid(), clean(shown, sizeof shown, line));
 }
 
 static void print_errors(const wr_errors *e)
 {
-	for (size_t i = 0; i < e->n; i++)
-		fprintf(stderr, "%s\n", e->msg[i]);
+	for (size_t i = 0; i < e->n; i++) {
+		char *shown = clean_alloc(e->msg[i]);
+		fprintf(stderr, "%s\n", shown ? shown : "(out of memory)");
+		free(shown);
+	}
 	if (e->dropped)
 		fprintf(stderr, "(%zu more errors not shown)\n", e->dropped);
 }
@@ -83,6 +115,9 @@ int wd_check(const char *file, const char *environment, const wr_limits *lim)
 			errs.n + errs.dropped == 1 ? "" : "s");
 		status = 1;
 	} else {
+		if (environment && !wr_doc_mentions_env(doc, environment))
+			fprintf(stderr, "%s: warning: no flag has overrides for environment '%s' "
+				"(misspelt?); every flag compiles as written\n", file, environment);
 		printf("%s: valid: %" PRIu32 " flags, %zu bytes compiled%s%s\n", file, snap.nflags,
 		       snap.size, environment ? " for environment " : "",
 		       environment ? environment : "");
@@ -182,6 +217,12 @@ typedef struct wd {
 	char base[NAME_MAX + 1];
 	struct stat st; /* the source as last loaded, to spot a symlink swap */
 	bool have_st;
+	int dir_wd;	/* the inotify watch of dir */
+	/* When the source is a symlink: where it resolves to, watched too, so
+	 * an edit of the target itself is seen (tdir "" and twd -1: none). */
+	char tdir[PATH_MAX];
+	char tbase[NAME_MAX + 1];
+	int twd;
 	int sfd;	   /* signalfd (URL source) */
 	int64_t next_beat; /* monotonic ms */
 } wd;
@@ -196,9 +237,18 @@ static void log_store_warning(wd *d)
 	}
 }
 
+/* Every local user can read the control object: no password, no raw
+ * control character goes in. */
 static void set_last_error(wd *d, const char *text)
 {
-	shm_ctl_text_set(d->w.ctl, SHM_TEXT_LAST_ERROR, text);
+	char shown[sizeof d->w.ctl->c_last_error];
+	shm_ctl_text_set(d->w.ctl, SHM_TEXT_LAST_ERROR, clean(shown, sizeof shown, text));
+}
+
+static void set_sync_state(wd *d, const char *text)
+{
+	char shown[sizeof d->w.ctl->c_sync_state];
+	shm_ctl_text_set(d->w.ctl, SHM_TEXT_SYNC_STATE, clean(shown, sizeof shown, text));
 }
 
 /* Load, compile, publish. 0 when a new generation was published. */
@@ -229,6 +279,9 @@ static int reload(wd *d)
 		set_last_error(d, err);
 		goto out;
 	}
+	if (o->environment && !wr_doc_mentions_env(doc, o->environment))
+		logmsg("warning: no flag of %s has overrides for environment '%s' (misspelt?); "
+		       "every flag is compiled as written", o->source, o->environment);
 	atomic_store_explicit(&d->w.ctl->c_last_sync_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
 	if (have_st) {
 		d->st = st;
@@ -291,6 +344,43 @@ static bool source_moved(wd *d)
 	       st.st_mtim.tv_nsec != d->st.st_mtim.tv_nsec;
 }
 
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE | \
+		    IN_MOVED_FROM)
+
+/* Watch the directory of what the source resolves to, when that is not
+ * the source's own directory entry (a symlink, or a chain of them: a
+ * Kubernetes ConfigMap). Called after each load: a swapped link moves the
+ * watch to the new target. */
+static void watch_target(wd *d, int ifd)
+{
+	char real[PATH_MAX], dir[PATH_MAX], link[PATH_MAX * 2 + 2];
+	if (!realpath(d->o->source, real) || !realpath(d->dir, dir))
+		return; /* gone for now: the directory watch sees it come back */
+	const char *slash = strrchr(real, '/');
+	snprintf(link, sizeof link, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, d->base);
+	if (strcmp(real, link) == 0 || !slash || strlen(slash + 1) >= sizeof d->tbase) {
+		/* not (or no longer) a symlink: the directory watch is enough */
+		if (d->twd >= 0 && d->twd != d->dir_wd)
+			inotify_rm_watch(ifd, d->twd);
+		d->twd = -1;
+		return;
+	}
+	size_t dl = slash == real ? 1 : (size_t)(slash - real);
+	if (d->twd >= 0 && strlen(d->tdir) == dl && strncmp(d->tdir, real, dl) == 0 &&
+	    strcmp(d->tbase, slash + 1) == 0)
+		return; /* the same target */
+	if (d->twd >= 0 && d->twd != d->dir_wd)
+		inotify_rm_watch(ifd, d->twd);
+	snprintf(d->tdir, sizeof d->tdir, "%.*s", (int)dl, real);
+	snprintf(d->tbase, sizeof d->tbase, "%s", slash + 1);
+	/* The link's own directory gives the same descriptor: add to its
+	 * mask, do not replace it. */
+	d->twd = inotify_add_watch(ifd, d->tdir, WATCH_MASK | IN_ONLYDIR | IN_MASK_ADD);
+	if (d->twd < 0)
+		logmsg("cannot watch %s, the directory of %s's target: %s (SIGHUP still reloads)",
+		       d->tdir, d->o->source, strerror(errno));
+}
+
 /* Read inotify events; true when the source may have changed. */
 static bool drain_inotify(wd *d, int fd)
 {
@@ -305,11 +395,19 @@ static bool drain_inotify(wd *d, int fd)
 			p += sizeof *ev + ev->len;
 			if (ev->mask & IN_Q_OVERFLOW)
 				changed = true;
-			else if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+			else if ((ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) &&
+				 ev->wd == d->dir_wd)
 				logmsg("the directory %s is gone; no longer watching (SIGHUP still reloads)",
 				       d->dir);
-			else if (ev->len && strcmp(ev->name, d->base) == 0)
+			else if ((ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) &&
+				 ev->wd == d->twd) {
+				changed = true; /* the target's directory went: look again */
+				if (ev->mask & IN_IGNORED)
+					d->twd = -1;
+			} else if (ev->len && ev->wd == d->dir_wd && strcmp(ev->name, d->base) == 0)
 				changed = true; /* write in place, or rename onto it */
+			else if (ev->len && ev->wd == d->twd && strcmp(ev->name, d->tbase) == 0)
+				changed = true; /* the symlink's target, edited */
 			else if (ev->len && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && source_moved(d))
 				changed = true;
 		}
@@ -344,9 +442,10 @@ static int serve(wd *d)
 			close(ifd);
 		return 1;
 	}
-	if (inotify_add_watch(ifd, d->dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY |
-					      IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF |
-					      IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+	d->twd = -1;
+	d->dir_wd = inotify_add_watch(ifd, d->dir, WATCH_MASK | IN_DELETE_SELF | IN_MOVE_SELF |
+						     IN_ONLYDIR);
+	if (d->dir_wd < 0) {
 		logmsg("cannot watch the directory %s of %s: %s", d->dir, o->source, strerror(errno));
 		close(sfd);
 		close(ifd);
@@ -354,6 +453,7 @@ static int serve(wd *d)
 	}
 
 	reload(d);
+	watch_target(d, ifd);
 	heartbeat(d);
 	int64_t next_beat = fs_clock_ms(CLOCK_MONOTONIC) + HEARTBEAT_MS;
 	int64_t reload_at = -1; /* debounce deadline, -1: none pending */
@@ -395,6 +495,7 @@ static int serve(wd *d)
 		if (reload_at >= 0 && now >= reload_at) {
 			reload_at = -1;
 			reload(d);
+			watch_target(d, ifd);
 		}
 		if (now >= next_beat) {
 			heartbeat(d);
@@ -438,7 +539,7 @@ static void host_state(void *ud, int64_t last_sync_ms, const char *last_error,
 	if (last_error)
 		set_last_error(d, last_error);
 	if (sync_state)
-		shm_ctl_text_set(d->w.ctl, SHM_TEXT_SYNC_STATE, sync_state);
+		set_sync_state(d, sync_state);
 }
 
 /* Wait up to TIMEOUT_MS for a signal, beating every HEARTBEAT_MS. */
@@ -481,12 +582,12 @@ static void host_log(void *ud, const char *line)
 	logmsg("%s", line);
 }
 
-static int sync_source(wd *d)
+static int sync_source(wd *d, const char *key)
 {
 	const wd_options *o = d->o;
 	ws_options so = {
 		.url = o->source,
-		.key_file = o->key_file,
+		.key = key,
 		.state_dir = o->state_dir,
 		.ca_file = o->ca_file,
 		.environment = o->environment,
@@ -525,11 +626,17 @@ bool wd_source_is_url(const char *source)
 int wd_run(const wd_options *o)
 {
 	wd d = { .o = o, .sfd = -1 };
-	char err[512];
+	char err[512], key[WR_KEY_MAX];
 	bool url = wd_source_is_url(o->source);
 
 	if (!url && split_source(&d) != 0) {
 		fprintf(stderr, "flagshm-writer: --source '%s' is not a file name\n", o->source);
+		return 1;
+	}
+	/* Everything that can refuse the start is checked before the store
+	 * exists: a refused start leaves nothing in /dev/shm. */
+	if (url && wr_key_load(o->key_file, key, sizeof key, err, sizeof err) != 0) {
+		logmsg("%s", err);
 		return 1;
 	}
 	int rc = shm_writer_open(&d.w, o->store, err, sizeof err);
@@ -546,14 +653,15 @@ int wd_run(const wd_options *o)
 
 	int status;
 	if (url) {
-		status = sync_source(&d);
+		status = sync_source(&d, key);
+		memset(key, 0, sizeof key);
 		shm_writer_close(&d.w);
 		return status;
 	}
 	/* A file is never stale; a previous URL writer's threshold must not
 	 * stay in force. */
 	atomic_store_explicit(&d.w.ctl->c_stale_after_ms, 0, memory_order_relaxed);
-	shm_ctl_text_set(d.w.ctl, SHM_TEXT_SYNC_STATE, "file");
+	set_sync_state(&d, "file");
 	if (o->once) {
 		heartbeat(&d);
 		status = reload(&d) == 0 ? 0 : 1;

@@ -14,6 +14,7 @@
 #include "backoff.h"
 #include "flagshm.h"
 #include "proto_conv.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -305,7 +306,7 @@ int wr_http_fetch(const wr_http_opts *opts, const char *etag, wr_http_resp *r, c
 		  size_t errlen)
 {
 	wr_http_opts o = *opts;
-	char url[URL_MAX], inm[300], cerr[CURL_ERROR_SIZE] = "";
+	char url[URL_MAX], shown[URL_MAX], inm[300], cerr[CURL_ERROR_SIZE] = "";
 	const char *extra[3] = {ACCEPT_DOC, NULL, NULL};
 	struct curl_slist *hl;
 	xfer x;
@@ -320,6 +321,7 @@ int wr_http_fetch(const wr_http_opts *opts, const char *etag, wr_http_resp *r, c
 	rc = make_url(o.url, "/api/v1/flags", url, sizeof url, err, errlen);
 	if (rc)
 		return rc;
+	fs_text_redact(shown, sizeof shown, url); /* for messages: no password */
 	if (etag && etag[0] && strlen(etag) < 256 && !strpbrk(etag, "\r\n")) {
 		snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
 		extra[1] = inm;
@@ -351,29 +353,29 @@ int wr_http_fetch(const wr_http_opts *opts, const char *etag, wr_http_resp *r, c
 
 	if (x.rc == FLAGSHM_ENOMEM) {
 		rc = FLAGSHM_ENOMEM;
-		snprintf(err, errlen, "out of memory reading %s", url);
+		snprintf(err, errlen, "out of memory reading %s", shown);
 	} else if (x.too_big || res == CURLE_FILESIZE_EXCEEDED) {
 		rc = FLAGSHM_EINVAL;
-		snprintf(err, errlen, "%s: the document is larger than the limit of %zu bytes", url,
+		snprintf(err, errlen, "%s: the document is larger than the limit of %zu bytes", shown,
 			 o.max_body);
 	} else if (x.rc) { /* fetch_stop */
 		rc = FLAGSHM_EUNAVAIL;
-		snprintf(err, errlen, "%s: interrupted", url);
+		snprintf(err, errlen, "%s: interrupted", shown);
 	} else if (x.stalled) {
 		rc = FLAGSHM_EUNAVAIL;
-		snprintf(err, errlen, "%s: no data for %ld ms", url, x.idle_ms);
+		snprintf(err, errlen, "%s: no data for %ld ms", shown, x.idle_ms);
 	} else if (res != CURLE_OK) {
 		rc = FLAGSHM_EUNAVAIL;
-		snprintf(err, errlen, "%s: %s", url, cerr[0] ? cerr : curl_easy_strerror(res));
+		snprintf(err, errlen, "%s: %s", shown, cerr[0] ? cerr : curl_easy_strerror(res));
 	} else if (r->status == 304) {
 		rc = WR_HTTP_NOT_MODIFIED;
 	} else if (r->status != 200) {
 		rc = FLAGSHM_EUNAVAIL;
-		snprintf(err, errlen, "%s: HTTP %ld%s", url, r->status, status_hint(r->status));
+		snprintf(err, errlen, "%s: HTTP %ld%s", shown, r->status, status_hint(r->status));
 	} else if (!doc_type(r->content_type)) {
 		rc = FLAGSHM_EINVAL;
 		snprintf(err, errlen, "%s: unexpected Content-Type \"%s\" (want application/x-protobuf or application/json)",
-			 url, r->content_type);
+			 shown, r->content_type);
 	} else {
 		r->body = x.buf;
 		r->body_len = x.len;
@@ -415,7 +417,7 @@ int wr_http_stream(const wr_http_opts *opts, wr_sse *sse, const wr_stream_hooks 
 		   wr_http_resp *r, char *err, size_t errlen)
 {
 	wr_http_opts o = *opts;
-	char url[URL_MAX], lei[300], cerr[CURL_ERROR_SIZE] = "";
+	char url[URL_MAX], shown[URL_MAX], lei[300], cerr[CURL_ERROR_SIZE] = "";
 	const char *extra[4] = {"Accept: text/event-stream", "Cache-Control: no-cache", NULL, NULL};
 	const char *id = wr_sse_last_id(sse);
 	struct curl_slist *hl;
@@ -431,6 +433,7 @@ int wr_http_stream(const wr_http_opts *opts, wr_sse *sse, const wr_stream_hooks 
 	rc = make_url(o.url, "/api/v1/flags/stream", url, sizeof url, err, errlen);
 	if (rc)
 		return rc;
+	fs_text_redact(shown, sizeof shown, url); /* for messages: no password */
 	wr_sse_reset(sse);
 	if (id[0] && strlen(id) < 256 && !strpbrk(id, "\r\n")) {
 		snprintf(lei, sizeof lei, "Last-Event-ID: %s", id);
@@ -461,36 +464,36 @@ int wr_http_stream(const wr_http_opts *opts, wr_sse *sse, const wr_stream_hooks 
 	mid = wr_sse_mid_event(sse);
 
 	if (x.rc == FLAGSHM_EINVAL || x.rc == FLAGSHM_ENOMEM) {
-		snprintf(err, errlen, "%s: %s", url, x.perr[0] ? x.perr : "out of memory");
+		snprintf(err, errlen, "%s: %s", shown, x.perr[0] ? x.perr : "out of memory");
 		return x.rc;
 	}
 	if (x.rc) /* a hook's or the event callback's */
 		return x.rc;
 	if (x.bad_type) {
-		snprintf(err, errlen, "%s: unexpected Content-Type \"%s\" (want text/event-stream)", url,
+		snprintf(err, errlen, "%s: unexpected Content-Type \"%s\" (want text/event-stream)", shown,
 			 r->content_type);
 		return FLAGSHM_EINVAL;
 	}
 	if (r->status && r->status != 200) {
-		snprintf(err, errlen, "%s: HTTP %ld%s", url, r->status, status_hint(r->status));
+		snprintf(err, errlen, "%s: HTTP %ld%s", shown, r->status, status_hint(r->status));
 		return FLAGSHM_EUNAVAIL;
 	}
 	if (x.stalled) {
-		snprintf(err, errlen, "%s: stream stalled: no data for %ld ms%s", url, x.idle_ms,
+		snprintf(err, errlen, "%s: stream stalled: no data for %ld ms%s", shown, x.idle_ms,
 			 mid ? ", in the middle of an event (dropped)" : "");
 		return FLAGSHM_EUNAVAIL;
 	}
 	if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && x.checked)) {
-		snprintf(err, errlen, "%s: %s%s", url, cerr[0] ? cerr : curl_easy_strerror(res),
+		snprintf(err, errlen, "%s: %s%s", shown, cerr[0] ? cerr : curl_easy_strerror(res),
 			 mid ? ", in the middle of an event (dropped)" : "");
 		return FLAGSHM_EUNAVAIL;
 	}
 	if (r->status == 200 && strcmp(r->content_type, "text/event-stream") != 0) {
-		snprintf(err, errlen, "%s: unexpected Content-Type \"%s\" (want text/event-stream)", url,
+		snprintf(err, errlen, "%s: unexpected Content-Type \"%s\" (want text/event-stream)", shown,
 			 r->content_type);
 		return FLAGSHM_EINVAL;
 	}
-	snprintf(err, errlen, "%s: the server closed the stream%s", url,
+	snprintf(err, errlen, "%s: the server closed the stream%s", shown,
 		 mid ? " in the middle of an event (dropped)" : "");
 	return FLAGSHM_EUNAVAIL;
 }

@@ -14,6 +14,7 @@
  */
 #include "daemon.h"
 #include "shm.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +36,7 @@ static void usage(FILE *f)
 		"\n"
 		"  --store NAME        store to publish (1-64 of [A-Za-z0-9_-])\n"
 		"  --source FILE       flag document (docs/flag-format.md); watched for changes\n"
-		"  --environment ENV   apply the flags' overrides for ENV\n"
+		"  --environment ENV   apply the flags' overrides for ENV (1-128 of [A-Za-z0-9._-])\n"
 		"  --once              publish once and exit\n"
 		"  --limit NAME=VALUE  doc-bytes, flags, segments, rules, conditions, list,\n"
 		"                      string, snapshot, eval-cost, regexes (k, M, G suffixes)\n"
@@ -80,6 +81,44 @@ static long seconds(const char *arg, bool positive)
 	return v;
 }
 
+/* ARG, copied; a URL's userinfo (a password) is then overwritten with '*'
+ * in ARG itself, which is what /proc/PID/cmdline shows every local user
+ * (from the next read on: the short window after exec remains). */
+static const char *hide_userinfo(char *arg)
+{
+	char *host = strstr(arg, "://");
+	if (!host)
+		return arg;
+	host += 3;
+	char *at = memrchr(host, '@', strcspn(host, "/?#"));
+	char *copy = at ? strdup(arg) : NULL; /* lives as long as the process */
+	if (!copy)
+		return arg;
+	memset(host, '*', (size_t)(at - host));
+	return copy;
+}
+
+/* An environment name as the format has it (docs/flag-format.md, Names):
+ * 1 to 128 of [A-Za-z0-9._-]. 0, or -1 with a message in ERR. */
+static int environment_check(const char *env, char *err, size_t errlen)
+{
+	size_t len = strlen(env), bad = wr_name_bad_char(env, len);
+	if (len == 0)
+		snprintf(err, errlen, "--environment must not be empty");
+	else if (len > WR_NAME_MAX)
+		snprintf(err, errlen, "--environment is %zu characters long, more than %d", len,
+			 WR_NAME_MAX);
+	else if (bad < len && env[bad] > 0x20 && env[bad] < 0x7f)
+		snprintf(err, errlen, "--environment '%s': invalid character '%c' (names are 1 to %d "
+			 "of A-Z a-z 0-9 . _ -)", env, env[bad], WR_NAME_MAX);
+	else if (bad < len)
+		snprintf(err, errlen, "--environment: invalid character 0x%02x (names are 1 to %d "
+			 "of A-Z a-z 0-9 . _ -)", (unsigned char)env[bad], WR_NAME_MAX);
+	else
+		return 0;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_STORE = 1, O_SOURCE, O_ENV, O_ONCE, O_LIMIT, O_CHECK, O_REMOVE, O_HELP,
@@ -114,7 +153,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case O_STORE: o.store = optarg; break;
-		case O_SOURCE: o.source = optarg; break;
+		case O_SOURCE: o.source = hide_userinfo(optarg); break;
 		case O_ENV: o.environment = optarg; break;
 		case O_ONCE: o.once = true; break;
 		case O_CHECK: check = optarg; break;
@@ -155,6 +194,8 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 
+	if (o.environment && environment_check(o.environment, err, sizeof err) != 0)
+		return usage_error("%s", err);
 	if (check) {
 		if (o.store || o.source || o.once || remove || sync_opt)
 			return usage_error("%s", "--check takes only FILE, --environment and --limit");
@@ -180,7 +221,5 @@ int main(int argc, char **argv)
 		snprintf(state_dir, sizeof state_dir, "/var/lib/flagshm/%s", o.store);
 		o.state_dir = state_dir;
 	}
-	if (o.environment && !o.environment[0])
-		return usage_error("%s", "--environment must not be empty");
 	return wd_run(&o);
 }

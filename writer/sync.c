@@ -20,6 +20,8 @@
 #include "http.h"
 #include "model.h"
 #include "sse.h"
+#include "text.h"
+#include "validate.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -51,6 +53,7 @@ typedef struct ws {
 	const ws_host *h;
 	wr_http_opts http;
 	char key[WR_KEY_MAX];
+	char url_shown[2100]; /* o->url without its userinfo (a password) */
 	char doc_label[2100];
 	wr_model model;
 	wr_backoff bo_doc, bo_stream;
@@ -140,7 +143,7 @@ static void save(ws *w)
 {
 	char err[512];
 	char *id = (char *)wr_sse_last_id(&w->sse);
-	wr_cache_meta meta = {.source = (char *)w->o->url,
+	wr_cache_meta meta = {.source = w->url_shown,
 			      .etag = w->etag[0] ? w->etag : NULL,
 			      .last_event_id = id[0] ? id : NULL};
 
@@ -237,8 +240,11 @@ static int do_fetch(ws *w, bool bust)
 	}
 	if (rc != 0) {
 		int64_t d = wr_backoff_failure(&w->bo_doc, fs_clock_ms(CLOCK_MONOTONIC), r.retry_after_ms);
-		wlog(w, "%s; next attempt in %.1f s%s", err, (double)d / 1000.0,
-		     w->bo_doc.state == WR_BREAKER_OPEN ? " (circuit open)" : "");
+		if (o->once) /* there is no next attempt */
+			wlog(w, "%s", err);
+		else
+			wlog(w, "%s; next attempt in %.1f s%s", err, (double)d / 1000.0,
+			     w->bo_doc.state == WR_BREAKER_OPEN ? " (circuit open)" : "");
 		set_error(w, err);
 		w->next_doc_ms = fs_clock_ms(CLOCK_MONOTONIC) + d;
 		if (w->mode != WS_STREAMING)
@@ -266,6 +272,9 @@ static int do_fetch(ws *w, bool bust)
 		report(w, 0);
 		return rc;
 	}
+	if (rc == 0 && o->environment && !wr_doc_mentions_env(doc, o->environment))
+		wlog(w, "warning: no flag of %s has overrides for environment '%s' (misspelt?); "
+		     "every flag is compiled as written", w->doc_label, o->environment);
 	if (new_epoch) {
 		wlog(w, "the document's epoch changed: taking it whole");
 		forget_event_id(w);
@@ -432,7 +441,7 @@ static void cold_start(ws *w)
 		     (double)(fs_clock_ms(CLOCK_REALTIME) - meta.saved_ms) / 1000.0);
 		/* The same control plane: its ETag and event id still name
 		 * this document, so a 304 or a resumed stream can follow. */
-		if (meta.source && strcmp(meta.source, o->url) == 0) {
+		if (meta.source && strcmp(meta.source, w->url_shown) == 0) {
 			if (meta.etag)
 				snprintf(w->etag, sizeof w->etag, "%s", meta.etag);
 			if (meta.last_event_id && !strpbrk(meta.last_event_id, "\r\n")) {
@@ -456,12 +465,12 @@ static void cold_start(ws *w)
 static int setup(ws *w)
 {
 	const ws_options *o = w->o;
-	char err[512];
 
-	if (wr_key_load(o->key_file, w->key, sizeof w->key, err, sizeof err) != 0) {
-		wlog(w, "%s", err);
-		return -1;
-	}
+	snprintf(w->key, sizeof w->key, "%s", o->key);
+	/* What the control object holds was written by an earlier writer,
+	 * maybe an error: unknown, so the first success clears it. */
+	snprintf(w->err_txt, sizeof w->err_txt, "\x01");
+	fs_text_redact(w->url_shown, sizeof w->url_shown, o->url);
 	w->http.url = o->url;
 	w->http.key = w->key;
 	w->http.ca_file = o->ca_file;
@@ -472,11 +481,11 @@ static int setup(ws *w)
 	w->http.fetch_stop = stop_hook;
 	w->http.fetch_stop_ud = w;
 	wr_http_opts_default(&w->http);
-	size_t len = strlen(o->url);
-	while (len > 0 && o->url[len - 1] == '/')
+	size_t len = strlen(w->url_shown);
+	while (len > 0 && w->url_shown[len - 1] == '/')
 		len--;
 	snprintf(w->doc_label, sizeof w->doc_label, "%.*s/api/v1/flags", (int)(len > 2000 ? 2000 : len),
-		 o->url);
+		 w->url_shown);
 	if (wr_model_init(&w->model, o->environment, &o->limits) != 0) {
 		wlog(w, "out of memory");
 		return -1;
@@ -535,7 +544,7 @@ int ws_run(const ws_options *o, const ws_host *h)
 		status = 1;
 		goto out;
 	}
-	wlog(w, "syncing from %s by %s%s", o->url, o->stream ? "streaming" : "polling",
+	wlog(w, "syncing from %s by %s%s", w->url_shown, o->stream ? "streaming" : "polling",
 	     o->stream ? ", polling while the stream is down" : "");
 	if (o->once) {
 		status = do_fetch(w, true) == 0 && w->published ? 0 : 1;

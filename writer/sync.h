@@ -32,7 +32,8 @@
 
 typedef struct ws_options {
 	const char *url;	 /* --source, http:// or https:// */
-	const char *key_file;	 /* --key-file, NULL: $FLAGSHM_SDK_KEY */
+	const char *key;	 /* the SDK key, loaded by the caller (wr_key_load)
+				  * before it creates the store; never logged */
 	const char *state_dir;	 /* --state-dir; NULL: no cache */
 	const char *ca_file;	 /* --ca-file, NULL: the system's CAs */
 	const char *environment; /* --environment, NULL for none */
@@ -67,8 +68,7 @@ typedef struct ws_host {
 
 /*
  * Run until WS_SIG_STOP (or, with o->once, after one fetch). Returns the
- * exit status: 0; 1 when there is no usable SDK key, or with o->once when
- * the fetch or the publish failed.
+ * exit status: 0; 1 with o->once when the fetch or the publish failed.
  */
 int ws_run(const ws_options *o, const ws_host *h);
 

@@ -303,6 +303,17 @@ static json_t *get_array(vctx *v, json_t *obj, const char *name, size_t limit,
 	return a;
 }
 
+size_t wr_name_bad_char(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return i;
+	}
+	return len;
+}
+
 /* A flag key, segment or environment name: 1-128 of [A-Za-z0-9._-]. */
 static int name_ok(vctx *v, const char *s, size_t len)
 {
@@ -312,15 +323,13 @@ static int name_ok(vctx *v, const char *s, size_t len)
 		verr(v, "must not be empty");
 		return 0;
 	}
-	if (len > WR_KEY_MAX) {
-		verr(v, "%s is %zu characters long, more than %d", quote(q, s, len), len, WR_KEY_MAX);
+	if (len > WR_NAME_MAX) {
+		verr(v, "%s is %zu characters long, more than %d", quote(q, s, len), len, WR_NAME_MAX);
 		return 0;
 	}
-	for (size_t i = 0; i < len; i++) {
+	size_t i = wr_name_bad_char(s, len);
+	if (i < len) {
 		unsigned char c = (unsigned char)s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '.' || c == '_' || c == '-')
-			continue;
 		if (c > 0x20 && c < 0x7f)
 			verr(v, "invalid character '%c' in %s (allowed: A-Z a-z 0-9 . _ -)", c,
 			     quote(q, s, len));
@@ -1396,6 +1405,18 @@ json_t *wr_flag_env(json_t *flag, const char *name)
 	json_t *envs = json_object_get(flag, "environments");
 
 	return name && envs ? json_object_get(envs, name) : NULL;
+}
+
+bool wr_doc_mentions_env(json_t *doc, const char *name)
+{
+	json_t *flags = wr_doc_flags(doc), *flag;
+	size_t i;
+
+	json_array_foreach(flags, i, flag) {
+		if (wr_flag_env(flag, name))
+			return true;
+	}
+	return false;
 }
 
 json_t *wr_flag_field(json_t *flag, json_t *env, const char *name)

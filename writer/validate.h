@@ -10,9 +10,12 @@
 #include "format.h"
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define WR_KEY_MAX 128		/* flag keys, segment and environment names */
+#define WR_NAME_MAX 128	/* flag keys, segment and environment names (not
+				   http.h's WR_KEY_MAX, an SDK key) */
 #define WR_PREREQ_DEPTH_MAX 32	/* EVAL_MAX_DEPTH: prerequisite links in a chain */
 #define WR_PREREQ_VISITS_MAX 1024 /* EVAL_MAX_PREREQ_VISITS: prerequisite evaluations
 				    of one flag, every path through a shared one */
@@ -49,6 +52,14 @@ json_t *wr_doc_segments(json_t *doc);
 json_t *wr_flag_field(json_t *flag, json_t *env, const char *name);
 /* FLAG's override object for environment NAME (may be NULL), or NULL. */
 json_t *wr_flag_env(json_t *flag, const char *name);
+/* True when some flag of DOC has overrides for environment NAME: a name no
+ * flag mentions is likely misspelt (the writer warns). */
+bool wr_doc_mentions_env(json_t *doc, const char *name);
+
+/* The index of the first byte of S[0..LEN) outside a name's alphabet
+ * [A-Za-z0-9._-] (flag keys, segment and environment names), or LEN. The
+ * length rule (1 to WR_NAME_MAX) is the caller's. */
+size_t wr_name_bad_char(const char *s, size_t len);
 
 /* enum fs_vtype of a flag value (object and array are both FS_V_JSON), or 0
  * for null. */
