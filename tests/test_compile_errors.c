@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* A format-1 document with one flag, or with these flags. */
@@ -818,7 +819,9 @@ Test(limits, max_flags)
 
 	lim.max_flags = 1;
 	e = limit_errors(DOC("{'key':'a','defaultValue':true},{'key':'b','defaultValue':true}"), &lim);
-	cr_assert_str_eq(e, "FILE: flags: 2 flags, more than the limit max_flags (1)");
+	/* Counted on the text, before jansson builds the flags (issue 8). */
+	cr_assert_str_eq(e, "FILE:1: flags: more than the limit max_flags (1): flags[1] starts at "
+			    "byte 59; refused before parsing");
 	free(e);
 }
 
@@ -829,8 +832,76 @@ Test(limits, max_segments)
 
 	lim.max_segments = 1;
 	e = limit_errors("{'formatVersion':1,'segments':{'a':{},'b':{}},'flags':[]}", &lim);
-	cr_assert_str_eq(e, "FILE: segments: 2 segments, more than the limit max_segments (1)");
+	cr_assert_str_eq(e, "FILE:1: segments: more than the limit max_segments (1): segments[1] "
+			    "starts at byte 37; refused before parsing");
 	free(e);
+}
+
+/* This process's peak RSS so far, in MiB. */
+static long peak_mib(void)
+{
+	struct rusage ru;
+	cr_assert_eq(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_maxrss / 1024;
+}
+
+/* Before (issue 8): 38 MB of JSON with 10^6 flags was parsed whole, about
+ * 600 MB, before max_flags rejected it. Now the text is counted first. */
+Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
+{
+	const char head[] = "{\"formatVersion\":1,\"flags\":[";
+	const char one[] = "{\"key\":\"f0000000\",\"defaultValue\":true},";
+	size_t n1 = sizeof one - 1, len = sizeof head - 1 + 1000000 * n1 + 1;
+	char *text = malloc(len + 1);
+	wr_limits lim = wr_limits_default();
+	wr_errors errs = {0};
+	json_t *doc = NULL;
+
+	cr_assert_not_null(text);
+	memcpy(text, head, sizeof head - 1);
+	for (size_t i = 0; i < 1000000; i++)
+		memcpy(text + sizeof head - 1 + i * n1, one, n1);
+	memcpy(text + len - 2, "]}", 3);
+	long before = peak_mib();
+	cr_assert_eq(wr_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
+	long grew = peak_mib() - before;
+	cr_assert_eq(errs.n, 1);
+	cr_assert_str_eq(errs.msg[0], "FILE:1: flags: more than the limit max_flags (100000): "
+				      "flags[100000] starts at byte 3900027; refused before parsing");
+	fprintf(stderr, "FIGURE limits.million_flags with the default limits: peak RSS grew %ld MiB\n",
+		grew);
+	cr_assert_lt(grew, 8, "refusing grew the peak RSS by %ld MiB", grew);
+	wr_errors_free(&errs);
+	free(text);
+}
+
+/* Valid counts, but 3 MB of empty objects: the parse budget stops it. */
+Test(limits, a_document_of_empty_objects_stops_at_the_memory_budget)
+{
+	const char head[] = "{\"formatVersion\":1,\"flags\":[{\"key\":\"a\",\"defaultValue\":[";
+	size_t n = 1000000, len = sizeof head - 1 + 3 * n + 3;
+	char *text = malloc(len + 1);
+	wr_limits lim = wr_limits_default();
+	wr_errors errs = {0};
+	json_t *doc = NULL;
+
+	cr_assert_not_null(text);
+	memcpy(text, head, sizeof head - 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(text + sizeof head - 1 + 3 * i, "{},", 3);
+	memcpy(text + sizeof head - 1 + 3 * n - 1, "]}]}", 5); /* over the last "," */
+	long before = peak_mib();
+	cr_assert_eq(wr_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
+	long grew = peak_mib() - before, budget = (long)((24 * len + (16u << 20)) >> 20);
+	cr_assert_eq(errs.n, 1);
+	cr_assert(strncmp(errs.msg[0], "FILE: parsing needs more than ", 30) == 0 &&
+			  strstr(errs.msg[0], "(24 times the document's 3000058 bytes plus 16 MiB"),
+		  "%s", errs.msg[0]);
+	fprintf(stderr, "FIGURE limits.empty_objects_3mb: peak RSS grew %ld MiB (budget %ld MiB)\n",
+		grew, budget);
+	cr_assert_leq(grew, budget + 16, "grew %ld MiB past a budget of %ld MiB", grew, budget);
+	wr_errors_free(&errs);
+	free(text);
 }
 
 Test(limits, max_rules_and_conditions)

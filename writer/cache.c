@@ -320,7 +320,7 @@ int wr_cache_load(const char *dir, size_t max_bytes, json_t **doc, wr_cache_meta
 		snprintf(err, errlen, "corrupt cache file %s: checksum mismatch", path);
 		return FLAGSHM_ECORRUPT;
 	}
-	rc = wr_proto_decode(cf->document.data, cf->document.len, doc, why, sizeof why);
+	rc = wr_proto_decode(cf->document.data, cf->document.len, NULL, doc, why, sizeof why);
 	if (rc == FLAGSHM_EINVAL) {
 		snprintf(err, errlen, "corrupt cache file %s: %s", path, why);
 		rc = FLAGSHM_ECORRUPT;
