@@ -821,7 +821,7 @@ Test(limits, max_flags)
 	e = limit_errors(DOC("{'key':'a','defaultValue':true},{'key':'b','defaultValue':true}"), &lim);
 	/* Counted on the text, before jansson builds the flags (issue 8). */
 	cr_assert_str_eq(e, "FILE:1: flags: more than the limit max_flags (1): flags[1] starts at "
-			    "byte 59; refused before parsing");
+			    "byte 60; refused before parsing");
 	free(e);
 }
 
@@ -833,7 +833,7 @@ Test(limits, max_segments)
 	lim.max_segments = 1;
 	e = limit_errors("{'formatVersion':1,'segments':{'a':{},'b':{}},'flags':[]}", &lim);
 	cr_assert_str_eq(e, "FILE:1: segments: more than the limit max_segments (1): segments[1] "
-			    "starts at byte 37; refused before parsing");
+			    "starts at byte 38; refused before parsing");
 	free(e);
 }
 
@@ -867,12 +867,39 @@ Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
 	long grew = peak_mib() - before;
 	cr_assert_eq(errs.n, 1);
 	cr_assert_str_eq(errs.msg[0], "FILE:1: flags: more than the limit max_flags (100000): "
-				      "flags[100000] starts at byte 3900027; refused before parsing");
+				      "flags[100000] starts at byte 3900028; refused before parsing");
 	fprintf(stderr, "FIGURE limits.million_flags with the default limits: peak RSS grew %ld MiB\n",
 		grew);
 	cr_assert_lt(grew, 8, "refusing grew the peak RSS by %ld MiB", grew);
 	wr_errors_free(&errs);
 	free(text);
+}
+
+/* The count before parsing is lexical: brackets, commas and quotes inside
+ * strings, a "flags" key below the root and nested objects in segments
+ * must not be counted. At exactly the limits the document is valid. */
+Test(limits, the_count_before_parsing_sees_only_top_level_entries)
+{
+	wr_limits lim = wr_limits_default();
+	char *e;
+
+	lim.max_flags = 2;
+	lim.max_segments = 1;
+	e = limit_errors("{'segments':{'s':{'included':['a,b','[{'],'conditions':[{'attribute':'x',"
+			 "'operator':'equals','value':'},{'}]}},'formatVersion':1,"
+			 "'flags':[{'key':'a','description':'x\\\\\\\",[],{},','defaultValue':true,"
+			 "'tags':['flags',',',']'],'environments':{'flags':{'enabled':true}}},"
+			 "{'key':'b','defaultValue':true,'targeting':[{'id':'r','segments':['s'],"
+			 "'variation':false},{'id':'q','segments':['s'],'variation':true}]}]}",
+			 &lim);
+	cr_assert_null(e, "%s", e);
+	/* A bare array of flags is counted too. */
+	e = limit_errors("[{'key':'a','defaultValue':true},{'key':'b','defaultValue':true},"
+			 "{'key':'c','defaultValue':true}]",
+			 &lim);
+	cr_assert_str_eq(e, "FILE:1: flags: more than the limit max_flags (2): flags[2] starts at "
+			    "byte 65; refused before parsing");
+	free(e);
 }
 
 /* Valid counts, but 3 MB of empty objects: the parse budget stops it. */

@@ -138,20 +138,18 @@ static int scan_counts(const unsigned char *p, size_t n, const char *label, cons
 			line++;
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
 			continue;
-		if (s.first) {
+		if (s.first) { /* the first byte of an entry, or the container's end */
 			s.first = false;
-			if (c != ']' && c != '}')
-				s.count = 1;
+			if (c != ']' && c != '}' && ++s.count > s.max) {
+				wr_errors_add(errs,
+					      "%s:%zu: %s: more than the limit %s (%zu): %s[%zu] starts "
+					      "at byte %zu; refused before parsing",
+					      label, line, s.what, s.limit, s.max, s.what, s.count - 1, i);
+				return -1;
+			}
 		}
 		if (c == ',' && s.depth == s.target && s.target)
-			s.count++;
-		if (s.target && s.count > s.max) {
-			wr_errors_add(errs,
-				      "%s:%zu: %s: more than the limit %s (%zu): %s[%zu] starts at byte "
-				      "%zu; refused before parsing",
-				      label, line, s.what, s.limit, s.max, s.what, s.count - 1, i);
-			return -1;
-		}
+			s.first = true;
 		switch (c) {
 		case '"':
 			in_str = true;
