@@ -59,17 +59,27 @@ static int make_path(const char *dir, char *err, size_t errlen)
 
 int wr_cache_dir_open(const char *dir, bool create, char *err, size_t errlen)
 {
+	char p[PATH_LEN];
+	size_t n = strlen(dir);
 	struct stat st;
 	int dfd, rc;
 
 	if (create && (rc = make_path(dir, err, errlen)) != 0)
 		return rc;
+	if (n == 0 || n >= sizeof p) {
+		snprintf(err, errlen, "state directory name is empty or too long");
+		return FLAGSHM_EINVAL;
+	}
+	/* "link/" would follow the link whatever O_NOFOLLOW says. */
+	memcpy(p, dir, n + 1);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
 	/* O_NOFOLLOW: a symlink in place of the directory (the last component;
 	 * its parents are the administrator's) is refused, not followed. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dfd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
 		int e = errno;
-		if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+		if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode)) {
 			snprintf(err, errlen,
 				 "refusing state directory %s: it is a symbolic link, not followed "
 				 "(give the real path as --state-dir)", dir);
