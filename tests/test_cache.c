@@ -2,7 +2,8 @@
  * tests/test_cache.c - the cold-start cache (writer/cache.h): what is saved
  * loads back equal, a save replaces the file whole and leaves no temporary
  * behind, a failed save keeps the old file, and a damaged file is reported
- * as corrupt, never loaded.
+ * as corrupt, never loaded; a state dir that a symlink stands for, that
+ * others can write, or a FIFO in it, is refused, never followed or read.
  */
 #include <criterion/criterion.h>
 
@@ -255,4 +256,86 @@ Test(cache, save_into_a_missing_directory_fails_cleanly)
 	cr_assert_eq(wr_cache_save(sub, in, NULL, err, sizeof err), FLAGSHM_ESYS);
 	cr_assert(strstr(err, "missing"), "%s", err);
 	json_decref(in);
+}
+
+/* issue 8, finding 8: only what this writer's user controls is trusted. */
+
+Test(cache, dir_make_creates_the_state_dir_with_mode_0700)
+{
+	char sub[512], err[256];
+	struct stat st;
+
+	umask(022);
+	snprintf(sub, sizeof sub, "%s/new/state", dir);
+	cr_assert_eq(wr_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(lstat(sub, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700, "mode %04o", (unsigned)(st.st_mode & 07777));
+}
+
+Test(cache, a_fifo_named_like_the_cache_file_is_corrupt_not_waited_on, .timeout = 10)
+{
+	json_t *out = NULL;
+	char err[256] = "";
+
+	cr_assert_eq(mkfifo(path_of(WR_CACHE_FILE), 0600), 0);
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT,
+		     "%s", err);
+	cr_assert(strstr(err, "not a regular file"), "%s", err);
+	cr_assert_null(out);
+}
+
+Test(cache, a_symlinked_cache_file_is_not_followed)
+{
+	json_t *in = doc(), *out = NULL;
+	char err[256] = "", real[512];
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	snprintf(real, sizeof real, "%s", path_of("elsewhere.pb"));
+	cr_assert_eq(rename(path_of(WR_CACHE_FILE), real), 0);
+	cr_assert_eq(symlink(real, path_of(WR_CACHE_FILE)), 0);
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT,
+		     "%s", err);
+	cr_assert(strstr(err, "a symbolic link, not followed"), "%s", err);
+	cr_assert_null(out);
+	json_decref(in);
+}
+
+Test(cache, a_state_dir_writable_by_others_is_refused_for_load_and_save)
+{
+	json_t *in = doc(), *out = NULL;
+	char err[512] = "", want[512];
+
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	snprintf(want, sizeof want, "refusing state directory %s: owner uid %u, mode 0777", dir,
+		 (unsigned)geteuid());
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
+	cr_assert_null(out);
+	err[0] = '\0';
+	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
+	cr_assert_eq(chmod(dir, 0770), 0);
+	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_EINVAL,
+		     "a group-writable state dir was trusted");
+	json_decref(in);
+}
+
+Test(cache, a_symlinked_state_dir_is_refused)
+{
+	json_t *out = NULL;
+	char err[512] = "", link[512];
+
+	snprintf(link, sizeof link, "%s-link", dir);
+	cr_assert_eq(symlink(dir, link), 0);
+	int rc = wr_cache_load(link, 1 << 20, &out, NULL, err, sizeof err);
+	cr_assert_eq(rc, FLAGSHM_EINVAL, "%d %s", rc, err);
+	cr_assert(strstr(err, "is a symbolic link, not followed"), "%s", err);
+	/* A trailing slash would make open() follow it: still refused. */
+	strcat(link, "//");
+	rc = wr_cache_dir_make(link, err, sizeof err);
+	link[strlen(link) - 2] = '\0';
+	unlink(link);
+	cr_assert_eq(rc, FLAGSHM_EINVAL, "\"%s//\" was followed: %d %s", link, rc, err);
+	cr_assert(strstr(err, "is a symbolic link, not followed"), "%s", err);
 }

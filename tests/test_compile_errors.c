@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* A format-1 document with one flag, or with these flags. */
@@ -910,7 +911,9 @@ Test(limits, max_flags)
 
 	lim.max_flags = 1;
 	e = limit_errors(DOC("{'key':'a','defaultValue':true},{'key':'b','defaultValue':true}"), &lim);
-	cr_assert_str_eq(e, "FILE: flags: 2 flags, more than the limit max_flags (1)");
+	/* Counted on the text, before jansson builds the flags (issue 8). */
+	cr_assert_str_eq(e, "FILE:1: flags: more than the limit max_flags (1): flags[1] starts at "
+			    "byte 60; refused before parsing");
 	free(e);
 }
 
@@ -921,8 +924,103 @@ Test(limits, max_segments)
 
 	lim.max_segments = 1;
 	e = limit_errors("{'formatVersion':1,'segments':{'a':{},'b':{}},'flags':[]}", &lim);
-	cr_assert_str_eq(e, "FILE: segments: 2 segments, more than the limit max_segments (1)");
+	cr_assert_str_eq(e, "FILE:1: segments: more than the limit max_segments (1): segments[1] "
+			    "starts at byte 38; refused before parsing");
 	free(e);
+}
+
+/* This process's peak RSS so far, in MiB. */
+static long peak_mib(void)
+{
+	struct rusage ru;
+	cr_assert_eq(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_maxrss / 1024;
+}
+
+/* Before (issue 8): 38 MB of JSON with 10^6 flags was parsed whole, about
+ * 600 MB, before max_flags rejected it. Now the text is counted first. */
+Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
+{
+	const char head[] = "{\"formatVersion\":1,\"flags\":[";
+	const char one[] = "{\"key\":\"f0000000\",\"defaultValue\":true},";
+	size_t n1 = sizeof one - 1, len = sizeof head - 1 + 1000000 * n1 + 1;
+	char *text = malloc(len + 1);
+	wr_limits lim = wr_limits_default();
+	wr_errors errs = {0};
+	json_t *doc = NULL;
+
+	cr_assert_not_null(text);
+	memcpy(text, head, sizeof head - 1);
+	for (size_t i = 0; i < 1000000; i++)
+		memcpy(text + sizeof head - 1 + i * n1, one, n1);
+	memcpy(text + len - 2, "]}", 3);
+	long before = peak_mib();
+	cr_assert_eq(wr_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
+	long grew = peak_mib() - before;
+	cr_assert_eq(errs.n, 1);
+	cr_assert_str_eq(errs.msg[0], "FILE:1: flags: more than the limit max_flags (100000): "
+				      "flags[100000] starts at byte 3900028; refused before parsing");
+	fprintf(stderr, "FIGURE limits.million_flags with the default limits: peak RSS grew %ld MiB\n",
+		grew);
+	cr_assert_lt(grew, 8, "refusing grew the peak RSS by %ld MiB", grew);
+	wr_errors_free(&errs);
+	free(text);
+}
+
+/* The count before parsing is lexical: brackets, commas and quotes inside
+ * strings, a "flags" key below the root and nested objects in segments
+ * must not be counted. At exactly the limits the document is valid. */
+Test(limits, the_count_before_parsing_sees_only_top_level_entries)
+{
+	wr_limits lim = wr_limits_default();
+	char *e;
+
+	lim.max_flags = 2;
+	lim.max_segments = 1;
+	e = limit_errors("{'segments':{'s':{'included':['a,b','[{'],'conditions':[{'attribute':'x',"
+			 "'operator':'equals','value':'},{'}]}},'formatVersion':1,"
+			 "'flags':[{'key':'a','description':'x\\\\\\\",[],{},','defaultValue':true,"
+			 "'tags':['flags',',',']'],'environments':{'flags':{'enabled':true}}},"
+			 "{'key':'b','defaultValue':true,'targeting':[{'id':'r','segments':['s'],"
+			 "'variation':false},{'id':'q','segments':['s'],'variation':true}]}]}",
+			 &lim);
+	cr_assert_null(e, "%s", e);
+	/* A bare array of flags is counted too. */
+	e = limit_errors("[{'key':'a','defaultValue':true},{'key':'b','defaultValue':true},"
+			 "{'key':'c','defaultValue':true}]",
+			 &lim);
+	cr_assert_str_eq(e, "FILE:1: flags: more than the limit max_flags (2): flags[2] starts at "
+			    "byte 65; refused before parsing");
+	free(e);
+}
+
+/* Valid counts, but 3 MB of empty objects: the parse budget stops it. */
+Test(limits, a_document_of_empty_objects_stops_at_the_memory_budget)
+{
+	const char head[] = "{\"formatVersion\":1,\"flags\":[{\"key\":\"a\",\"defaultValue\":[";
+	size_t n = 1000000, len = sizeof head - 1 + 3 * n + 3;
+	char *text = malloc(len + 1);
+	wr_limits lim = wr_limits_default();
+	wr_errors errs = {0};
+	json_t *doc = NULL;
+
+	cr_assert_not_null(text);
+	memcpy(text, head, sizeof head - 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(text + sizeof head - 1 + 3 * i, "{},", 3);
+	memcpy(text + sizeof head - 1 + 3 * n - 1, "]}]}", 5); /* over the last "," */
+	long before = peak_mib();
+	cr_assert_eq(wr_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
+	long grew = peak_mib() - before, budget = (long)((24 * len + (16u << 20)) >> 20);
+	cr_assert_eq(errs.n, 1);
+	cr_assert(strncmp(errs.msg[0], "FILE: parsing needs more than ", 30) == 0 &&
+			  strstr(errs.msg[0], "(24 times the document's 3000058 bytes plus 16 MiB"),
+		  "%s", errs.msg[0]);
+	fprintf(stderr, "FIGURE limits.empty_objects_3mb: peak RSS grew %ld MiB (budget %ld MiB)\n",
+		grew, budget);
+	cr_assert_leq(grew, budget + 16, "grew %ld MiB past a budget of %ld MiB", grew, budget);
+	wr_errors_free(&errs);
+	free(text);
 }
 
 Test(limits, max_rules_and_conditions)

@@ -355,3 +355,80 @@ Test(sse, data_may_hold_nul_bytes_and_reports_the_length)
 	cr_assert_eq(got, 3);
 	wr_sse_free(&p);
 }
+
+/* issue 8, finding 7: the event limit counts every line of an event, not
+ * only its data, and an id has a bound of its own. */
+Test(sse, event_and_id_and_unknown_lines_count_toward_the_event_limit)
+{
+	rec r;
+	wr_sse p;
+	char err[128] = "", ev[256];
+	char pad[61];
+
+	memset(pad, 'x', 60);
+	pad[60] = '\0';
+	/* 67 + 64 + 7 + 7 = 145 bytes of lines, 6 of them data. */
+	int n = snprintf(ev, sizeof ev, "event: %s\nid: %s\nfoo: xy\ndata: z\n\n", pad, pad);
+	memset(&r, 0, sizeof r);
+	wr_sse_init(&p, 100, record, &r);
+	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), FLAGSHM_EINVAL,
+		     "a 145-byte event passed a 100-byte limit");
+	cr_assert_str_eq(err, "SSE event larger than the limit of 100 bytes");
+	cr_assert_eq(r.n, 0);
+	cr_assert_str_eq(wr_sse_last_id(&p), "");
+	wr_sse_free(&p);
+
+	/* The same event passes a limit of exactly its lines' bytes. */
+	memset(&r, 0, sizeof r);
+	wr_sse_init(&p, 145, record, &r);
+	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(r.n, 1);
+	wr_sse_free(&p);
+}
+
+Test(sse, an_id_past_256_bytes_fails_the_stream_and_is_never_kept)
+{
+	rec r;
+	wr_sse p;
+	char err[128] = "", chunk[4096];
+	int rc = 0;
+
+	memset(&r, 0, sizeof r);
+	wr_sse_init(&p, 64u << 20, record, &r);
+	cr_assert_eq(wr_sse_feed(&p, "id: a\ndata: 1\n\nid: ", 19, err, sizeof err), 0, "%s", err);
+	/* 7 MB of id, in chunks as the network delivers them. */
+	memset(chunk, 'x', sizeof chunk);
+	for (int i = 0; i < 7 * 256 && rc == 0; i++)
+		rc = wr_sse_feed(&p, chunk, sizeof chunk, err, sizeof err);
+	cr_assert_eq(rc, FLAGSHM_EINVAL, "a 7 MB id was accepted");
+	cr_assert_str_eq(err, "SSE id field longer than the limit of 256 bytes (after 1 events)");
+	/* At most the chunk that crossed the bound was buffered. */
+	cr_assert_leq(p.line.cap, 2 * sizeof chunk, "the long id was buffered (%zu bytes)", p.line.cap);
+	cr_assert_str_eq(wr_sse_last_id(&p), "a", "the last id is \"%s\", want \"a\"",
+			 wr_sse_last_id(&p));
+	/* Sticky, with the same message. */
+	err[0] = '\0';
+	cr_assert_eq(wr_sse_feed(&p, "\n\n", 2, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_str_eq(err, "SSE id field longer than the limit of 256 bytes (after 1 events)");
+	wr_sse_free(&p);
+}
+
+Test(sse, an_id_of_exactly_256_bytes_is_kept)
+{
+	rec r;
+	wr_sse p;
+	char err[128] = "", ev[300];
+	char id[257];
+
+	memset(id, 'i', 256);
+	id[256] = '\0';
+	int n = snprintf(ev, sizeof ev, "id: %s\ndata: 1\n\n", id);
+	memset(&r, 0, sizeof r);
+	wr_sse_init(&p, 4096, record, &r);
+	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
+	cr_assert_str_eq(wr_sse_last_id(&p), id);
+	/* Without the space after the colon, too. */
+	n = snprintf(ev, sizeof ev, "id:%s\ndata: 1\n\n", id);
+	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
+	wr_sse_free(&p);
+}

@@ -9,7 +9,8 @@
  * Last-Event-ID, a stalled stream, a close in the middle of an event,
  * garbage, a 10 MB event (and one past the limit), a wrong content type,
  * 401/403/500, 429 with Retry-After. Cold start with the server down, a
- * damaged cache, and an unusable state directory. Every case checks what
+ * damaged cache, an unusable state directory, and one that is not to be
+ * trusted (others can write it, a symlink, a FIFO in it). Every case checks what
  * readers see (generation, values) and that nothing wrong was published,
  * and that the SDK key is in no log. Every wait is bounded.
  */
@@ -586,6 +587,41 @@ Test(sync, stream_event_past_the_limit_is_refused)
 	cr_expect_eq(num("limit"), 1);
 }
 
+/* issue 8, finding 7: a 7 MB id line was within the event limit (only data
+ * counted), so it was kept, sent back as Last-Event-ID and persisted. */
+Test(sync, stream_event_with_a_7mb_id_is_refused_and_never_persisted)
+{
+	start_stream("90");
+	push_put(1, "7");
+	cr_assert_geq(wait_num("limit", 1, 5000), 0);
+	uint64_t g = gen();
+	size_t idn = 7u << 20;
+	char *d = doc(2), *ev = malloc(idn + strlen(d) + 64);
+	cr_assert_not_null(ev);
+	size_t n = (size_t)sprintf(ev, "event: put\nid: ");
+	memset(ev + n, 'x', idn);
+	n += idn;
+	n += (size_t)sprintf(ev + n, "\ndata: %s\n\n", d);
+	cp_stream_push(F.cp, ev, n);
+	free(ev);
+	free(d);
+	cr_expect(wait_log("SSE id field longer than the limit of 256 bytes", 10000),
+		  "the long id is not reported");
+	cr_expect(cp_wait_streams(F.cp, 2, 5000), "no reconnect after the long id");
+	cr_expect_str_eq(cp_get_seen(F.cp).last_event_id, "7", "the reconnect did not resume from 7");
+	cr_expect_eq(gen(), g, "the event with the long id was applied");
+	cr_expect_eq(num("limit"), 1);
+	/* The persisted file keeps the last good id, not the long one. */
+	char path[200];
+	size_t len = 0;
+	snprintf(path, sizeof path, "%s/document.pb", F.state);
+	char *pb = wp_read_file(path, &len);
+	cr_assert_not_null(pb, "nothing persisted in %s", path);
+	fprintf(stderr, "FIGURE sync.long_id document.pb %zu bytes\n", len);
+	cr_expect_lt(len, 65536, "document.pb is %zu bytes", len);
+	free(pb);
+}
+
 Test(sync, stream_wrong_content_type_falls_back_to_polling)
 {
 	serve_doc(2, "\"v2\"");
@@ -703,7 +739,8 @@ static void unusable_state_dir_keeps_syncing(const char *want)
 {
 	char persist[300];
 	snprintf(persist, sizeof persist,
-		 "cannot persist the document: cannot create a file in %s: Not a directory", F.state);
+		 "cannot persist the document: cannot open state directory %s: Not a directory",
+		 F.state);
 	serve_doc(1, "\"v1\"");
 	start_writer("--poll-interval", "1", NULL);
 	cr_assert_geq(wait_num("limit", 1, 5000), 0, "nothing published: limit is %g, want 1",
@@ -750,11 +787,118 @@ Test(sync, state_dir_that_is_a_regular_file_is_reported_and_sync_goes_on)
 {
 	cr_assert_eq(wp_write_file(F.state, "x", 1), 0);
 	char want[300];
-	snprintf(want, sizeof want, "%s/document.pb: Not a directory", F.state);
+	snprintf(want, sizeof want, "cannot open state directory %s: Not a directory", F.state);
 	unusable_state_dir_keeps_syncing(want);
 	struct stat st;
 	cr_expect(stat(F.state, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 1,
 		  "the regular file %s was changed", F.state);
+}
+
+/* ---------------------------------------- state dir trust (issue 8, #8) */
+
+/* A first writer persists a document with limit 1 in F.state and stops;
+ * the store is removed and the control plane stopped. Returns its port. */
+static unsigned persist_and_stop(void)
+{
+	char err[256];
+	serve_doc(1, "\"v1\"");
+	start_writer("--poll-interval", "1", NULL);
+	cr_assert_geq(wait_num("limit", 1, 5000), 0);
+	cr_assert(wait_log("published generation 1", 2000));
+	cr_assert_eq(wp_stop(F.writer, 5000), 0);
+	F.writer = -1;
+	flagshm_close(&F.rd);
+	shm_store_remove(F.store, err, sizeof err);
+	unsigned port = cp_port(F.cp);
+	cp_stop(F.cp);
+	F.cp = NULL;
+	return port;
+}
+
+/* A writer started with the control plane down must refuse F.state with
+ * WANT in its log and never publish the document found there. */
+static void restart_down_and_expect_refusal(unsigned port, const char *want)
+{
+	char url[64];
+	snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
+	start_writer_url(url, "--poll-interval", "1", NULL);
+	cr_expect(wait_log(want, 5000), "the refusal is not logged: want \"%s\"", want);
+	/* The cold start comes before the first fetch: once the fetch has
+	 * failed, a loaded document would have been published. */
+	cr_expect(wait_log("127.0.0.1", 5000), "the connection failure is not logged");
+	cr_expect_eq(gen(), 0, "the document of a refused state dir was published (generation %lu)",
+		     (unsigned long)gen());
+	cr_expect_eq(num("limit"), -1, "limit is %g: served from a refused state dir", num("limit"));
+	char *log = the_log();
+	fprintf(stderr, "FIGURE sync.state_dir_refused log:\n%s", log);
+	free(log);
+}
+
+Test(sync, a_state_dir_writable_by_others_is_refused)
+{
+	unsigned port = persist_and_stop();
+	cr_assert_eq(chmod(F.state, 0777), 0);
+	char want[300];
+	snprintf(want, sizeof want, "refusing state directory %s: owner uid %u, mode 0777", F.state,
+		 (unsigned)geteuid());
+	restart_down_and_expect_refusal(port, want);
+}
+
+Test(sync, a_state_dir_owned_by_another_user_is_refused)
+{
+	unsigned port = persist_and_stop();
+	if (chown(F.state, 65534, 65534) != 0)
+		cr_skip_test("cannot chown to uid 65534 (not root)");
+	char want[300];
+	snprintf(want, sizeof want, "refusing state directory %s: owner uid 65534, mode 0700",
+		 F.state);
+	restart_down_and_expect_refusal(port, want);
+}
+
+Test(sync, a_symlinked_state_dir_is_refused_not_followed)
+{
+	unsigned port = persist_and_stop();
+	char real[160];
+	snprintf(real, sizeof real, "%s/real-state", F.dir);
+	cr_assert_eq(rename(F.state, real), 0);
+	cr_assert_eq(symlink(real, F.state), 0);
+	char want[300];
+	snprintf(want, sizeof want, "refusing state directory %s: it is a symbolic link", F.state);
+	restart_down_and_expect_refusal(port, want);
+}
+
+Test(sync, a_fifo_named_like_the_cache_file_does_not_block_the_writer)
+{
+	char path[200];
+	cr_assert_eq(mkdir(F.state, 0700), 0);
+	snprintf(path, sizeof path, "%s/document.pb", F.state);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	serve_doc(1, "\"v1\"");
+	start_writer("--poll-interval", "1", NULL);
+	cr_assert_geq(wait_num("limit", 1, 5000), 0, "the writer hangs on the FIFO");
+	char want[300];
+	snprintf(want, sizeof want, "persisted document ignored: corrupt cache file %s: not a regular file",
+		 path);
+	cr_expect(wait_log(want, 2000), "the FIFO is not reported: want \"%s\"", want);
+	/* The teardown's SIGTERM must stop it (exit 0 within 5 s). */
+}
+
+Test(sync, once_with_a_url_creates_the_state_dir_0700)
+{
+	const char *argv[] = {"--store", F.store, "--source", cp_url(F.cp), "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--once", NULL};
+	struct stat st;
+	char path[200];
+	serve_doc(3, "\"v3\"");
+	cr_assert_neq(stat(F.state, &st), 0, "%s exists before the test", F.state);
+	pid_t p = wp_spawn(argv, F.log, NULL);
+	cr_assert_eq(wp_wait_exit(p, 10000), 0, "--once did not exit 0");
+	cr_assert_eq(lstat(F.state, &st), 0, "--once did not create %s", F.state);
+	cr_expect(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700,
+		  "%s: mode %04o, want a directory of mode 0700", F.state,
+		  (unsigned)(st.st_mode & 07777));
+	snprintf(path, sizeof path, "%s/document.pb", F.state);
+	cr_expect_eq(stat(path, &st), 0, "--once did not persist the document in %s", path);
 }
 
 Test(sync, the_key_comes_from_the_environment_and_is_never_logged)

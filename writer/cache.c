@@ -10,6 +10,7 @@
 #include "proto_conv.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,8 @@ void wr_cache_meta_free(wr_cache_meta *m)
 	memset(m, 0, sizeof *m);
 }
 
-int wr_cache_dir_make(const char *dir, char *err, size_t errlen)
+/* mkdir DIR's missing parents (0755) and DIR itself (0700). */
+static int make_path(const char *dir, char *err, size_t errlen)
 {
 	char p[PATH_LEN];
 	size_t n = strlen(dir);
@@ -48,10 +50,70 @@ int wr_cache_dir_make(const char *dir, char *err, size_t errlen)
 		if (p[i] != '/' && p[i] != '\0')
 			continue;
 		p[i] = '\0';
-		if (mkdir(p, 0750) < 0 && errno != EEXIST)
+		if (mkdir(p, i < n ? 0755 : 0700) < 0 && errno != EEXIST)
 			return sys_fail(err, errlen, "cannot create", p);
 		p[i] = i < n ? '/' : '\0';
 	}
+	return 0;
+}
+
+int wr_cache_dir_open(const char *dir, bool create, char *err, size_t errlen)
+{
+	char p[PATH_LEN];
+	size_t n = strlen(dir);
+	struct stat st;
+	int dfd, rc;
+
+	if (create && (rc = make_path(dir, err, errlen)) != 0)
+		return rc;
+	if (n == 0 || n >= sizeof p) {
+		snprintf(err, errlen, "state directory name is empty or too long");
+		return FLAGSHM_EINVAL;
+	}
+	/* "link/" would follow the link whatever O_NOFOLLOW says. */
+	memcpy(p, dir, n + 1);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	/* O_NOFOLLOW: a symlink in place of the directory (the last component;
+	 * its parents are the administrator's) is refused, not followed. */
+	dfd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		int e = errno;
+		if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode)) {
+			snprintf(err, errlen,
+				 "refusing state directory %s: it is a symbolic link, not followed "
+				 "(give the real path as --state-dir)", dir);
+			return FLAGSHM_EINVAL;
+		}
+		errno = e;
+		return sys_fail(err, errlen, "cannot open state directory", dir);
+	}
+	if (fstat(dfd, &st) < 0) {
+		rc = sys_fail(err, errlen, "cannot stat state directory", dir);
+		close(dfd);
+		return rc;
+	}
+	/* Whoever else can write here can plant the document the writer
+	 * publishes at its next start. */
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen,
+			 "refusing state directory %s: owner uid %u, mode %04o; it must be owned by "
+			 "uid %u (this writer) and not writable by group or others "
+			 "(chown/chmod it, or choose another --state-dir)",
+			 dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+		close(dfd);
+		return FLAGSHM_EINVAL;
+	}
+	return dfd;
+}
+
+int wr_cache_dir_make(const char *dir, char *err, size_t errlen)
+{
+	int dfd = wr_cache_dir_open(dir, true, err, errlen);
+
+	if (dfd < 0)
+		return dfd;
+	close(dfd);
 	return 0;
 }
 
@@ -69,36 +131,55 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* A new file DFD/.document.pb.XXXXXX (NAME gets its name), never an
+ * existing file or a symlink's target. */
+static int make_temp(int dfd, char name[static 32])
+{
+	static const char az[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned char r[6];
+		int fd;
+		if (getentropy(r, sizeof r) < 0)
+			return -1;
+		snprintf(name, 32, ".%s.%c%c%c%c%c%c", WR_CACHE_FILE, az[r[0] % 62], az[r[1] % 62],
+			 az[r[2] % 62], az[r[3] % 62], az[r[4] % 62], az[r[5] % 62]);
+		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
 /* Write BUF to DIR/document.pb: temp file, fsync, rename, fsync DIR. */
 static int replace_file(const char *dir, const uint8_t *buf, size_t n, char *err, size_t errlen)
 {
-	char tmp[PATH_LEN], dst[PATH_LEN];
+	char tmp[32];
 	int fd, dfd, rc = 0;
 
-	if ((size_t)snprintf(dst, sizeof dst, "%s/%s", dir, WR_CACHE_FILE) >= sizeof dst ||
-	    (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, WR_CACHE_FILE) >= sizeof tmp) {
-		snprintf(err, errlen, "state directory name too long");
-		return FLAGSHM_EINVAL;
+	dfd = wr_cache_dir_open(dir, false, err, errlen);
+	if (dfd < 0)
+		return dfd;
+	fd = make_temp(dfd, tmp);
+	if (fd < 0) {
+		rc = sys_fail(err, errlen, "cannot create a file in", dir);
+		close(dfd);
+		return rc;
 	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return sys_fail(err, errlen, "cannot create a file in", dir);
 	if (write_all(fd, buf, n) < 0)
-		rc = sys_fail(err, errlen, "cannot write", tmp);
+		rc = sys_fail(err, errlen, "cannot write a temporary file in", dir);
 	else if (fsync(fd) < 0)
-		rc = sys_fail(err, errlen, "cannot fsync", tmp);
+		rc = sys_fail(err, errlen, "cannot fsync a temporary file in", dir);
 	if (close(fd) < 0 && rc == 0)
-		rc = sys_fail(err, errlen, "cannot close", tmp);
-	if (rc == 0 && rename(tmp, dst) < 0)
-		rc = sys_fail(err, errlen, "cannot rename over", dst);
+		rc = sys_fail(err, errlen, "cannot close a temporary file in", dir);
+	if (rc == 0 && renameat(dfd, tmp, dfd, WR_CACHE_FILE) < 0)
+		rc = sys_fail(err, errlen, "cannot rename over " WR_CACHE_FILE " in", dir);
 	if (rc) {
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
+		close(dfd);
 		return rc;
 	}
 	/* The rename is durable once the directory is. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return sys_fail(err, errlen, "cannot open", dir);
 	if (fsync(dfd) < 0)
 		rc = sys_fail(err, errlen, "cannot fsync", dir);
 	close(dfd);
@@ -142,19 +223,36 @@ int wr_cache_save(const char *dir, const json_t *doc, const wr_cache_meta *meta,
 	return rc;
 }
 
-/* Read PATH whole, at most MAX bytes: 0, FLAGSHM_ENOSTORE, FLAGSHM_ECORRUPT
- * (too large), FLAGSHM_ESYS or FLAGSHM_ENOMEM. */
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, char *err,
-		     size_t errlen)
+/* Read DIR/document.pb whole, at most MAX bytes: 0, FLAGSHM_ENOSTORE,
+ * FLAGSHM_ECORRUPT (too large, not a regular file, a symlink),
+ * FLAGSHM_EINVAL (DIR refused), FLAGSHM_ESYS or FLAGSHM_ENOMEM. PATH names
+ * the file in ERR. */
+static int read_file(const char *dir, const char *path, size_t max, uint8_t **out,
+		     size_t *outlen, char *err, size_t errlen)
 {
 	struct stat st;
 	uint8_t *buf;
 	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int dfd, fd;
 
+	dfd = wr_cache_dir_open(dir, false, err, errlen);
+	if (dfd == FLAGSHM_ESYS && errno == ENOENT) {
+		snprintf(err, errlen, "no cache file %s", path);
+		return FLAGSHM_ENOSTORE;
+	}
+	if (dfd < 0)
+		return dfd;
+	/* O_NONBLOCK: a FIFO planted here must not stop the writer; the type
+	 * is checked below, before any read. */
+	fd = openat(dfd, WR_CACHE_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	close(dfd);
 	if (fd < 0 && errno == ENOENT) {
 		snprintf(err, errlen, "no cache file %s", path);
 		return FLAGSHM_ENOSTORE;
+	}
+	if (fd < 0 && errno == ELOOP) {
+		snprintf(err, errlen, "corrupt cache file %s: a symbolic link, not followed", path);
+		return FLAGSHM_ECORRUPT;
 	}
 	if (fd < 0)
 		return sys_fail(err, errlen, "cannot open", path);
@@ -215,7 +313,7 @@ int wr_cache_load(const char *dir, size_t max_bytes, json_t **doc, wr_cache_meta
 		snprintf(err, errlen, "state directory name too long");
 		return FLAGSHM_EINVAL;
 	}
-	rc = read_file(path, max_bytes, &buf, &len, err, errlen);
+	rc = read_file(dir, path, max_bytes, &buf, &len, err, errlen);
 	if (rc)
 		return rc;
 	cf = flagshm__v1__cache_file__unpack(NULL, len, buf);
@@ -232,7 +330,7 @@ int wr_cache_load(const char *dir, size_t max_bytes, json_t **doc, wr_cache_meta
 		snprintf(err, errlen, "corrupt cache file %s: checksum mismatch", path);
 		return FLAGSHM_ECORRUPT;
 	}
-	rc = wr_proto_decode(cf->document.data, cf->document.len, doc, why, sizeof why);
+	rc = wr_proto_decode(cf->document.data, cf->document.len, NULL, doc, why, sizeof why);
 	if (rc == FLAGSHM_EINVAL) {
 		snprintf(err, errlen, "corrupt cache file %s: %s", path, why);
 		rc = FLAGSHM_ECORRUPT;

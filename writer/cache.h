@@ -9,11 +9,18 @@
  * and the directory fsync'd, so a crash or power loss leaves either the
  * old file or the new one, never a mix. A file that fails to parse or
  * whose checksum does not match is reported and ignored.
+ *
+ * The directory is trusted only as far as wr_cache_dir_open checks it
+ * (owner, mode, not a symlink); files in it are opened with openat and
+ * O_NOFOLLOW, and the cache file with O_NONBLOCK and read only once fstat
+ * says it is a regular file, so a FIFO or a symlink there is reported as
+ * a corrupt cache, never waited on or followed.
  */
 #ifndef FLAGSHM_WRITER_CACHE_H
 #define FLAGSHM_WRITER_CACHE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,8 +36,21 @@ typedef struct wr_cache_meta {
 
 void wr_cache_meta_free(wr_cache_meta *m);
 
-/* Create DIR and its missing parents (mode 0750). Returns 0, or
- * FLAGSHM_ESYS with "cannot create DIR: reason" in ERR. */
+/*
+ * Open the state directory DIR (O_DIRECTORY, for openat) after checking
+ * that only this writer's user can change what is in it. CREATE: first
+ * create DIR (mode 0700) and its missing parents (0755). Every save and
+ * load goes through it. Returns the descriptor (>= 0; close it), or:
+ *   FLAGSHM_EINVAL  DIR is refused: a symbolic link (never followed), not
+ *                   owned by the effective uid, or writable by group or
+ *                   others; ERR names the path, the owner and the mode
+ *   FLAGSHM_ESYS    it cannot be created or opened (errno kept), with
+ *                   "cannot create P: reason" or "cannot open state
+ *                   directory DIR: reason" in ERR
+ */
+int wr_cache_dir_open(const char *dir, bool create, char *err, size_t errlen);
+
+/* wr_cache_dir_open(DIR, true) and close: 0 or its error. */
 int wr_cache_dir_make(const char *dir, char *err, size_t errlen);
 
 /*
@@ -38,6 +58,7 @@ int wr_cache_dir_make(const char *dir, char *err, size_t errlen);
  * atomically (above). Returns 0, or:
  *   FLAGSHM_EINVAL  DOC cannot be carried as protobuf (wr_proto_encode)
  *   FLAGSHM_ESYS    a write, fsync or rename failed; the old file is intact
+ *   FLAGSHM_EINVAL  also: DIR is refused (wr_cache_dir_open)
  *   FLAGSHM_ENOMEM  out of memory
  * with the reason in ERR.
  */
@@ -51,7 +72,9 @@ int wr_cache_save(const char *dir, const json_t *doc, const wr_cache_meta *meta,
  *   FLAGSHM_ENOSTORE  there is no cache file (a first start)
  *   FLAGSHM_ECORRUPT  the file is damaged: not a CacheFile, a checksum
  *                     mismatch, an undecodable document, larger than
- *                     MAX_BYTES; ERR says which. Ignore it.
+ *                     MAX_BYTES, not a regular file (a FIFO), a symbolic
+ *                     link; ERR says which. Ignore it.
+ *   FLAGSHM_EINVAL    DIR is refused (wr_cache_dir_open)
  *   FLAGSHM_ESYS      it could not be read
  *   FLAGSHM_ENOMEM    out of memory
  */

@@ -406,7 +406,7 @@ int wr_http_doc(const wr_http_resp *r, const char *label, const wr_limits *lim, 
 			      r->body_len, lim->max_doc_bytes);
 		return FLAGSHM_EINVAL;
 	}
-	if (wr_proto_decode((const uint8_t *)r->body, r->body_len, doc, why, sizeof why) != 0) {
+	if (wr_proto_decode((const uint8_t *)r->body, r->body_len, lim, doc, why, sizeof why) != 0) {
 		wr_errors_add(errs, "%s: %s", label, why);
 		return FLAGSHM_EINVAL;
 	}

@@ -5,10 +5,12 @@
  * message about an unexpected token; those are checked first so the user
  * learns what is actually wrong with the file.
  */
+#include "budget.h"
 #include "compile.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,11 +78,122 @@ static int check_text(const unsigned char *p, size_t n, const char *label, wr_er
 	return 0;
 }
 
+/*
+ * Count the flags and segments of the text before parsing it: a document
+ * with a million flags is refused at the first flag past max_flags, in
+ * one pass that allocates nothing, instead of after jansson has built all
+ * of them (600 MB for 38 MB of text). Lexical only: it tracks strings and
+ * nesting; what it cannot make sense of is left for jansson to report.
+ */
+typedef struct scan {
+	int depth;	 /* of the container the byte is in; 0 outside the root */
+	int target;	 /* depth of the container being counted, 0 none */
+	bool root_obj;	 /* the root is an object (else a bare array of flags) */
+	bool key_next;	 /* the next string at depth 1 is a key */
+	bool first;	 /* the counted container was just opened */
+	int pending;	 /* the last key at depth 1: 1 "flags", 2 "segments" */
+	const char *what; /* "flags" or "segments" */
+	size_t max, count;
+	const char *limit; /* the limit's name */
+} scan;
+
+static void scan_start(scan *s, int which, const wr_limits *lim)
+{
+	s->target = s->depth;
+	s->first = true;
+	s->count = 0;
+	s->what = which == 1 ? "flags" : "segments";
+	s->max = which == 1 ? lim->max_flags : lim->max_segments;
+	s->limit = which == 1 ? "max_flags" : "max_segments";
+}
+
+static int scan_counts(const unsigned char *p, size_t n, const char *label, const wr_limits *lim,
+		       wr_errors *errs)
+{
+	scan s = {0};
+	bool in_str = false, esc = false;
+	size_t key_at = 0, line = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+
+		if (in_str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"') {
+				in_str = false;
+				if (s.root_obj && s.depth == 1 && s.key_next) {
+					size_t kl = i - key_at;
+					s.pending = kl == 5 && !memcmp(p + key_at, "flags", 5) ? 1
+						  : kl == 8 && !memcmp(p + key_at, "segments", 8) ? 2
+						  : 0;
+					s.key_next = false;
+				}
+			}
+			continue;
+		}
+		if (c == '\n')
+			line++;
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		if (s.first) { /* the first byte of an entry, or the container's end */
+			s.first = false;
+			if (c != ']' && c != '}' && ++s.count > s.max) {
+				wr_errors_add(errs,
+					      "%s:%zu: %s: more than the limit %s (%zu): %s[%zu] starts "
+					      "at byte %zu; refused before parsing",
+					      label, line, s.what, s.limit, s.max, s.what, s.count - 1, i);
+				return -1;
+			}
+		}
+		if (c == ',' && s.depth == s.target && s.target)
+			s.first = true;
+		switch (c) {
+		case '"':
+			in_str = true;
+			key_at = i + 1;
+			break;
+		case '{':
+		case '[':
+			s.depth++;
+			if (s.depth == 1) {
+				s.root_obj = c == '{';
+				s.key_next = s.root_obj;
+				if (c == '[')
+					scan_start(&s, 1, lim);
+			} else if (s.depth == 2 && s.pending && !s.target &&
+				   (s.pending == 1 ? c == '[' : c == '{')) {
+				scan_start(&s, s.pending, lim);
+			}
+			s.pending = 0;
+			break;
+		case '}':
+		case ']':
+			if (s.depth == s.target)
+				s.target = 0;
+			s.depth--;
+			break;
+		case ',':
+			if (s.depth == 1 && s.root_obj) {
+				s.key_next = true;
+				s.pending = 0;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
 int wr_load_buffer(const char *buf, size_t len, const char *label, const wr_limits *lim,
 		   json_t **doc, wr_errors *errs)
 {
 	const unsigned char *p = (const unsigned char *)buf;
 	json_error_t jerr;
+	wr_budget budget;
 
 	*doc = NULL;
 	if (lim && len > lim->max_doc_bytes) {
@@ -95,7 +208,23 @@ int wr_load_buffer(const char *buf, size_t len, const char *label, const wr_limi
 		return -1;
 	/* DECODE_ANY: a scalar root parses, so the validator can say what a
 	 * document must be instead of jansson's "'[' or '{' expected". */
+	if (lim && scan_counts(p, len, label, lim, errs) < 0)
+		return -1;
+	wr_budget_init(&budget, len, WR_BUDGET_JSON,
+		       lim ? lim->max_doc_bytes : wr_limits_default().max_doc_bytes);
+	wr_budget_json(&budget);
 	*doc = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	wr_budget_json(NULL);
+	if (!*doc && budget.hit) {
+		/* jansson gives no position for a failed allocation. */
+		wr_errors_add(errs,
+			      "%s: parsing needs more than %zu bytes of memory (%d times the "
+			      "document's %zu bytes plus %u MiB, at most %d times doc-bytes): a "
+			      "document this dense in small values ({}, [], 1) is refused",
+			      label, budget.limit, WR_BUDGET_JSON, len, WR_BUDGET_FLOOR >> 20,
+			      WR_BUDGET_DOC);
+		return -1;
+	}
 	if (!*doc) {
 		wr_errors_add(errs, "%s:%d:%d: %s", label, jerr.line, jerr.column, jerr.text);
 		return -1;

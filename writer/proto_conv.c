@@ -14,6 +14,8 @@
  */
 #include "proto_conv.h"
 
+#include "budget.h"
+#include "compile.h"
 #include "flagshm.h"
 #include "flagshm.pb-c.h"
 
@@ -32,6 +34,7 @@ typedef struct conv {
 	size_t plen;
 	char *err;
 	size_t errlen;
+	const wr_budget *budget; /* decoding: an allocation it refused is no OOM */
 } conv;
 
 /* Report "PATH: message" once (the first failure is the cause) and return RC. */
@@ -54,6 +57,12 @@ __attribute__((format(printf, 3, 4))) static int fail(conv *c, int rc, const cha
 
 static int oom(conv *c)
 {
+	if (c->budget && c->budget->hit)
+		return fail(c, FLAGSHM_EINVAL,
+			    "the document needs more than %zu bytes of memory once converted to "
+			    "JSON (%d times its size plus %u MiB, at most %d times doc-bytes): a "
+			    "body this dense in small messages is refused",
+			    c->budget->limit, WR_BUDGET_PROTO, WR_BUDGET_FLOOR >> 20, WR_BUDGET_DOC);
 	return fail(c, FLAGSHM_ENOMEM, "out of memory");
 }
 
@@ -433,7 +442,9 @@ static json_t *dec_value(conv *c, const Flagshm__V1__Value *v, int *rc)
 		return dec_string(c, v->string_value, rc);
 	case FLAGSHM__V1__VALUE__KIND_JSON_VALUE:
 		j = json_loads(v->json_value, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-		if (!j)
+		if (!j && c->budget && c->budget->hit)
+			*rc = oom(c);
+		else if (!j)
 			*rc = fail(c, FLAGSHM_EINVAL, "json_value is not JSON: %s", jerr.text);
 		return j;
 	default:
@@ -582,19 +593,100 @@ static json_t *dec_msg(conv *c, const ProtobufCMessageDescriptor *d, const Proto
 	return obj;
 }
 
-int wr_proto_decode(const uint8_t *buf, size_t len, json_t **doc, char *err, size_t errlen)
+/* Read a base-128 varint at *P (before END); false when cut or too long. */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-	conv c = {.err = err, .errlen = errlen};
+	*v = 0;
+	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/* Count the flags and segments entries on the wire, before anything is
+ * unpacked: 0 (also for a bad wire format, which the unpack reports), or
+ * FLAGSHM_EINVAL with the first entry past the limit in ERR. */
+static int check_counts(const uint8_t *buf, size_t len, size_t max_flags, size_t max_segments,
+			char *err, size_t errlen)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	size_t nflags = 0, nsegs = 0;
+
+	while (p < end) {
+		const uint8_t *at = p;
+		uint64_t tag, n;
+
+		if (!wire_varint(&p, end, &tag))
+			return 0; /* bad wire format: the unpack says so */
+		switch (tag & 7) {
+		case 0:
+			if (!wire_varint(&p, end, &n))
+				return 0;
+			break;
+		case 1:
+		case 5:
+			n = (tag & 7) == 1 ? 8 : 4;
+			if ((uint64_t)(end - p) < n)
+				return 0;
+			p += n;
+			break;
+		case 2:
+			if (!wire_varint(&p, end, &n) || (uint64_t)(end - p) < n)
+				return 0;
+			p += n;
+			if (tag >> 3 == 4 && ++nflags > max_flags) {
+				snprintf(err, errlen,
+					 "flags: more than the limit max_flags (%zu): flags[%zu] starts at "
+					 "byte %zu of the flagshm.v1.Document; refused before unpacking",
+					 max_flags, nflags - 1, (size_t)(at - buf));
+				return FLAGSHM_EINVAL;
+			}
+			if (tag >> 3 == 3 && ++nsegs > max_segments) {
+				snprintf(err, errlen,
+					 "segments: more than the limit max_segments (%zu): segments[%zu] "
+					 "starts at byte %zu of the flagshm.v1.Document; refused before "
+					 "unpacking",
+					 max_segments, nsegs - 1, (size_t)(at - buf));
+				return FLAGSHM_EINVAL;
+			}
+			break;
+		default:
+			return 0; /* groups or garbage: the unpack says so */
+		}
+	}
+	return 0;
+}
+
+int wr_proto_decode(const uint8_t *buf, size_t len, const wr_limits *lim, json_t **doc, char *err,
+		    size_t errlen)
+{
+	wr_limits def = wr_limits_default();
+	wr_budget budget;
+	conv c = {.err = err, .errlen = errlen, .budget = &budget};
 	Flagshm__V1__Document *m;
 	json_t *obj;
 	int rc = 0;
 
 	*doc = NULL;
-	m = flagshm__v1__document__unpack(NULL, len, buf);
+	if (lim && (rc = check_counts(buf, len, lim->max_flags, lim->max_segments, err, errlen)))
+		return rc;
+	wr_budget_init(&budget, len, WR_BUDGET_PROTO, (lim ? lim : &def)->max_doc_bytes);
+	m = flagshm__v1__document__unpack(&budget.pb, len, buf);
+	if (!m && budget.hit)
+		return fail(&c, FLAGSHM_EINVAL,
+			    "unpacking the flagshm.v1.Document needs more than %zu bytes of memory "
+			    "(%d times its %zu bytes plus %u MiB, at most %d times doc-bytes): a "
+			    "body this dense in small messages is refused",
+			    budget.limit, WR_BUDGET_PROTO, len, WR_BUDGET_FLOOR >> 20, WR_BUDGET_DOC);
 	if (!m)
 		return fail(&c, FLAGSHM_EINVAL,
 			    "not a flagshm.v1.Document (bad protobuf wire format, %zu bytes)", len);
+	wr_budget_json(&budget);
 	obj = dec_msg(&c, &flagshm__v1__document__descriptor, &m->base, &rc);
+	wr_budget_json(NULL);
 	if (obj && !m->has_format_version && !m->epoch && m->n_segments == 0) {
 		/* the seed's bare array of flags */
 		json_t *flags = json_object_get(obj, "flags");
@@ -607,7 +699,7 @@ int wr_proto_decode(const uint8_t *buf, size_t len, json_t **doc, char *err, siz
 	else if (obj && !json_object_get(obj, "flags") &&
 		 json_object_set_new(obj, "flags", json_array()) < 0)
 		rc = oom(&c); /* a format-1 object always has its flags, maybe [] */
-	protobuf_c_message_free_unpacked(&m->base, NULL);
+	protobuf_c_message_free_unpacked(&m->base, &budget.pb);
 	if (rc) {
 		json_decref(obj);
 		return rc;

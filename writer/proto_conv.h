@@ -16,6 +16,8 @@
 #ifndef FLAGSHM_WRITER_PROTO_CONV_H
 #define FLAGSHM_WRITER_PROTO_CONV_H
 
+#include "compile.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +40,17 @@ int wr_proto_encode(const json_t *doc, uint8_t **out, size_t *outlen, char *err,
  *                   UTF-8, a Value with no kind, a json_value that is not
  *                   JSON, a duplicate map key; ERR says which and where
  *   FLAGSHM_ENOMEM  out of memory
+ *   FLAGSHM_EINVAL  also, when LIM is not NULL: more flags or segments
+ *                   entries than LIM allows, counted on the wire before
+ *                   anything is unpacked ("flags: more than the limit
+ *                   max_flags (N): flags[N] starts at byte B ..."); and
+ *                   whatever LIM: decoding would need more memory than the
+ *                   parse budget (writer/budget.h), which only a body dense
+ *                   in empty or tiny messages needs; ERR says so (and
+ *                   where, once the unpack is done)
+ * LIM NULL: no count limits, the default doc-bytes for the budget.
  */
-int wr_proto_decode(const uint8_t *buf, size_t len, json_t **doc, char *err, size_t errlen);
+int wr_proto_decode(const uint8_t *buf, size_t len, const wr_limits *lim, json_t **doc, char *err,
+		    size_t errlen);
 
 #endif

@@ -44,18 +44,41 @@ static void buf_clear(wr_sse_buf *b)
 		b->p[0] = '\0';
 }
 
+/* Fail P for good (until wr_sse_reset) with RC and WHY, told in ERR. */
+static int fail(wr_sse *p, int rc, const char *why, char *err, size_t errlen)
+{
+	if (why != p->why)
+		snprintf(p->why, sizeof p->why, "%s", why);
+	if (err && errlen)
+		snprintf(err, errlen, "%s", p->why);
+	return p->failed = rc;
+}
+
 static int too_big(wr_sse *p, char *err, size_t errlen)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "SSE event larger than the limit of %zu bytes", p->max_event);
-	return p->failed = FLAGSHM_EINVAL;
+	char why[sizeof p->why];
+	snprintf(why, sizeof why, "SSE event larger than the limit of %zu bytes", p->max_event);
+	return fail(p, FLAGSHM_EINVAL, why, err, errlen);
+}
+
+static int id_too_long(wr_sse *p, char *err, size_t errlen)
+{
+	char why[sizeof p->why];
+	snprintf(why, sizeof why, "SSE id field longer than the limit of %d bytes (after %llu events)",
+		 WR_SSE_MAX_ID, (unsigned long long)p->events);
+	return fail(p, FLAGSHM_EINVAL, why, err, errlen);
 }
 
 static int no_mem(wr_sse *p, char *err, size_t errlen)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "out of memory in the SSE parser");
-	return p->failed = FLAGSHM_ENOMEM;
+	return fail(p, FLAGSHM_ENOMEM, "out of memory in the SSE parser", err, errlen);
+}
+
+/* The line being read is an id already past WR_SSE_MAX_ID ("id:", one
+ * space, the value): caught before the rest of it is buffered. */
+static bool long_id_line(const wr_sse *p)
+{
+	return p->line.len > WR_SSE_MAX_ID + 4 && memcmp(p->line.p, "id:", 3) == 0;
 }
 
 void wr_sse_init(wr_sse *p, size_t max_event, wr_sse_fn cb, void *ud)
@@ -72,6 +95,7 @@ static int dispatch(wr_sse *p)
 	wr_sse_event ev;
 	int rc;
 
+	p->ev_bytes = 0;
 	if (p->id_set) { /* the event is complete: its id is the last id now */
 		wr_sse_buf t = p->id;
 		p->id = p->id_next;
@@ -128,18 +152,19 @@ static int end_line(wr_sse *p, char *err, size_t errlen)
 	vn = colon ? n - fn - 1 : 0;
 	if (vn && v[0] == ' ')
 		v++, vn--;
+	p->ev_bytes += n; /* feed_bytes kept ev_bytes + n within max_event */
 
 	if (fn == 4 && memcmp(l, "data", 4) == 0) {
-		if (p->data.len + vn + 1 > p->max_event)
-			rc = too_big(p, err, errlen);
-		else if (buf_add(&p->data, v, vn) || buf_add(&p->data, "\n", 1))
+		if (buf_add(&p->data, v, vn) || buf_add(&p->data, "\n", 1))
 			rc = no_mem(p, err, errlen);
 	} else if (fn == 5 && memcmp(l, "event", 5) == 0) {
 		buf_clear(&p->type);
 		if (buf_add(&p->type, v, vn))
 			rc = no_mem(p, err, errlen);
 	} else if (fn == 2 && memcmp(l, "id", 2) == 0) {
-		if (!memchr(v, '\0', vn)) {
+		if (vn > WR_SSE_MAX_ID) {
+			rc = id_too_long(p, err, errlen);
+		} else if (!memchr(v, '\0', vn)) {
 			buf_clear(&p->id_next);
 			if (buf_add(&p->id_next, v, vn))
 				rc = no_mem(p, err, errlen);
@@ -171,10 +196,12 @@ static int feed_bytes(wr_sse *p, const char *b, size_t n, char *err, size_t errl
 		}
 		while (j < n && b[j] != '\n' && b[j] != '\r')
 			j++;
-		if (p->line.len + (j - i) + p->data.len > p->max_event)
+		if (p->ev_bytes + p->line.len + (j - i) > p->max_event)
 			return too_big(p, err, errlen);
 		if (buf_add(&p->line, b + i, j - i))
 			return no_mem(p, err, errlen);
+		if (long_id_line(p))
+			return id_too_long(p, err, errlen);
 		if (j == n)
 			break;
 		p->seen_cr = b[j] == '\r';
@@ -191,7 +218,7 @@ int wr_sse_feed(wr_sse *p, const void *buf, size_t n, char *err, size_t errlen)
 	const unsigned char *b = buf;
 
 	if (p->failed)
-		return p->failed == FLAGSHM_ENOMEM ? no_mem(p, err, errlen) : too_big(p, err, errlen);
+		return fail(p, p->failed, p->why, err, errlen);
 	/* A leading BOM, which may arrive split across chunks. */
 	while (p->bom_pos < BOM_DONE && n > 0) {
 		if (b[0] == bom[p->bom_pos]) {
@@ -215,15 +242,17 @@ void wr_sse_reset(wr_sse *p)
 	buf_clear(&p->line);
 	buf_clear(&p->data);
 	buf_clear(&p->type);
+	p->ev_bytes = 0;
 	p->seen_cr = false;
 	p->bom_pos = 0;
 	p->failed = 0;
+	p->why[0] = '\0';
 	p->id_set = false; /* the cut event's id does not count */
 }
 
 bool wr_sse_mid_event(const wr_sse *p)
 {
-	return p->line.len > 0 || p->data.len > 0 || (p->bom_pos > 0 && p->bom_pos < BOM_DONE);
+	return p->line.len > 0 || p->ev_bytes > 0 || (p->bom_pos > 0 && p->bom_pos < BOM_DONE);
 }
 
 const char *wr_sse_last_id(const wr_sse *p)

@@ -17,9 +17,14 @@
  * digits sets retry_ms; other fields are ignored. A partial event at the end
  * of a connection is dropped (wr_sse_reset).
  *
- * A bound, max_event, caps the bytes of one event (its current line plus
- * the data gathered so far): a stream that goes past it, or never ends a
- * line, fails with a message instead of growing without limit.
+ * A bound, max_event, caps the bytes of one event: every line of it that is
+ * not a comment (data, event, id, retry and unknown fields alike, each
+ * counted whole without its line end) plus the line being read. A stream
+ * that goes past it, or never ends a line, fails with a message instead of
+ * growing without limit. An id is also capped at WR_SSE_MAX_ID bytes: it is
+ * sent back as Last-Event-ID and persisted in the cold-start cache, so a
+ * longer one fails the stream (checked while the line is read) rather than
+ * being kept.
  */
 #ifndef FLAGSHM_WRITER_SSE_H
 #define FLAGSHM_WRITER_SSE_H
@@ -27,6 +32,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define WR_SSE_MAX_ID 256
 
 typedef struct wr_sse_event {
 	const char *type; /* the event field, or "message" */
@@ -50,11 +57,13 @@ typedef struct wr_sse {
 	void *ud;
 	wr_sse_buf line, data, type, id;
 	wr_sse_buf id_next; /* an id line of the event being read */
+	size_t ev_bytes;    /* bytes of the event's complete lines (comments aside) */
 	bool id_set;	    /* ... committed to id at the event's end */
 	long retry_ms;	 /* last valid retry field, -1 if none */
 	bool seen_cr;	 /* the last byte was CR: an LF right after it ends nothing */
 	uint8_t bom_pos; /* bytes of a leading BOM matched; 3 once decided */
 	int failed;	 /* sticky error until wr_sse_reset */
+	char why[96];	 /* its message */
 	uint64_t events, comments; /* dispatched events, comment lines seen */
 } wr_sse;
 
@@ -65,7 +74,9 @@ void wr_sse_init(wr_sse *p, size_t max_event, wr_sse_fn cb, void *ud);
  * Parse N bytes at BUF, calling back for each event they complete. Returns
  * 0, the callback's non-zero return (parsing stopped there), or:
  *   FLAGSHM_EINVAL  an event past max_event bytes ("SSE event larger than
- *                   the limit of N bytes" in ERR); the parser stays failed
+ *                   the limit of N bytes" in ERR), or an id past
+ *                   WR_SSE_MAX_ID ("SSE id field longer than the limit of
+ *                   256 bytes (after N events)"); the parser stays failed
  *                   (every later feed returns it) until wr_sse_reset
  *   FLAGSHM_ENOMEM  out of memory (sticky, too)
  */

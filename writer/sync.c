@@ -68,6 +68,7 @@ typedef struct ws {
 	bool conn_ok; /* counted as healthy */
 	bool unpublished; /* the model is ahead of what readers have */
 	bool unsaved;	  /* ... ahead of the state directory (stream) */
+	bool state_ok;	  /* --state-dir was created or passed its checks at start */
 	int64_t published_ms; /* monotonic, the last publish */
 	uint64_t published;
 	wr_snapshot pending; /* the last event's compile, published after the read */
@@ -406,6 +407,23 @@ static void run_stream(ws *w)
 
 /* ---------------------------------------------------------- cold start */
 
+/* Create the state directory (0700) if missing and check it can be trusted
+ * (writer/cache.h), in every mode, --once too: a directory refused now is
+ * neither loaded from nor written to here; each later save checks again
+ * and logs why it cannot persist. */
+static void state_dir_ready(ws *w)
+{
+	char err[512];
+
+	if (!w->o->state_dir)
+		return;
+	w->state_ok = wr_cache_dir_make(w->o->state_dir, err, sizeof err) == 0;
+	if (!w->state_ok) {
+		wlog(w, "%s; documents will not be persisted", err);
+		set_error(w, err);
+	}
+}
+
 static void cold_start(ws *w)
 {
 	const ws_options *o = w->o;
@@ -415,12 +433,8 @@ static void cold_start(ws *w)
 	wr_snapshot snap = {0};
 	wr_errors errs = {0};
 
-	if (!o->state_dir)
+	if (!o->state_dir || !w->state_ok)
 		return;
-	if (wr_cache_dir_make(o->state_dir, err, sizeof err) != 0) {
-		wlog(w, "%s; documents will not be persisted", err);
-		return;
-	}
 	snprintf(label, sizeof label, "cache %s/%s", o->state_dir, WR_CACHE_FILE);
 	int rc = wr_cache_load(o->state_dir, o->limits.max_doc_bytes, &doc, &meta, err, sizeof err);
 	if (rc == FLAGSHM_ENOSTORE) {
@@ -546,6 +560,7 @@ int ws_run(const ws_options *o, const ws_host *h)
 	}
 	wlog(w, "syncing from %s by %s%s", w->url_shown, o->stream ? "streaming" : "polling",
 	     o->stream ? ", polling while the stream is down" : "");
+	state_dir_ready(w);
 	if (o->once) {
 		status = do_fetch(w, true) == 0 && w->published ? 0 : 1;
 		goto out;
