@@ -309,7 +309,7 @@ static void cleanup(void)
 		if (shm_store_remove(env.store_name, err, sizeof err))
 			fprintf(stderr, "flagshm-bench: removing store %s: %s\n", env.store_name, err);
 	}
-	wr_snapshot_free(&env.snap);
+	wc_snapshot_free(&env.snap);
 	free(env.ids);
 	env.ids = NULL;
 }
@@ -319,8 +319,8 @@ static void cleanup(void)
 static bool setup_store(bench_env *e)
 {
 	char err[512];
-	wr_errors errs = { 0 };
-	wr_limits lim = wr_limits_default();
+	wc_errors errs = { 0 };
+	wc_limits lim = wc_limits_default();
 
 	snprintf(e->store_name, sizeof e->store_name, "bench-%d", (int)getpid());
 	int rc = shm_writer_open(&e->writer, e->store_name, err, sizeof err);
@@ -336,16 +336,16 @@ static bool setup_store(bench_env *e)
 		bench_fail(e, "out of memory generating %zu flags", e->opt->nflags);
 		return false;
 	}
-	rc = wr_compile(doc, NULL, "bench", &lim, &e->snap, &errs);
+	rc = wc_compile(doc, NULL, "bench", &lim, &e->snap, &errs);
 	json_decref(doc);
 	if (rc) {
 		for (size_t i = 0; i < errs.n && i < 20; i++)
 			fprintf(stderr, "flagshm-bench: %s\n", errs.msg[i]);
 		bench_fail(e, "the generated document does not compile (%zu errors)", errs.n);
-		wr_errors_free(&errs);
+		wc_errors_free(&errs);
 		return false;
 	}
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	rc = shm_writer_publish(&e->writer, e->snap.bytes, e->snap.size, err, sizeof err);
 	if (rc) {
 		bench_fail(e, "cannot publish to %s: %s", e->store_name, err);

@@ -102,7 +102,7 @@ typedef struct bench_env {
 	char store_name[SHM_STORE_NAME_MAX + 1];
 	shm_writer writer;
 	bool writer_open;
-	wr_snapshot snap; /* the --flags document, compiled */
+	wc_snapshot snap; /* the --flags document, compiled */
 	flagshm_store *store; /* opened by this process, before any fork */
 	flagshm_ctx ctx;
 	bench_id *ids;	/* BENCH_NIDS */

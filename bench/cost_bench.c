@@ -86,24 +86,24 @@ static void put(buf *b, const char *fmt, ...)
 }
 
 /* Compile TEXT with LIM: 0, or -1 (first error in ERR). */
-static int compile(const char *text, const wr_limits *lim, wr_snapshot *out, char *err,
+static int compile(const char *text, const wc_limits *lim, wc_snapshot *out, char *err,
 		   size_t errlen)
 {
-	wr_errors errs = {0};
+	wc_errors errs = {0};
 	json_t *doc = NULL;
-	int rc = wr_load_buffer(text, strlen(text), "bench", lim, &doc, &errs);
+	int rc = wc_load_buffer(text, strlen(text), "bench", lim, &doc, &errs);
 	if (rc == 0)
-		rc = wr_compile(doc, NULL, "bench", lim, out, &errs);
+		rc = wc_compile(doc, NULL, "bench", lim, out, &errs);
 	if (rc && err)
 		snprintf(err, errlen, "%s", errs.n ? errs.msg[0] : "?");
 	json_decref(doc);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	return rc;
 }
 
-static void publish(const char *text, const wr_limits *lim)
+static void publish(const char *text, const wc_limits *lim)
 {
-	wr_snapshot s;
+	wc_snapshot s;
 	shm_writer w;
 	char err[1024];
 	if (compile(text, lim, &s, err, sizeof err))
@@ -112,7 +112,7 @@ static void publish(const char *text, const wr_limits *lim)
 	    shm_writer_publish(&w, s.bytes, s.size, err, sizeof err))
 		die("%s", err);
 	shm_writer_close(&w);
-	wr_snapshot_free(&s);
+	wc_snapshot_free(&s);
 }
 
 /* ---------------------------------------------------------- the eval */
@@ -211,15 +211,15 @@ static int cmp_i64(const void *a, const void *b)
 /* One case: rules of CONDS conditions of kind K, as many as fit LIMIT. */
 static void eval_case(const kind *k, size_t limit, int evals, const flagshm_ctx *ctx)
 {
-	uint64_t unit = k->regex ? WR_COST_REGEX : WR_COST_COND;
-	uint64_t per_rule = WR_COST_RULE + CONDS * unit;
-	size_t rules = (size_t)((limit - WR_COST_FLAG) / per_rule);
+	uint64_t unit = k->regex ? WC_COST_REGEX : WC_COST_COND;
+	uint64_t per_rule = WC_COST_RULE + CONDS * unit;
+	size_t rules = (size_t)((limit - WC_COST_FLAG) / per_rule);
 	if (rules > (k->max_rules ? k->max_rules : 1000))
 		rules = k->max_rules ? k->max_rules : 1000;
 	if (rules == 0)
 		die("eval-cost %zu is below one rule of %s (%llu)", limit, k->name,
 		    (unsigned long long)per_rule + 1);
-	uint64_t cost = WR_COST_FLAG + rules * per_rule;
+	uint64_t cost = WC_COST_FLAG + rules * per_rule;
 	buf b = {0};
 	put(&b, "{\"formatVersion\":1,\"flags\":[{\"key\":\"f\",\"defaultValue\":\"default\","
 		"\"offValue\":\"off\",\"targeting\":[");
@@ -232,8 +232,8 @@ static void eval_case(const kind *k, size_t limit, int evals, const flagshm_ctx 
 	put(&b, "]}]}");
 
 	/* The writer's count is this program's. */
-	wr_limits lim = wr_limits_default();
-	wr_snapshot s;
+	wc_limits lim = wc_limits_default();
+	wc_snapshot s;
 	char err[1024];
 	lim.max_doc_bytes = (size_t)1 << 30;
 	lim.max_eval_cost = cost - 1;
@@ -344,7 +344,7 @@ static void regex_case(size_t n)
 		    i ? "," : "", i, p);
 	}
 	put(&b, "]}");
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	lim.max_regexes = n;
 	publish(b.p, &lim);
 	free(b.p);
@@ -370,7 +370,7 @@ static void regex_case(size_t n)
 
 int main(int argc, char **argv)
 {
-	wr_limits def = wr_limits_default();
+	wc_limits def = wc_limits_default();
 	size_t limit = def.max_eval_cost, regexes = 0;
 	int evals = 2000, do_regex = 0;
 
@@ -405,7 +405,7 @@ int main(int argc, char **argv)
 		make_ctx(&ctx, names, values);
 		printf("eval-cost %zu (condition %d, regex %d, rule %d, flag %d), %d evaluations "
 		       "per case\n",
-		       limit, WR_COST_COND, WR_COST_REGEX, WR_COST_RULE, WR_COST_FLAG, evals);
+		       limit, WC_COST_COND, WC_COST_REGEX, WC_COST_RULE, WC_COST_FLAG, evals);
 		for (int i = 0; i < n; i++)
 			eval_case(&k[i], limit, evals, &ctx);
 	}

@@ -4,7 +4,7 @@
  * For 1,000, 10,000 and 100,000 flags (--quick: the first two) the
  * generated document is serialized once (not timed), then each repetition
  * does what flagshm-writer does on a change: parse the text
- * (wr_load_buffer), compile (wr_compile), publish (shm_writer_publish into
+ * (wc_load_buffer), compile (wc_compile), publish (shm_writer_publish into
  * this run's store). Each step is timed with CLOCK_MONOTONIC; figures are
  * medians over the repetitions. "publish_ms" in the output is compile +
  * publish (the document already parsed), the figure issue 4's targets
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void report_errors(bench_env *e, const char *what, size_t n, wr_errors *errs)
+static void report_errors(bench_env *e, const char *what, size_t n, wc_errors *errs)
 {
 	bench_fail(e, "publish: %s of %zu flags failed: %s%s", what, n,
 		   errs->n ? errs->msg[0] : "(no message)",
@@ -29,7 +29,7 @@ static void report_errors(bench_env *e, const char *what, size_t n, wr_errors *e
 static bool publish_size(bench_env *e, size_t nflags, int reps, json_t *out)
 {
 	char err[512];
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	json_t *doc = gen_doc(nflags);
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
@@ -43,16 +43,16 @@ static bool publish_size(bench_env *e, size_t nflags, int reps, json_t *out)
 	int done = 0;
 	bool ok = true;
 	for (int r = 0; r < reps && r < 16 && ok && !bench_stop; r++) {
-		wr_errors errs = { 0 };
-		wr_snapshot snap = { 0 };
+		wc_errors errs = { 0 };
+		wc_snapshot snap = { 0 };
 		json_t *d = NULL;
 		int64_t t0 = now_ns();
-		if (wr_load_buffer(text, len, "bench", &lim, &d, &errs) != 0) {
+		if (wc_load_buffer(text, len, "bench", &lim, &d, &errs) != 0) {
 			report_errors(e, "parse", nflags, &errs);
 			ok = false;
 		}
 		int64_t t1 = now_ns(), c1 = cpu_ns();
-		if (ok && wr_compile(d, NULL, "bench", &lim, &snap, &errs) != 0) {
+		if (ok && wc_compile(d, NULL, "bench", &lim, &snap, &errs) != 0) {
 			report_errors(e, "compile", nflags, &errs);
 			ok = false;
 		}
@@ -73,8 +73,8 @@ static bool publish_size(bench_env *e, size_t nflags, int reps, json_t *out)
 			done++;
 		}
 		json_decref(d);
-		wr_snapshot_free(&snap);
-		wr_errors_free(&errs);
+		wc_snapshot_free(&snap);
+		wc_errors_free(&errs);
 	}
 	free(text);
 	if (!done)

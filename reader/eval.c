@@ -10,7 +10,7 @@
  */
 #include "eval.h"
 #include "ops.h"
-#include "../shm/hash.h"
+#include "hash.h"
 
 #include <string.h>
 

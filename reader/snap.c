@@ -10,7 +10,7 @@
  */
 #include "snap.h"
 #include "eval.h"
-#include "../shm/hash.h"
+#include "hash.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

@@ -13,7 +13,7 @@
 #ifndef FLAGSHM_READER_SNAP_H
 #define FLAGSHM_READER_SNAP_H
 
-#include "../shm/format.h"
+#include "format.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

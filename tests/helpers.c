@@ -35,24 +35,24 @@ static char *unquote(const char *json)
 }
 
 /* Load and compile; returns 0 or -1 with messages in errs. */
-static int compile_doc(const char *json, const char *env, wr_snapshot *out, wr_errors *errs)
+static int compile_doc(const char *json, const char *env, wc_snapshot *out, wc_errors *errs)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *text = unquote(json);
 	json_t *doc;
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	rc = wr_load_buffer(text, strlen(text), TH_LABEL, &lim, &doc, errs);
+	rc = wc_load_buffer(text, strlen(text), TH_LABEL, &lim, &doc, errs);
 	free(text);
 	if (rc == 0) {
-		rc = wr_compile(doc, env, TH_LABEL, &lim, out, errs);
+		rc = wc_compile(doc, env, TH_LABEL, &lim, out, errs);
 		json_decref(doc);
 	}
 	return rc;
 }
 
-static char *join_errors(const wr_errors *e)
+static char *join_errors(const wc_errors *e)
 {
 	size_t len = 1;
 	char *s, *p;
@@ -72,19 +72,19 @@ static char *join_errors(const wr_errors *e)
 
 snap *th_snap(const char *json, const char *env)
 {
-	wr_errors errs = {0};
-	wr_snapshot out;
+	wc_errors errs = {0};
+	wc_snapshot out;
 	char err[256];
 	th_box *box;
 
 	if (compile_doc(json, env, &out, &errs) < 0) {
 		char *all = join_errors(&errs);
-		wr_errors_free(&errs);
+		wc_errors_free(&errs);
 		cr_log_error("%s", all);
 		free(all);
 		cr_assert_fail("the test document does not compile (errors above)");
 	}
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	box = calloc(1, sizeof *box);
 	cr_assert_not_null(box);
 	box->bytes = out.bytes;
@@ -109,15 +109,15 @@ void th_snap_free(snap *s)
 
 char *th_errors(const char *json, const char *env)
 {
-	wr_errors errs = {0};
-	wr_snapshot out;
+	wc_errors errs = {0};
+	wc_snapshot out;
 	char *all = NULL;
 
 	if (compile_doc(json, env, &out, &errs) < 0)
 		all = join_errors(&errs);
 	else
-		wr_snapshot_free(&out);
-	wr_errors_free(&errs);
+		wc_snapshot_free(&out);
+	wc_errors_free(&errs);
 	return all;
 }
 

@@ -66,27 +66,27 @@ static inline void rh_sleep_us(int64_t us)
 
 /* Load and compile LEN bytes of TEXT as flagshm-writer would (label
  * "flags.json"). 0 and *out, or -1 with the errors in *errs. */
-static inline int rh_try_compile(const char *text, size_t len, const wr_limits *lim,
-				 wr_snapshot *out, wr_errors *errs)
+static inline int rh_try_compile(const char *text, size_t len, const wc_limits *lim,
+				 wc_snapshot *out, wc_errors *errs)
 {
-	wr_limits def = wr_limits_default();
+	wc_limits def = wc_limits_default();
 	json_t *doc = NULL;
 	memset(out, 0, sizeof *out);
-	int rc = wr_load_buffer(text, len, "flags.json", lim ? lim : &def, &doc, errs);
+	int rc = wc_load_buffer(text, len, "flags.json", lim ? lim : &def, &doc, errs);
 	if (rc == 0)
-		rc = wr_compile(doc, NULL, "flags.json", lim ? lim : &def, out, errs);
+		rc = wc_compile(doc, NULL, "flags.json", lim ? lim : &def, out, errs);
 	json_decref(doc);
 	return rc;
 }
 
 /* Compile TEXT or fail the test, printing the errors. */
-static inline void rh_compile(const char *text, wr_snapshot *out)
+static inline void rh_compile(const char *text, wc_snapshot *out)
 {
-	wr_errors errs = { 0 };
+	wc_errors errs = { 0 };
 	int rc = rh_try_compile(text, strlen(text), NULL, out, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	cr_assert_eq(rc, 0, "the test document does not compile");
 }
 
@@ -124,7 +124,7 @@ static inline char *rh_variant_doc(unsigned v, unsigned pad)
 	return d;
 }
 
-static inline void rh_compile_variant(unsigned v, unsigned pad, wr_snapshot *out)
+static inline void rh_compile_variant(unsigned v, unsigned pad, wc_snapshot *out)
 {
 	char *d = rh_variant_doc(v, pad);
 	rh_compile(d, out);

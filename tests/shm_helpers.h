@@ -32,7 +32,7 @@ static inline void ts_name(char *buf, size_t n, const char *tag)
 }
 
 /* Compile JSON (a single quote stands for a double quote) for ENV. */
-static inline void ts_compile(const char *json, const char *env, wr_snapshot *out)
+static inline void ts_compile(const char *json, const char *env, wc_snapshot *out)
 {
 	char *text = strdup(json);
 	for (char *p = text; *p; p++)
@@ -41,19 +41,19 @@ static inline void ts_compile(const char *json, const char *env, wr_snapshot *ou
 	json_error_t je;
 	json_t *doc = json_loads(text, 0, &je);
 	cr_assert(doc, "test document does not parse: %s: %s", je.text, text);
-	wr_limits lim = wr_limits_default();
-	wr_errors errs = { 0 };
-	int rc = wr_compile(doc, env, "test.json", &lim, out, &errs);
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = { 0 };
+	int rc = wc_compile(doc, env, "test.json", &lim, out, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	cr_assert_eq(rc, 0, "test document does not compile (%zu errors): %s", errs.n, text);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	json_decref(doc);
 	free(text);
 }
 
 /* The document of generation G: flags n0..n7 = G, s = "g<G>", on = true. */
-static inline void ts_compile_gen(uint64_t g, wr_snapshot *out)
+static inline void ts_compile_gen(uint64_t g, wc_snapshot *out)
 {
 	char doc[4096];
 	int o = snprintf(doc, sizeof doc, "{'formatVersion':1,'flags':[");
@@ -72,12 +72,12 @@ static inline void ts_compile_gen(uint64_t g, wr_snapshot *out)
 /* Publish the generation-stamped document for w's next generation. */
 static inline void ts_publish_next(shm_writer *w)
 {
-	wr_snapshot s = { 0 };
+	wc_snapshot s = { 0 };
 	char err[512] = "";
 	ts_compile_gen(w->next, &s);
 	int rc = shm_writer_publish(w, s.bytes, s.size, err, sizeof err);
 	cr_assert_eq(rc, 0, "publish generation %llu: %s", (unsigned long long)w->next, err);
-	wr_snapshot_free(&s);
+	wc_snapshot_free(&s);
 }
 
 static inline void ts_writer_open(shm_writer *w, const char *store)

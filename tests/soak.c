@@ -7,8 +7,8 @@
  *        [--reader-nice N]
  *
  * The writer (this process) compiles and publishes a new generation as fast
- * as it can, through the same path as flagshm-writer (wr_load_buffer,
- * wr_compile, shm_writer_publish). Every generation changes every flag, and
+ * as it can, through the same path as flagshm-writer (wc_load_buffer,
+ * wc_compile, shm_writer_publish). Every generation changes every flag, and
  * every value encodes its generation G:
  *   nI  number          G
  *   sI  string          "g<G>-<I>"
@@ -120,21 +120,21 @@ static size_t build_doc(char *buf, size_t cap, uint64_t g, int k)
 	return o;
 }
 
-static int compile_gen(uint64_t g, char *buf, size_t cap, wr_snapshot *out)
+static int compile_gen(uint64_t g, char *buf, size_t cap, wc_snapshot *out)
 {
-	wr_limits lim = wr_limits_default();
-	wr_errors errs = { 0 };
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = { 0 };
 	json_t *doc = NULL;
 	size_t len = build_doc(buf, cap, g, opt.nflags);
 	int rc = len < cap ? 0 : -1;
 
 	if (rc == 0)
-		rc = wr_load_buffer(buf, len, "soak.json", &lim, &doc, &errs);
+		rc = wc_load_buffer(buf, len, "soak.json", &lim, &doc, &errs);
 	if (rc == 0)
-		rc = wr_compile(doc, NULL, "soak.json", &lim, out, &errs);
+		rc = wc_compile(doc, NULL, "soak.json", &lim, out, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "soak: %s\n", errs.msg[i]);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	json_decref(doc);
 	return rc;
 }
@@ -469,7 +469,7 @@ int main(int argc, char **argv)
 	}
 	size_t cap = (size_t)opt.nflags * 1024 + 4096;
 	char *buf = malloc(cap);
-	wr_snapshot snap;
+	wc_snapshot snap;
 	if (!buf || compile_gen(1, buf, cap, &snap) != 0 ||
 	    shm_writer_publish(&w, snap.bytes, snap.size, err, sizeof err) != 0) {
 		fprintf(stderr, "soak: first publish failed: %s\n", err);
@@ -477,7 +477,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	size_t snap_bytes = snap.size;
-	wr_snapshot_free(&snap);
+	wc_snapshot_free(&snap);
 	atomic_store(&sh->max_gen, w.generation);
 
 	pid_t pids[MAX_READERS];
@@ -513,10 +513,10 @@ int main(int argc, char **argv)
 		if (shm_writer_publish(&w, snap.bytes, snap.size, err, sizeof err) != 0) {
 			fprintf(stderr, "soak: publish %" PRIu64 ": %s\n", w.next, err);
 			failures++;
-			wr_snapshot_free(&snap);
+			wc_snapshot_free(&snap);
 			break;
 		}
-		wr_snapshot_free(&snap);
+		wc_snapshot_free(&snap);
 		publishes++;
 		atomic_store_explicit(&sh->max_gen, w.generation, memory_order_relaxed);
 		if (opt.longrun && now_s() >= next_report) {

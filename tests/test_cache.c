@@ -89,18 +89,18 @@ static size_t read_bytes(const char *name, unsigned char *b, size_t cap)
 Test(cache, saved_document_and_meta_load_back_equal)
 {
 	json_t *in = doc(), *out = NULL;
-	wr_cache_meta meta = {.source = "https://cp.example/", .etag = "\"v7\"", .last_event_id = "42"};
-	wr_cache_meta got;
+	ws_cache_meta meta = {.source = "https://cp.example/", .etag = "\"v7\"", .last_event_id = "42"};
+	ws_cache_meta got;
 	char err[256] = "";
 
-	cr_assert_eq(wr_cache_save(dir, in, &meta, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, &got, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, in, &meta, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, &got, err, sizeof err), 0, "%s", err);
 	cr_assert(json_equal(in, out));
 	cr_assert_str_eq(got.source, "https://cp.example/");
 	cr_assert_str_eq(got.etag, "\"v7\"");
 	cr_assert_str_eq(got.last_event_id, "42");
 	cr_assert_gt(got.saved_ms, 1700000000000LL);
-	wr_cache_meta_free(&got);
+	ws_cache_meta_free(&got);
 	json_decref(in);
 	json_decref(out);
 }
@@ -110,12 +110,12 @@ Test(cache, a_save_replaces_the_file_and_leaves_no_temporary)
 	json_t *in = doc(), *two, *out = NULL;
 	char err[256];
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(count_entries(), 1);
 	two = json_pack("{s:i, s:[{s:s, s:b}]}", "formatVersion", 1, "flags", "key", "only", "defaultValue", 0);
-	cr_assert_eq(wr_cache_save(dir, two, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, two, NULL, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(count_entries(), 1, "a temporary file was left behind");
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
 	cr_assert(json_equal(two, out));
 	json_decref(in);
 	json_decref(two);
@@ -127,11 +127,11 @@ Test(cache, a_failed_save_keeps_the_old_file)
 	json_t *in = doc(), *bad, *out = NULL;
 	char err[256] = "";
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
 	bad = json_pack("{s:i, s:[{s:s, s:i}]}", "formatVersion", 1, "flags", "key", "a", "unknown", 1);
-	cr_assert_eq(wr_cache_save(dir, bad, NULL, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_cache_save(dir, bad, NULL, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "flags[0].unknown: unknown field");
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
 	cr_assert(json_equal(in, out));
 	cr_assert_eq(count_entries(), 1);
 	json_decref(in);
@@ -144,9 +144,9 @@ Test(cache, a_temporary_left_by_a_killed_writer_does_not_matter)
 	json_t *in = doc(), *out = NULL;
 	char err[256];
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
 	write_bytes(".document.pb.AbCdEf", "half a fi", 9); /* killed between write and rename */
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), 0, "%s", err);
 	cr_assert(json_equal(in, out));
 	json_decref(in);
 	json_decref(out);
@@ -157,17 +157,17 @@ Test(cache, no_file_is_a_first_start_not_an_error)
 	json_t *out = (json_t *)1;
 	char err[256];
 
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ENOSTORE);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ENOSTORE);
 	cr_assert_null(out);
 }
 
 static void assert_corrupt(const char *want)
 {
 	json_t *out = (json_t *)1;
-	wr_cache_meta meta;
+	ws_cache_meta meta;
 	char err[512] = "";
 
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, &meta, err, sizeof err), FLAGSHM_ECORRUPT,
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, &meta, err, sizeof err), FLAGSHM_ECORRUPT,
 		     "not reported corrupt: %s", err);
 	cr_assert_null(out);
 	cr_assert(strstr(err, "corrupt cache file") && strstr(err, want), "message: %s", err);
@@ -181,14 +181,14 @@ Test(cache, every_truncation_is_reported_corrupt)
 	size_t n;
 	char err[256];
 
-	cr_assert_eq(wr_cache_save(dir, in, &(wr_cache_meta){.etag = "e"}, err, sizeof err), 0, "%s", err);
-	n = read_bytes(WR_CACHE_FILE, full, sizeof full);
+	cr_assert_eq(ws_cache_save(dir, in, &(ws_cache_meta){.etag = "e"}, err, sizeof err), 0, "%s", err);
+	n = read_bytes(WS_CACHE_FILE, full, sizeof full);
 	cr_assert(n > 0 && n < sizeof full);
 	for (size_t k = 0; k < n; k++) {
 		json_t *out = NULL;
 		int rc;
-		write_bytes(WR_CACHE_FILE, full, k);
-		rc = wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err);
+		write_bytes(WS_CACHE_FILE, full, k);
+		rc = ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err);
 		/* Cut after the document and checksum, only metadata is lost:
 		 * that file still holds the whole, checked document. */
 		if (rc == 0) {
@@ -208,19 +208,19 @@ Test(cache, a_flipped_byte_is_caught_by_the_checksum)
 	size_t n;
 	char err[256];
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
-	n = read_bytes(WR_CACHE_FILE, full, sizeof full);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	n = read_bytes(WS_CACHE_FILE, full, sizeof full);
 	full[n / 2] ^= 0x20; /* inside the document bytes */
-	write_bytes(WR_CACHE_FILE, full, n);
+	write_bytes(WS_CACHE_FILE, full, n);
 	assert_corrupt("checksum mismatch");
 	json_decref(in);
 }
 
 Test(cache, garbage_and_empty_files_are_corrupt)
 {
-	write_bytes(WR_CACHE_FILE, "this is not protobuf at all\xff\xff", 29);
+	write_bytes(WS_CACHE_FILE, "this is not protobuf at all\xff\xff", 29);
 	assert_corrupt("not a flagshm cache file");
-	write_bytes(WR_CACHE_FILE, "", 0);
+	write_bytes(WS_CACHE_FILE, "", 0);
 	assert_corrupt("not a flagshm cache file");
 }
 
@@ -229,8 +229,8 @@ Test(cache, a_file_over_the_bound_is_corrupt)
 	json_t *in = doc(), *out = NULL;
 	char err[256] = "";
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(wr_cache_load(dir, 16, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_load(dir, 16, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT);
 	cr_assert(strstr(err, "at most 16 bytes"), "%s", err);
 	json_decref(in);
 }
@@ -241,10 +241,10 @@ Test(cache, dir_make_creates_parents)
 	struct stat st;
 
 	snprintf(sub, sizeof sub, "%s/var/lib/flagshm/shop", dir);
-	cr_assert_eq(wr_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(stat(sub, &st), 0);
 	cr_assert(S_ISDIR(st.st_mode));
-	cr_assert_eq(wr_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
 }
 
 Test(cache, save_into_a_missing_directory_fails_cleanly)
@@ -253,7 +253,7 @@ Test(cache, save_into_a_missing_directory_fails_cleanly)
 	char sub[512], err[256] = "";
 
 	snprintf(sub, sizeof sub, "%s/missing", dir);
-	cr_assert_eq(wr_cache_save(sub, in, NULL, err, sizeof err), FLAGSHM_ESYS);
+	cr_assert_eq(ws_cache_save(sub, in, NULL, err, sizeof err), FLAGSHM_ESYS);
 	cr_assert(strstr(err, "missing"), "%s", err);
 	json_decref(in);
 }
@@ -267,7 +267,7 @@ Test(cache, dir_make_creates_the_state_dir_with_mode_0700)
 
 	umask(022);
 	snprintf(sub, sizeof sub, "%s/new/state", dir);
-	cr_assert_eq(wr_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_dir_make(sub, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(lstat(sub, &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0700, "mode %04o", (unsigned)(st.st_mode & 07777));
 }
@@ -277,8 +277,8 @@ Test(cache, a_fifo_named_like_the_cache_file_is_corrupt_not_waited_on, .timeout 
 	json_t *out = NULL;
 	char err[256] = "";
 
-	cr_assert_eq(mkfifo(path_of(WR_CACHE_FILE), 0600), 0);
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT,
+	cr_assert_eq(mkfifo(path_of(WS_CACHE_FILE), 0600), 0);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT,
 		     "%s", err);
 	cr_assert(strstr(err, "not a regular file"), "%s", err);
 	cr_assert_null(out);
@@ -289,11 +289,11 @@ Test(cache, a_symlinked_cache_file_is_not_followed)
 	json_t *in = doc(), *out = NULL;
 	char err[256] = "", real[512];
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
 	snprintf(real, sizeof real, "%s", path_of("elsewhere.pb"));
-	cr_assert_eq(rename(path_of(WR_CACHE_FILE), real), 0);
-	cr_assert_eq(symlink(real, path_of(WR_CACHE_FILE)), 0);
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT,
+	cr_assert_eq(rename(path_of(WS_CACHE_FILE), real), 0);
+	cr_assert_eq(symlink(real, path_of(WS_CACHE_FILE)), 0);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_ECORRUPT,
 		     "%s", err);
 	cr_assert(strstr(err, "a symbolic link, not followed"), "%s", err);
 	cr_assert_null(out);
@@ -305,18 +305,18 @@ Test(cache, a_state_dir_writable_by_others_is_refused_for_load_and_save)
 	json_t *in = doc(), *out = NULL;
 	char err[512] = "", want[512];
 
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(chmod(dir, 0777), 0);
 	snprintf(want, sizeof want, "refusing state directory %s: owner uid %u, mode 0777", dir,
 		 (unsigned)geteuid());
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
 	cr_assert_null(out);
 	err[0] = '\0';
-	cr_assert_eq(wr_cache_save(dir, in, NULL, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_cache_save(dir, in, NULL, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
 	cr_assert_eq(chmod(dir, 0770), 0);
-	cr_assert_eq(wr_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_EINVAL,
+	cr_assert_eq(ws_cache_load(dir, 1 << 20, &out, NULL, err, sizeof err), FLAGSHM_EINVAL,
 		     "a group-writable state dir was trusted");
 	json_decref(in);
 }
@@ -328,12 +328,12 @@ Test(cache, a_symlinked_state_dir_is_refused)
 
 	snprintf(link, sizeof link, "%s-link", dir);
 	cr_assert_eq(symlink(dir, link), 0);
-	int rc = wr_cache_load(link, 1 << 20, &out, NULL, err, sizeof err);
+	int rc = ws_cache_load(link, 1 << 20, &out, NULL, err, sizeof err);
 	cr_assert_eq(rc, FLAGSHM_EINVAL, "%d %s", rc, err);
 	cr_assert(strstr(err, "is a symbolic link, not followed"), "%s", err);
 	/* A trailing slash would make open() follow it: still refused. */
 	strcat(link, "//");
-	rc = wr_cache_dir_make(link, err, sizeof err);
+	rc = ws_cache_dir_make(link, err, sizeof err);
 	link[strlen(link) - 2] = '\0';
 	unlink(link);
 	cr_assert_eq(rc, FLAGSHM_EINVAL, "\"%s//\" was followed: %d %s", link, rc, err);

@@ -50,12 +50,12 @@ static void expect_compiles(const char *doc, const char *env)
 }
 
 /* Errors of loading and compiling BYTES as a file with limits LIM. */
-static char *file_errors(const void *bytes, size_t len, const wr_limits *lim)
+static char *file_errors(const void *bytes, size_t len, const wc_limits *lim)
 {
 	char path[] = "/tmp/flagshm-load-XXXXXX";
 	int fd = mkstemp(path);
-	wr_errors errs = {0};
-	wr_snapshot out;
+	wc_errors errs = {0};
+	wc_snapshot out;
 	json_t *doc = NULL;
 	char *all = NULL;
 	size_t n = 0;
@@ -63,9 +63,9 @@ static char *file_errors(const void *bytes, size_t len, const wr_limits *lim)
 	cr_assert(fd >= 0);
 	cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
 	close(fd);
-	if (wr_load_file(path, lim, &doc, &errs) == 0) {
-		if (wr_compile(doc, NULL, path, lim, &out, &errs) == 0)
-			wr_snapshot_free(&out);
+	if (wc_load_file(path, lim, &doc, &errs) == 0) {
+		if (wc_compile(doc, NULL, path, lim, &out, &errs) == 0)
+			wc_snapshot_free(&out);
 		json_decref(doc);
 	}
 	unlink(path);
@@ -80,13 +80,13 @@ static char *file_errors(const void *bytes, size_t len, const wr_limits *lim)
 			strcat(all, m);
 		}
 	}
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	return all;
 }
 
 static void expect_file_error(const void *bytes, size_t len, const char *want)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *got = file_errors(bytes, len, &lim);
 
 	cr_assert_not_null(got, "the file loaded, expected: %s", want);
@@ -95,7 +95,7 @@ static void expect_file_error(const void *bytes, size_t len, const char *want)
 }
 
 /* Errors of DOC (quotes as in helpers.h) compiled with limits LIM. */
-static char *limit_errors(const char *doc, const wr_limits *lim)
+static char *limit_errors(const char *doc, const wc_limits *lim)
 {
 	char *text = strdup(doc);
 	size_t len = strlen(text);
@@ -136,7 +136,7 @@ Test(document, root_is_not_a_document)
 
 Test(keys, length_rule_before_max_string)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_string = 4;
@@ -782,19 +782,19 @@ Test(files, nan_is_not_json)
 
 Test(files, missing_file)
 {
-	wr_errors errs = {0};
+	wc_errors errs = {0};
 	json_t *doc;
 
-	cr_assert_eq(wr_load_file("/nonexistent/flags.json", NULL, &doc, &errs), -1);
+	cr_assert_eq(wc_load_file("/nonexistent/flags.json", NULL, &doc, &errs), -1);
 	cr_assert_eq(errs.n, 1);
 	cr_assert_str_eq(errs.msg[0], "/nonexistent/flags.json: cannot open: No such file or directory");
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 }
 
 Test(files, utf8_bom_is_skipped)
 {
 	const char *t = "\xef\xbb\xbf[]";
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e = file_errors(t, strlen(t), &lim);
 
 	cr_assert_null(e, "%s", e);
@@ -819,7 +819,7 @@ Test(files, utf8_bom_is_skipped)
  * environment big (18 in its own targeting); b adds itself: 227. */
 Test(limits, eval_cost_names_the_flag_its_cost_and_counts_the_costliest_environment)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_eval_cost = 225;
@@ -837,7 +837,7 @@ Test(limits, eval_cost_names_the_flag_its_cost_and_counts_the_costliest_environm
 
 Test(limits, eval_cost_equal_to_the_limit_compiles)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_eval_cost = 226;
@@ -853,7 +853,7 @@ Test(limits, eval_cost_equal_to_the_limit_compiles)
  * condition past the limit is named. */
 Test(limits, regexes_counts_distinct_patterns_and_names_the_first_past_the_limit)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_regexes = 2;
@@ -878,7 +878,7 @@ Test(limits, regexes_counts_distinct_patterns_and_names_the_first_past_the_limit
 
 Test(limits, eval_cost_and_regexes_are_writer_options)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char err[256];
 
 	cr_assert_eq(lim.max_eval_cost, 7000);
@@ -895,7 +895,7 @@ Test(limits, eval_cost_and_regexes_are_writer_options)
 
 Test(limits, max_doc_bytes)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_doc_bytes = 10;
@@ -906,7 +906,7 @@ Test(limits, max_doc_bytes)
 
 Test(limits, max_flags)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_flags = 1;
@@ -919,7 +919,7 @@ Test(limits, max_flags)
 
 Test(limits, max_segments)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_segments = 1;
@@ -945,8 +945,8 @@ Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
 	const char one[] = "{\"key\":\"f0000000\",\"defaultValue\":true},";
 	size_t n1 = sizeof one - 1, len = sizeof head - 1 + 1000000 * n1 + 1;
 	char *text = malloc(len + 1);
-	wr_limits lim = wr_limits_default();
-	wr_errors errs = {0};
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = {0};
 	json_t *doc = NULL;
 
 	cr_assert_not_null(text);
@@ -955,7 +955,7 @@ Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
 		memcpy(text + sizeof head - 1 + i * n1, one, n1);
 	memcpy(text + len - 2, "]}", 3);
 	long before = peak_mib();
-	cr_assert_eq(wr_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
+	cr_assert_eq(wc_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
 	long grew = peak_mib() - before;
 	cr_assert_eq(errs.n, 1);
 	cr_assert_str_eq(errs.msg[0], "FILE:1: flags: more than the limit max_flags (100000): "
@@ -963,7 +963,7 @@ Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
 	fprintf(stderr, "FIGURE limits.million_flags with the default limits: peak RSS grew %ld MiB\n",
 		grew);
 	cr_assert_lt(grew, 8, "refusing grew the peak RSS by %ld MiB", grew);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	free(text);
 }
 
@@ -972,7 +972,7 @@ Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
  * must not be counted. At exactly the limits the document is valid. */
 Test(limits, the_count_before_parsing_sees_only_top_level_entries)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_flags = 2;
@@ -1000,8 +1000,8 @@ Test(limits, a_document_of_empty_objects_stops_at_the_memory_budget)
 	const char head[] = "{\"formatVersion\":1,\"flags\":[{\"key\":\"a\",\"defaultValue\":[";
 	size_t n = 1000000, len = sizeof head - 1 + 3 * n + 3;
 	char *text = malloc(len + 1);
-	wr_limits lim = wr_limits_default();
-	wr_errors errs = {0};
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = {0};
 	json_t *doc = NULL;
 
 	cr_assert_not_null(text);
@@ -1010,7 +1010,7 @@ Test(limits, a_document_of_empty_objects_stops_at_the_memory_budget)
 		memcpy(text + sizeof head - 1 + 3 * i, "{},", 3);
 	memcpy(text + sizeof head - 1 + 3 * n - 1, "]}]}", 5); /* over the last "," */
 	long before = peak_mib();
-	cr_assert_eq(wr_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
+	cr_assert_eq(wc_load_buffer(text, len, "FILE", &lim, &doc, &errs), -1);
 	long grew = peak_mib() - before, budget = (long)((24 * len + (16u << 20)) >> 20);
 	cr_assert_eq(errs.n, 1);
 	cr_assert(strncmp(errs.msg[0], "FILE: parsing needs more than ", 30) == 0 &&
@@ -1024,13 +1024,13 @@ Test(limits, a_document_of_empty_objects_stops_at_the_memory_budget)
 	cr_assert_leq(grew, budget * 3 / 2 + 16, "grew %ld MiB past a budget of %ld MiB", grew,
 		      budget);
 #endif
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	free(text);
 }
 
 Test(limits, max_rules_and_conditions)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_rules = 1;
@@ -1048,7 +1048,7 @@ Test(limits, max_rules_and_conditions)
 
 Test(limits, max_list)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_list = 2;
@@ -1060,7 +1060,7 @@ Test(limits, max_list)
 
 Test(limits, max_string)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_string = 4;
@@ -1072,7 +1072,7 @@ Test(limits, max_string)
 
 Test(limits, max_snapshot)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	char *e;
 
 	lim.max_snapshot = 256;
@@ -1103,7 +1103,7 @@ Test(collect, every_error_is_reported)
 
 Test(collect, capped_at_errors_max)
 {
-	size_t n = WR_ERRORS_MAX + 50, cap = n * 40 + 64, len = 0;
+	size_t n = WC_ERRORS_MAX + 50, cap = n * 40 + 64, len = 0;
 	char *doc = malloc(cap), *e;
 	size_t lines = 1;
 
@@ -1115,7 +1115,7 @@ Test(collect, capped_at_errors_max)
 	cr_assert_not_null(e);
 	for (char *p = e; *p; p++)
 		lines += *p == '\n';
-	cr_assert_eq(lines, WR_ERRORS_MAX + 1, "lines %zu", lines);
+	cr_assert_eq(lines, WC_ERRORS_MAX + 1, "lines %zu", lines);
 	cr_assert(strstr(e, "\n... and 50 more"), "%s", strrchr(e, '\n'));
 	free(e);
 	free(doc);
@@ -1380,12 +1380,12 @@ Test(layout, each_distinct_regex_is_emitted_once)
 
 Test(layout, header_and_checksum)
 {
-	wr_errors errs = {0};
-	wr_snapshot out;
+	wc_errors errs = {0};
+	wc_snapshot out;
 	json_t *doc = json_loads("[{\"key\":\"a\",\"defaultValue\":true}]", 0, NULL);
 	const fs_snap_hdr *h;
 
-	cr_assert_eq(wr_compile(doc, NULL, "x", NULL, &out, &errs), 0);
+	cr_assert_eq(wc_compile(doc, NULL, "x", NULL, &out, &errs), 0);
 	h = (const fs_snap_hdr *)out.bytes;
 	cr_assert_eq(h->sh_magic, FS_SNAP_MAGIC);
 	cr_assert_eq(h->sh_size, out.size);
@@ -1399,7 +1399,7 @@ Test(layout, header_and_checksum)
 	cr_assert_eq(h->sh_tables[FS_T_INDEX].t_count, 2);
 	for (int t = 0; t < FS_T_COUNT_; t++)
 		cr_assert_eq(h->sh_tables[t].t_off % 8, 0);
-	wr_snapshot_free(&out);
+	wc_snapshot_free(&out);
 	json_decref(doc);
 }
 

@@ -91,7 +91,7 @@ static void watch_stop(watcher *w)
 /* --------------------------------------------------- variant publishers */
 
 /* Snapshots of variants 0..NVARIANTS-1, compiled once. */
-static wr_snapshot variants[NVARIANTS];
+static wc_snapshot variants[NVARIANTS];
 
 static void variants_compile(unsigned pad)
 {
@@ -102,13 +102,13 @@ static void variants_compile(unsigned pad)
 static void variants_free(void)
 {
 	for (unsigned v = 0; v < NVARIANTS; v++)
-		wr_snapshot_free(&variants[v]);
+		wc_snapshot_free(&variants[v]);
 }
 
 /* Publish W's next generation with the variant it must carry. */
 static int publish_next(shm_writer *w, char *err, size_t n)
 {
-	const wr_snapshot *s = &variants[w->next % NVARIANTS];
+	const wc_snapshot *s = &variants[w->next % NVARIANTS];
 	return shm_writer_publish(w, s->bytes, s->size, err, n);
 }
 

@@ -34,7 +34,7 @@ static uint64_t base_gen;
 static void setup(void)
 {
 	shm_writer w;
-	wr_snapshot s;
+	wc_snapshot s;
 	char err[512];
 	rh_name(store, sizeof store, "hdoc");
 	rh_compile(BASE_DOC, &s);
@@ -42,7 +42,7 @@ static void setup(void)
 	cr_assert_eq(shm_writer_publish(&w, s.bytes, s.size, err, sizeof err), 0, "%s", err);
 	base_gen = w.generation;
 	shm_writer_close(&w);
-	wr_snapshot_free(&s);
+	wc_snapshot_free(&s);
 	cr_assert_eq(flagshm_open(store, &reader), 0);
 }
 
@@ -74,11 +74,11 @@ static void expect_baseline(void)
 /* Every message, '\n'-joined (malloc'd); NULL when it compiled. */
 static char *errors_of(const char *bytes, size_t len)
 {
-	wr_errors errs = { 0 };
-	wr_snapshot out;
+	wc_errors errs = { 0 };
+	wc_snapshot out;
 	char *all = NULL;
 	if (rh_try_compile(bytes, len, NULL, &out, &errs) == 0) {
-		wr_snapshot_free(&out);
+		wc_snapshot_free(&out);
 	} else {
 		size_t n = 1;
 		for (size_t i = 0; i < errs.n; i++)
@@ -91,7 +91,7 @@ static char *errors_of(const char *bytes, size_t len)
 			strcat(all, errs.msg[i]);
 		}
 	}
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	return all;
 }
 
@@ -614,13 +614,13 @@ Test(hostile_docs, nesting_100000_deep_arrays)
 static void publish_text(const char *text)
 {
 	shm_writer w;
-	wr_snapshot s;
+	wc_snapshot s;
 	char err[512];
 	rh_compile(text, &s);
 	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(shm_writer_publish(&w, s.bytes, s.size, err, sizeof err), 0, "%s", err);
 	shm_writer_close(&w);
-	wr_snapshot_free(&s);
+	wc_snapshot_free(&s);
 }
 
 /*

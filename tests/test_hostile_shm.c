@@ -134,7 +134,7 @@ static fs_cond *cond_of(craft *c, const char *key)
 
 static void craft_good(craft *c)
 {
-	wr_snapshot s;
+	wc_snapshot s;
 	rh_compile(good_doc, &s);
 	c->b = s.bytes; /* malloc: aligned for any type */
 	c->size = s.size;
@@ -1121,14 +1121,14 @@ static void craft_many(craft *c, unsigned n, unsigned list)
 				      "[{\"attribute\":\"a\",\"operator\":\"equals\",\"value\":\"x\"}]}]}", i);
 	o += (size_t)snprintf(doc + o, cap - o, "]}");
 	cr_assert_lt(o, cap);
-	wr_snapshot s;
-	wr_limits lim = wr_limits_default();
+	wc_snapshot s;
+	wc_limits lim = wc_limits_default();
 	lim.max_flags = n + 1;
-	wr_errors errs = {0};
+	wc_errors errs = {0};
 	int rc = rh_try_compile(doc, o, &lim, &s, &errs);
 	for (size_t i = 0; i < errs.n && i < 5; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	free(doc);
 	cr_assert_eq(rc, 0, "the test document does not compile");
 	c->b = s.bytes;

@@ -27,7 +27,7 @@ static cp_server *srv;
 static void start(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(wr_http_global_init(), 0);
+	cr_assert_eq(ws_http_global_init(), 0);
 	srv = cp_start();
 	cr_assert_not_null(srv, "cannot start the test control plane on 127.0.0.1");
 	cp_set_key(srv, KEY);
@@ -41,9 +41,9 @@ static void stop(void)
 
 TestSuite(http, .init = start, .fini = stop, .timeout = 60);
 
-static wr_http_opts opts(void)
+static ws_http_opts opts(void)
 {
-	wr_http_opts o = {.url = cp_url(srv), .key = KEY, .connect_timeout_ms = 2000,
+	ws_http_opts o = {.url = cp_url(srv), .key = KEY, .connect_timeout_ms = 2000,
 			  .timeout_ms = 10000, .idle_timeout_ms = 5000};
 	return o;
 }
@@ -62,117 +62,117 @@ static const char doc2[] = "{\"formatVersion\": 1, \"flags\": [{\"key\": \"a\", 
 
 Test(http, first_fetch_returns_the_document_etag_and_sends_key_and_accept)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 	json_t *doc = NULL, *want = json_loads(doc1, 0, NULL);
-	wr_errors errs = {0};
+	wc_errors errs = {0};
 	cp_seen seen;
 
 	cp_set_doc(srv, "application/json; charset=utf-8", doc1, strlen(doc1), "\"v1\"");
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(r.status, 200);
 	cr_assert_str_eq(r.etag, "\"v1\"");
 	cr_assert_str_eq(r.content_type, "application/json");
-	cr_assert_eq(wr_http_doc(&r, "test", NULL, &doc, &errs), 0);
+	cr_assert_eq(ws_http_doc(&r, "test", NULL, &doc, &errs), 0);
 	cr_assert(json_equal(doc, want));
 	seen = cp_get_seen(srv);
 	cr_assert_str_eq(seen.authorization, "Bearer " KEY);
 	cr_assert_str_eq(seen.accept, "application/x-protobuf, application/json");
 	cr_assert_str_eq(seen.if_none_match, "");
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 	json_decref(doc);
 	json_decref(want);
 }
 
 Test(http, protobuf_document_decodes_like_its_json)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 	json_t *doc = NULL, *want = json_loads(doc1, 0, NULL);
-	wr_errors errs = {0};
+	wc_errors errs = {0};
 	uint8_t *pb;
 	size_t n;
 
-	cr_assert_eq(wr_proto_encode(want, &pb, &n, err, sizeof err), 0);
+	cr_assert_eq(ws_proto_encode(want, &pb, &n, err, sizeof err), 0);
 	cp_set_doc(srv, "application/x-protobuf", pb, n, "\"p1\"");
 	free(pb);
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), 0, "%s", err);
 	cr_assert_str_eq(r.content_type, "application/x-protobuf");
-	cr_assert_eq(wr_http_doc(&r, "test", NULL, &doc, &errs), 0);
+	cr_assert_eq(ws_http_doc(&r, "test", NULL, &doc, &errs), 0);
 	cr_assert(json_equal(doc, want));
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 	json_decref(doc);
 	json_decref(want);
 }
 
 Test(http, same_etag_is_304_and_a_change_is_picked_up)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 
 	cp_set_doc(srv, "application/json", doc1, strlen(doc1), "\"v1\"");
-	cr_assert_eq(wr_http_fetch(&o, "\"v1\"", &r, err, sizeof err), WR_HTTP_NOT_MODIFIED, "%s", err);
+	cr_assert_eq(ws_http_fetch(&o, "\"v1\"", &r, err, sizeof err), WS_HTTP_NOT_MODIFIED, "%s", err);
 	cr_assert_eq(r.status, 304);
 	cr_assert_null(r.body);
 	cr_assert_str_eq(cp_get_seen(srv).if_none_match, "\"v1\"");
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	cp_set_doc(srv, "application/json", doc2, strlen(doc2), "\"v2\"");
-	cr_assert_eq(wr_http_fetch(&o, "\"v1\"", &r, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_http_fetch(&o, "\"v1\"", &r, err, sizeof err), 0, "%s", err);
 	cr_assert_str_eq(r.etag, "\"v2\"");
 	cr_assert_eq(r.body_len, strlen(doc2));
 	cr_assert_str_eq(r.body, doc2);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 Test(http, wrong_key_is_401_and_the_key_is_never_in_the_message)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 
 	o.key = "not-the-key-7777";
 	cp_set_doc(srv, "application/json", doc1, strlen(doc1), "\"v1\"");
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 401);
 	cr_assert(strstr(err, "HTTP 401") && strstr(err, "check the SDK key"), "%s", err);
 	cr_assert_null(strstr(err, "not-the-key-7777"), "the key leaked into: %s", err);
 	cr_assert_null(strstr(err, KEY));
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 Test(http, server_errors_and_429_carry_status_and_retry_after)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 
 	cp_set_doc_status(srv, 500, NULL);
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 500);
 	cr_assert_eq(r.retry_after_ms, -1);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	cp_set_doc_status(srv, 429, "7");
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 429);
 	cr_assert_eq(r.retry_after_ms, 7000);
 	cr_assert(strstr(err, "HTTP 429"), "%s", err);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	cp_set_doc_status(srv, 403, NULL);
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 403);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 Test(http, a_10mb_body_over_the_limit_is_refused)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 	size_t n = 10u << 20;
 	char *big = malloc(n);
@@ -184,73 +184,73 @@ Test(http, a_10mb_body_over_the_limit_is_refused)
 	cp_set_doc(srv, "application/json", big, n, "\"big\"");
 	free(big);
 	o.max_body = 1u << 20;
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, "larger than the limit of 1048576 bytes"), "%s", err);
 	cr_assert_null(r.body);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	o.max_body = 16u << 20; /* and under a larger limit it passes */
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(r.body_len, n);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 Test(http, wrong_content_type_is_refused)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 
 	cp_set_doc(srv, "text/html", "<html/>", 7, "\"h\"");
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, "unexpected Content-Type \"text/html\""), "%s", err);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 Test(http, a_server_that_does_not_answer_hits_the_idle_timeout)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 	int64_t t0 = mono_ms(), dt;
 
 	cp_set_doc(srv, "application/json", doc1, strlen(doc1), "\"v1\"");
 	cp_set_doc_delay(srv, 4000);
 	o.idle_timeout_ms = 1000;
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	dt = mono_ms() - t0;
 	cr_assert(strstr(err, "no data for 1000 ms"), "%s", err);
 	cr_assert(dt >= 900 && dt < 3500, "took %lld ms", (long long)dt);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 	cp_set_doc_delay(srv, 0);
 }
 
 Test(http, a_server_that_is_down_fails_fast)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "", url[64];
 
 	snprintf(url, sizeof url, "%s", cp_url(srv));
 	cp_stop(srv);
 	srv = cp_start(); /* the suite's fini needs one; the old port is closed */
 	o.url = url;
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 0);
 	cr_assert(strstr(err, url), "%s", err);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 Test(http, only_http_and_https_urls)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
+	ws_http_opts o = opts();
+	ws_http_resp r;
 	char err[512] = "";
 
 	o.url = "file:///etc/passwd";
-	cr_assert_eq(wr_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_http_fetch(&o, NULL, &r, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, "http:// or https://"), "%s", err);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 }
 
 /* ---------------------------------------------------------------- stream */
@@ -262,7 +262,7 @@ typedef struct sink {
 	int chunks;
 } sink;
 
-static int on_event(void *ud, const wr_sse_event *ev)
+static int on_event(void *ud, const ws_sse_event *ev)
 {
 	sink *k = ud;
 	size_t len = strlen(k->log);
@@ -277,22 +277,22 @@ static int on_chunk(void *ud)
 	return 0;
 }
 
-static int run_stream(wr_http_opts *o, wr_sse *p, sink *k, wr_http_resp *r, char *err, size_t n)
+static int run_stream(ws_http_opts *o, ws_sse *p, sink *k, ws_http_resp *r, char *err, size_t n)
 {
-	wr_stream_hooks h = {.after_chunk = on_chunk, .ud = k};
-	return wr_http_stream(o, p, &h, r, err, n);
+	ws_stream_hooks h = {.after_chunk = on_chunk, .ud = k};
+	return ws_http_stream(o, p, &h, r, err, n);
 }
 
 Test(http, stream_delivers_events_and_sends_accept_and_key)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {.stop_at = 2};
 	char err[512] = "";
 	cp_seen seen;
 
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push_str(srv, ": hi\n\nevent: put\nid: 1\ndata: {\"formatVersion\":1,\"flags\":[]}\n\n"
 				"event: flag-updated\nid: 2\ndata: {\"key\":\"a\"}\n\n");
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), 99, "%s", err);
@@ -303,47 +303,47 @@ Test(http, stream_delivers_events_and_sends_accept_and_key)
 	cr_assert_str_eq(seen.accept, "text/event-stream");
 	cr_assert_str_eq(seen.authorization, "Bearer " KEY);
 	cr_assert_str_eq(seen.last_event_id, "");
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 Test(http, a_reconnect_sends_last_event_id)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {0};
 	char err[512] = "";
 
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push_str(srv, "event: flag-deleted\nid: 41\ndata: {\"key\":\"a\"}\n\n");
 	cp_stream_close(srv, false);
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert(strstr(err, "the server closed the stream"), "%s", err);
 	cr_assert_null(strstr(err, "middle"), "%s", err);
 	cr_assert_eq(k.n, 1);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	k.stop_at = 2;
 	cp_stream_push_str(srv, "event: flag-deleted\nid: 42\ndata: {\"key\":\"b\"}\n\n");
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), 99, "%s", err);
 	cr_assert_str_eq(cp_get_seen(srv).last_event_id, "41");
-	cr_assert_str_eq(wr_sse_last_id(&p), "42");
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	cr_assert_str_eq(ws_sse_last_id(&p), "42");
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 Test(http, a_stalled_stream_ends_at_the_idle_timeout)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {0};
 	char err[512] = "";
 	int64_t t0, dt;
 
 	o.idle_timeout_ms = 1000;
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push_str(srv, ": connected\n\nevent: put\nid: 3\ndata: {\"par");
 	t0 = mono_ms();
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
@@ -351,27 +351,27 @@ Test(http, a_stalled_stream_ends_at_the_idle_timeout)
 	cr_assert(strstr(err, "stream stalled: no data for 1000 ms, in the middle of an event"), "%s", err);
 	cr_assert(dt >= 900 && dt < 4000, "took %lld ms", (long long)dt);
 	cr_assert_eq(k.n, 0, "a partial event was dispatched");
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 Test(http, a_server_that_closes_mid_event_delivers_nothing_of_it)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {0};
 	char err[512] = "";
 
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push_str(srv, "event: put\nid: 1\ndata: {}\n\nevent: flag-updated\nid: 2\ndata: {\"key\":");
 	cp_stream_close(srv, true);
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert(strstr(err, "middle of an event"), "%s", err);
 	cr_assert_eq(k.n, 1);
 	/* The cut event was not applied: a resume must not skip it. */
-	cr_assert_str_eq(wr_sse_last_id(&p), "1");
-	wr_http_resp_free(&r);
+	cr_assert_str_eq(ws_sse_last_id(&p), "1");
+	ws_http_resp_free(&r);
 
 	/* The same, closed cleanly at the HTTP level. */
 	cp_stream_push_str(srv, "event: flag-updated\nid: 5\ndata: {\"key\":");
@@ -379,33 +379,33 @@ Test(http, a_server_that_closes_mid_event_delivers_nothing_of_it)
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert(strstr(err, "closed the stream in the middle of an event"), "%s", err);
 	cr_assert_eq(k.n, 1);
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 Test(http, garbage_in_the_stream_is_ignored_and_later_events_arrive)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {.stop_at = 1};
 	char err[512] = "";
 	static const char junk[] = "\x01\x02\x03 zz\n\xff\xfe\xfd\r\n<html>oops</html>\n\0\0\0\n\n";
 
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push(srv, junk, sizeof junk - 1);
 	cp_stream_push_str(srv, "event: put\nid: 8\ndata: {}\n\n");
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), 99, "%s", err);
 	cr_assert_str_eq(k.log, "put|8|{}\n");
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 Test(http, a_10mb_event_over_the_limit_ends_the_stream_with_a_clear_error)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {0};
 	char err[512] = "";
 	size_t n = 10u << 20;
@@ -413,7 +413,7 @@ Test(http, a_10mb_event_over_the_limit_ends_the_stream_with_a_clear_error)
 
 	cr_assert_not_null(big);
 	memset(big, 'x', n);
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push_str(srv, "event: put\nid: 1\ndata: ");
 	cp_stream_push(srv, big, n);
 	cp_stream_push_str(srv, "\n\n");
@@ -421,8 +421,8 @@ Test(http, a_10mb_event_over_the_limit_ends_the_stream_with_a_clear_error)
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, "SSE event larger than the limit of 1048576 bytes"), "%s", err);
 	cr_assert_eq(k.n, 0);
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 typedef struct drip {
@@ -445,51 +445,51 @@ static void *drip_thread(void *arg)
 
 Test(http, a_slow_drip_still_makes_whole_events)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {.stop_at = 2};
 	char err[512] = "";
 	drip d = {srv, "event: put\r\nid: 1\r\ndata: {\"formatVersion\":1,\r\ndata: \"flags\":[]}\r\n\r\n"
 		       ": ping\r\nevent: flag-deleted\r\nid: 2\r\ndata: {\"key\":\"z\"}\r\n\r\n", 3};
 	pthread_t t;
 
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cr_assert_eq(pthread_create(&t, NULL, drip_thread, &d), 0);
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), 99, "%s", err);
 	pthread_join(t, NULL);
 	cr_assert_str_eq(k.log, "put|1|{\"formatVersion\":1,\n\"flags\":[]}\nflag-deleted|2|{\"key\":\"z\"}\n");
 	cr_assert_gt(k.chunks, 10, "a drip arrives in many reads (%d)", k.chunks);
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 Test(http, stream_statuses_and_wrong_content_type)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {0};
 	char err[512] = "";
 
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_set_stream_status(srv, 429, "3", NULL);
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 429);
 	cr_assert_eq(r.retry_after_ms, 3000);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	cp_set_stream_status(srv, 500, NULL, NULL);
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 500);
 	cr_assert(strstr(err, "HTTP 500"), "%s", err);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 
 	cp_set_stream_status(srv, 0, NULL, NULL);
 	o.key = "wrong";
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EUNAVAIL);
 	cr_assert_eq(r.status, 401);
-	wr_http_resp_free(&r);
+	ws_http_resp_free(&r);
 	o.key = KEY;
 
 	cp_set_stream_status(srv, 0, NULL, "application/json");
@@ -497,8 +497,8 @@ Test(http, stream_statuses_and_wrong_content_type)
 	cr_assert_eq(run_stream(&o, &p, &k, &r, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, "unexpected Content-Type \"application/json\""), "%s", err);
 	cr_assert_eq(k.n, 0, "events from a non-SSE response were dispatched");
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 static int stop_soon(void *ud)
@@ -509,29 +509,29 @@ static int stop_soon(void *ud)
 
 Test(http, the_stop_hook_ends_an_idle_stream_within_a_second)
 {
-	wr_http_opts o = opts();
-	wr_http_resp r;
-	wr_sse p;
+	ws_http_opts o = opts();
+	ws_http_resp r;
+	ws_sse p;
 	sink k = {0};
 	char err[512] = "";
 	int64_t deadline = mono_ms() + 300, dt;
-	wr_stream_hooks h = {.stop = stop_soon, .ud = &deadline};
+	ws_stream_hooks h = {.stop = stop_soon, .ud = &deadline};
 
 	o.idle_timeout_ms = 30000;
-	wr_sse_init(&p, 1 << 20, on_event, &k);
+	ws_sse_init(&p, 1 << 20, on_event, &k);
 	cp_stream_push_str(srv, ": open\n\n");
-	cr_assert_eq(wr_http_stream(&o, &p, &h, &r, err, sizeof err), 5);
+	cr_assert_eq(ws_http_stream(&o, &p, &h, &r, err, sizeof err), 5);
 	dt = mono_ms() - deadline;
 	cr_assert_lt(dt, 1500, "stopped %lld ms late", (long long)dt);
-	wr_http_resp_free(&r);
-	wr_sse_free(&p);
+	ws_http_resp_free(&r);
+	ws_sse_free(&p);
 }
 
 /* ------------------------------------------------------------------- key */
 
 Test(http, key_comes_from_the_file_or_the_environment_trimmed_and_checked)
 {
-	char key[WR_KEY_MAX], err[256], path[] = "/tmp/flagshm-key-XXXXXX";
+	char key[WS_KEY_MAX], err[256], path[] = "/tmp/flagshm-key-XXXXXX";
 	int fd = mkstemp(path);
 	FILE *f;
 
@@ -539,21 +539,21 @@ Test(http, key_comes_from_the_file_or_the_environment_trimmed_and_checked)
 	f = fdopen(fd, "w");
 	fputs("  abc-123_XYZ \n", f);
 	fclose(f);
-	cr_assert_eq(wr_key_load(path, key, sizeof key, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_key_load(path, key, sizeof key, err, sizeof err), 0, "%s", err);
 	cr_assert_str_eq(key, "abc-123_XYZ");
 
 	f = fopen(path, "w");
 	fputs("xyzzy plugh\n", f);
 	fclose(f);
-	cr_assert_eq(wr_key_load(path, key, sizeof key, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_key_load(path, key, sizeof key, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_null(strstr(err, "xyzzy"), "the key leaked into: %s", err);
 	unlink(path);
-	cr_assert_eq(wr_key_load(path, key, sizeof key, err, sizeof err), FLAGSHM_ESYS);
+	cr_assert_eq(ws_key_load(path, key, sizeof key, err, sizeof err), FLAGSHM_ESYS);
 
-	setenv(WR_KEY_ENV, "env-key", 1);
-	cr_assert_eq(wr_key_load(NULL, key, sizeof key, err, sizeof err), 0, "%s", err);
+	setenv(WS_KEY_ENV, "env-key", 1);
+	cr_assert_eq(ws_key_load(NULL, key, sizeof key, err, sizeof err), 0, "%s", err);
 	cr_assert_str_eq(key, "env-key");
-	unsetenv(WR_KEY_ENV);
-	cr_assert_eq(wr_key_load(NULL, key, sizeof key, err, sizeof err), FLAGSHM_EINVAL);
+	unsetenv(WS_KEY_ENV);
+	cr_assert_eq(ws_key_load(NULL, key, sizeof key, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert(strstr(err, "FLAGSHM_SDK_KEY"), "%s", err);
 }

@@ -24,20 +24,20 @@ static const char base_doc[] =
 	" ]}";
 
 typedef struct fixture {
-	wr_model m;
-	wr_errors errs;
-	wr_snapshot snap;
+	ws_model m;
+	wc_errors errs;
+	wc_snapshot snap;
 } fixture;
 
 static int apply(fixture *f, const char *type, const char *data)
 {
-	wr_snapshot_free(&f->snap);
+	wc_snapshot_free(&f->snap);
 	memset(&f->snap, 0, sizeof f->snap);
-	wr_errors_free(&f->errs);
-	return wr_model_apply(&f->m, type, data, strlen(data), "test event", &f->snap, &f->errs);
+	wc_errors_free(&f->errs);
+	return ws_model_apply(&f->m, type, data, strlen(data), "test event", &f->snap, &f->errs);
 }
 
-static char *joined(const wr_errors *e)
+static char *joined(const wc_errors *e)
 {
 	static char buf[4096];
 	size_t n = 0;
@@ -51,19 +51,19 @@ static char *joined(const wr_errors *e)
 static void setup_fixture(fixture *f)
 {
 	memset(f, 0, sizeof *f);
-	cr_assert_eq(wr_model_init(&f->m, NULL, NULL), 0);
+	cr_assert_eq(ws_model_init(&f->m, NULL, NULL), 0);
 	cr_assert_eq(apply(f, "put", base_doc), 0, "put: %s", joined(&f->errs));
 	cr_assert_eq(f->snap.nflags, 3);
 }
 
 static void teardown_fixture(fixture *f)
 {
-	wr_snapshot_free(&f->snap);
-	wr_errors_free(&f->errs);
-	wr_model_free(&f->m);
+	wc_snapshot_free(&f->snap);
+	wc_errors_free(&f->errs);
+	ws_model_free(&f->m);
 }
 
-static json_t *flag(const wr_model *m, const char *key)
+static json_t *flag(const ws_model *m, const char *key)
 {
 	json_t *flags = json_object_get(m->doc, "flags");
 	for (size_t i = 0; i < json_array_size(flags); i++) {
@@ -127,9 +127,9 @@ Test(model, an_equal_flag_changes_nothing)
 	fixture f;
 	setup_fixture(&f);
 	cr_assert_eq(apply(&f, "flag-updated", "{\"key\": \"payments-v2\", \"defaultValue\": true}"),
-		     WR_MODEL_UNCHANGED);
+		     WS_MODEL_UNCHANGED);
 	cr_assert_null(f.snap.bytes);
-	cr_assert_eq(apply(&f, "put", base_doc), WR_MODEL_UNCHANGED);
+	cr_assert_eq(apply(&f, "put", base_doc), WS_MODEL_UNCHANGED);
 	teardown_fixture(&f);
 }
 
@@ -140,7 +140,7 @@ Test(model, flag_deleted_removes_and_deleting_a_missing_flag_changes_nothing)
 	cr_assert_eq(apply(&f, "flag-deleted", "{\"key\": \"beta-banner\"}"), 0, "%s", joined(&f.errs));
 	cr_assert_null(flag(&f.m, "beta-banner"));
 	cr_assert_eq(f.snap.nflags, 2);
-	cr_assert_eq(apply(&f, "flag-deleted", "{\"key\": \"beta-banner\"}"), WR_MODEL_UNCHANGED);
+	cr_assert_eq(apply(&f, "flag-deleted", "{\"key\": \"beta-banner\"}"), WS_MODEL_UNCHANGED);
 	teardown_fixture(&f);
 }
 
@@ -186,11 +186,11 @@ Test(model, segment_events_add_replace_and_guard_segments_in_use)
 				 json_object_get(json_object_get(f.m.doc, "segments"), "beta"), "included"), 0)),
 			 "u-2");
 	cr_assert_eq(apply(&f, "segment-updated", "{\"name\": \"beta\", \"segment\": {\"included\": [\"u-2\"]}}"),
-		     WR_MODEL_UNCHANGED);
+		     WS_MODEL_UNCHANGED);
 	assert_rejected(&f, "segment-deleted", "{\"name\": \"beta\"}", "beta");
 	cr_assert_eq(apply(&f, "segment-deleted", "{\"name\": \"staff\"}"), 0, "%s", joined(&f.errs));
 	cr_assert_null(json_object_get(json_object_get(f.m.doc, "segments"), "staff"));
-	cr_assert_eq(apply(&f, "segment-deleted", "{\"name\": \"staff\"}"), WR_MODEL_UNCHANGED);
+	cr_assert_eq(apply(&f, "segment-deleted", "{\"name\": \"staff\"}"), WS_MODEL_UNCHANGED);
 	assert_rejected(&f, "segment-updated", "{\"name\": \"x\", \"segment\": {\"conditions\": [{\"attribute\": \"a\","
 			" \"operator\": \"nope\", \"value\": 1}]}}", "nope");
 	teardown_fixture(&f);
@@ -216,7 +216,7 @@ Test(model, a_delta_before_any_document_is_rejected)
 {
 	fixture f;
 	memset(&f, 0, sizeof f);
-	cr_assert_eq(wr_model_init(&f.m, NULL, NULL), 0);
+	cr_assert_eq(ws_model_init(&f.m, NULL, NULL), 0);
 	cr_assert_eq(apply(&f, "flag-updated", "{\"key\": \"a\", \"defaultValue\": true}"), FLAGSHM_EINVAL);
 	cr_assert(strstr(joined(&f.errs), "before any whole document"));
 	cr_assert_null(f.m.doc);
@@ -227,7 +227,7 @@ Test(model, a_bare_array_document_takes_flag_and_segment_events)
 {
 	fixture f;
 	memset(&f, 0, sizeof f);
-	cr_assert_eq(wr_model_init(&f.m, NULL, NULL), 0);
+	cr_assert_eq(ws_model_init(&f.m, NULL, NULL), 0);
 	cr_assert_eq(apply(&f, "put", "[{\"key\": \"a\", \"defaultValue\": true}]"), 0, "%s", joined(&f.errs));
 	cr_assert_eq(apply(&f, "flag-updated", "{\"key\": \"b\", \"defaultValue\": false}"), 0, "%s", joined(&f.errs));
 	cr_assert(json_is_array(f.m.doc));
@@ -268,12 +268,12 @@ Test(model, set_takes_a_whole_document_and_refuses_an_invalid_one)
 	json_t *bad = json_loads("{\"formatVersion\": 1, \"flags\": [{\"key\": \"only\"}]}", 0, NULL);
 
 	setup_fixture(&f);
-	wr_snapshot_free(&f.snap);
+	wc_snapshot_free(&f.snap);
 	memset(&f.snap, 0, sizeof f.snap);
-	cr_assert_eq(wr_model_set(&f.m, doc, "poll", &f.snap, &f.errs), 0, "%s", joined(&f.errs));
+	cr_assert_eq(ws_model_set(&f.m, doc, "poll", &f.snap, &f.errs), 0, "%s", joined(&f.errs));
 	cr_assert_eq(f.snap.nflags, 1);
-	cr_assert_eq(wr_model_set(&f.m, doc, "poll", NULL, &f.errs), WR_MODEL_UNCHANGED);
-	cr_assert_eq(wr_model_set(&f.m, bad, "poll", NULL, &f.errs), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_model_set(&f.m, doc, "poll", NULL, &f.errs), WS_MODEL_UNCHANGED);
+	cr_assert_eq(ws_model_set(&f.m, bad, "poll", NULL, &f.errs), FLAGSHM_EINVAL);
 	cr_assert(json_equal(f.m.doc, doc));
 	json_decref(doc);
 	json_decref(bad);

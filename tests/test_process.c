@@ -128,7 +128,7 @@ Test(process, readers_in_four_processes_only_ever_see_whole_generations)
 	ts_publish_next(&w);
 
 	/* Compile every generation first, so the publishes come fast. */
-	static wr_snapshot snaps[PUBLISHES];
+	static wc_snapshot snaps[PUBLISHES];
 	for (int i = 0; i < PUBLISHES; i++)
 		ts_compile_gen((uint64_t)i + 2, &snaps[i]);
 	uint64_t final = 1 + PUBLISHES;
@@ -166,7 +166,7 @@ Test(process, readers_in_four_processes_only_ever_see_whole_generations)
 			  i, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	}
 	for (int i = 0; i < PUBLISHES; i++)
-		wr_snapshot_free(&snaps[i]);
+		wc_snapshot_free(&snaps[i]);
 	shm_writer_close(&w);
 }
 
@@ -205,7 +205,7 @@ Test(process, children_forked_after_open_see_every_later_generation)
 		close(from_writer[0]);
 		shm_writer w;
 		char err[256];
-		wr_snapshot s = { 0 };
+		wc_snapshot s = { 0 };
 		if (shm_writer_open(&w, g_store, err, sizeof err))
 			_exit(2);
 		for (int step = 0; step < 2; step++) {
@@ -217,7 +217,7 @@ Test(process, children_forked_after_open_see_every_later_generation)
 				ts_compile_gen(w.next, &s);
 				if (shm_writer_publish(&w, s.bytes, s.size, err, sizeof err))
 					_exit(4);
-				wr_snapshot_free(&s);
+				wc_snapshot_free(&s);
 			}
 			(void)!write(from_writer[1], "p", 1);
 		}

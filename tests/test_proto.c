@@ -76,17 +76,17 @@ static void assert_round_trip(const char *text)
 	size_t n = 0, n2 = 0;
 	char err[256] = "";
 
-	cr_assert_eq(wr_proto_encode(in, &pb, &n, err, sizeof err), 0, "encode: %s", err);
-	cr_assert_eq(wr_proto_decode(pb, n, NULL, &out, err, sizeof err), 0, "decode: %s", err);
+	cr_assert_eq(ws_proto_encode(in, &pb, &n, err, sizeof err), 0, "encode: %s", err);
+	cr_assert_eq(ws_proto_decode(pb, n, NULL, &out, err, sizeof err), 0, "decode: %s", err);
 	if (!json_equal(in, out)) {
 		char *a = dump(in), *b = dump(out);
 		cr_assert_fail("JSON -> protobuf -> JSON differs:\n in: %s\nout: %s", a, b);
 	}
 	/* And the other way: protobuf -> JSON -> protobuf, byte for byte. */
-	cr_assert_eq(wr_proto_encode(out, &pb2, &n2, err, sizeof err), 0, "re-encode: %s", err);
+	cr_assert_eq(ws_proto_encode(out, &pb2, &n2, err, sizeof err), 0, "re-encode: %s", err);
 	cr_assert_eq(n2, n, "sizes %zu and %zu", n, n2);
 	cr_assert_eq(memcmp(pb, pb2, n), 0, "protobuf bytes differ");
-	cr_assert_eq(wr_proto_decode(pb2, n2, NULL, &out2, err, sizeof err), 0);
+	cr_assert_eq(ws_proto_decode(pb2, n2, NULL, &out2, err, sizeof err), 0);
 	cr_assert(json_equal(out, out2));
 	free(pb);
 	free(pb2);
@@ -121,8 +121,8 @@ Test(proto, numbers_keep_their_value_exactly)
 	size_t n;
 	char err[256];
 
-	cr_assert_eq(wr_proto_encode(in, &pb, &n, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(wr_proto_decode(pb, n, NULL, &out, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_proto_encode(in, &pb, &n, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_proto_decode(pb, n, NULL, &out, err, sizeof err), 0, "%s", err);
 	f = json_array_get(json_object_get(out, "flags"), 0);
 	cr_assert_eq(json_real_value(json_object_get(f, "defaultValue")), 0.1);
 	cr_assert_eq(json_real_value(json_object_get(f, "offValue")), 1e300);
@@ -161,7 +161,7 @@ Test(proto, a_control_plane_built_message_decodes_to_the_json_form)
 	n = flagshm__v1__document__pack(&doc, buf);
 	cr_assert(n < sizeof buf);
 
-	cr_assert_eq(wr_proto_decode(buf, n, NULL, &out, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ws_proto_decode(buf, n, NULL, &out, err, sizeof err), 0, "%s", err);
 	want = load("{\"formatVersion\": 1, \"flags\": [{\"key\": \"k\", \"defaultValue\": \"on\","
 		    " \"offValue\": {\"a\": [1, 2]}, \"rolloutPercentage\": 25}]}");
 	cr_assert(json_equal(out, want), "got %s", dump(out));
@@ -176,7 +176,7 @@ static void assert_encode_error(const char *text, int want_rc, const char *want_
 	size_t n = 1;
 	char err[256] = "";
 
-	cr_assert_eq(wr_proto_encode(in, &pb, &n, err, sizeof err), want_rc, "for %s: %s", text, err);
+	cr_assert_eq(ws_proto_encode(in, &pb, &n, err, sizeof err), want_rc, "for %s: %s", text, err);
 	cr_assert_str_eq(err, want_err);
 	cr_assert_null(pb);
 	cr_assert_eq(n, 0);
@@ -211,7 +211,7 @@ Test(proto, encode_refuses_a_string_with_nul)
 	char err[256];
 
 	cr_assert_not_null(doc);
-	cr_assert_eq(wr_proto_encode(doc, &pb, &n, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_proto_encode(doc, &pb, &n, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "flags[0].key: a string with a NUL byte");
 	json_decref(doc);
 }
@@ -221,7 +221,7 @@ static void assert_decode_error(const uint8_t *buf, size_t n, const char *want_p
 	json_t *out = (json_t *)1;
 	char err[256] = "";
 
-	cr_assert_eq(wr_proto_decode(buf, n, NULL, &out, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_proto_decode(buf, n, NULL, &out, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_null(out);
 	cr_assert(strncmp(err, want_prefix, strlen(want_prefix)) == 0, "got \"%s\"", err);
 }
@@ -280,7 +280,7 @@ Test(proto, empty_input_is_an_empty_bare_document)
 	json_t *out = NULL;
 	char err[64];
 
-	cr_assert_eq(wr_proto_decode((const uint8_t *)"", 0, NULL, &out, err, sizeof err), 0);
+	cr_assert_eq(ws_proto_decode((const uint8_t *)"", 0, NULL, &out, err, sizeof err), 0);
 	cr_assert(json_is_array(out) && json_array_size(out) == 0);
 	json_decref(out);
 }
@@ -315,14 +315,14 @@ static uint8_t *repeat2(const uint8_t *prefix, size_t plen, const char pair[2], 
  * max_flags applied. Now they are counted on the wire first. */
 Test(proto, an_8mb_body_of_empty_flags_is_refused_before_unpacking)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	size_t n;
 	uint8_t *body = repeat2(NULL, 0, "\x22\x00", 4u << 20, &n);
 	json_t *out = NULL;
 	char err[512] = "";
 	long before = peak_mib();
 
-	cr_assert_eq(wr_proto_decode(body, n, &lim, &out, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_proto_decode(body, n, &lim, &out, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "flags: more than the limit max_flags (100000): flags[100000] starts "
 			      "at byte 200000 of the flagshm.v1.Document; refused before unpacking");
 	cr_assert_null(out);
@@ -334,12 +334,12 @@ Test(proto, an_8mb_body_of_empty_flags_is_refused_before_unpacking)
 
 Test(proto, too_many_segments_are_refused_before_unpacking)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	json_t *out = NULL;
 	char err[512] = "";
 
 	lim.max_segments = 2;
-	cr_assert_eq(wr_proto_decode((const uint8_t *)"\x1a\x00\x1a\x00\x1a\x00", 6, &lim, &out, err,
+	cr_assert_eq(ws_proto_decode((const uint8_t *)"\x1a\x00\x1a\x00\x1a\x00", 6, &lim, &out, err,
 				     sizeof err),
 		     FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "segments: more than the limit max_segments (2): segments[2] starts "
@@ -350,7 +350,7 @@ Test(proto, too_many_segments_are_refused_before_unpacking)
  * costly as a valid rule once unpacked): the budget stops the unpack. */
 Test(proto, a_body_of_empty_rules_stops_at_the_memory_budget)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	size_t rules = 1u << 20, n; /* 2 MiB of rules in one flag */
 	uint8_t head[8] = {0x22}, *body;
 	size_t inner = 2 * rules, h = 1;
@@ -364,7 +364,7 @@ Test(proto, a_body_of_empty_rules_stops_at_the_memory_budget)
 	}
 	body = repeat2(head, h, "\x5a\x00", rules, &n);
 	long before = peak_mib();
-	cr_assert_eq(wr_proto_decode(body, n, &lim, &out, err, sizeof err), FLAGSHM_EINVAL, "%s",
+	cr_assert_eq(ws_proto_decode(body, n, &lim, &out, err, sizeof err), FLAGSHM_EINVAL, "%s",
 		     err);
 	/* Unpacked within the budget, it runs out while converting to JSON:
 	 * the message names the rule it had reached. */

@@ -20,7 +20,7 @@ typedef struct rec {
 	int n;
 } rec;
 
-static int record(void *ud, const wr_sse_event *ev)
+static int record(void *ud, const ws_sse_event *ev)
 {
 	rec *r = ud;
 	size_t room = sizeof r->log - r->len;
@@ -45,15 +45,15 @@ static int record(void *ud, const wr_sse_event *ev)
 /* Feed S whole and return the log (static buffer of the recorder). */
 static const char *parse(rec *r, const char *s, size_t n)
 {
-	wr_sse p;
+	ws_sse p;
 	char err[128];
 	int rc;
 
 	memset(r, 0, sizeof *r);
-	wr_sse_init(&p, 1 << 16, record, r);
-	rc = wr_sse_feed(&p, s, n, err, sizeof err);
+	ws_sse_init(&p, 1 << 16, record, r);
+	rc = ws_sse_feed(&p, s, n, err, sizeof err);
 	cr_assert_eq(rc, 0, "feed failed: %d %s", rc, err);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 	return r->log;
 }
 
@@ -97,17 +97,17 @@ Test(sse, cr_lf_and_crlf_all_end_lines)
 Test(sse, comments_are_keepalives_not_events)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 	const char s[] = ": keep-alive\n\n:\n: another\ndata: d\n: inside\n\n";
 
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 4096, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, s, sizeof s - 1, err, sizeof err), 0);
+	ws_sse_init(&p, 4096, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, s, sizeof s - 1, err, sizeof err), 0);
 	cr_assert_str_eq(r.log, "message||d\n");
 	cr_assert_eq(p.comments, 4);
 	cr_assert_eq(p.events, 1);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, event_without_data_is_not_dispatched_and_its_type_is_forgotten)
@@ -119,32 +119,32 @@ Test(sse, event_without_data_is_not_dispatched_and_its_type_is_forgotten)
 Test(sse, ids_persist_and_an_id_with_nul_is_ignored)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 	const char s[] = "id: 5\ndata: a\n\ndata: b\n\nid: 6\n\nid: x\0y\ndata: c\n\nid\ndata: e\n\n";
 
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 4096, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, s, sizeof s - 1, err, sizeof err), 0);
+	ws_sse_init(&p, 4096, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, s, sizeof s - 1, err, sizeof err), 0);
 	/* "id: 6" alone updates the last id without an event; the NUL id is
 	 * ignored; a bare "id" clears it. */
 	cr_assert_str_eq(r.log, "message|5|a\nmessage|5|b\nmessage|6|c\nmessage||e\n");
-	cr_assert_str_eq(wr_sse_last_id(&p), "");
-	wr_sse_free(&p);
+	cr_assert_str_eq(ws_sse_last_id(&p), "");
+	ws_sse_free(&p);
 }
 
 Test(sse, retry_takes_digits_only)
 {
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 
-	wr_sse_init(&p, 4096, NULL, NULL);
+	ws_sse_init(&p, 4096, NULL, NULL);
 	cr_assert_eq(p.retry_ms, -1);
-	cr_assert_eq(wr_sse_feed(&p, "retry: 3000\n", 12, err, sizeof err), 0);
+	cr_assert_eq(ws_sse_feed(&p, "retry: 3000\n", 12, err, sizeof err), 0);
 	cr_assert_eq(p.retry_ms, 3000);
-	cr_assert_eq(wr_sse_feed(&p, "retry: 30x\nretry: -1\nretry:\nretry: 9999999999\n", 46, err, sizeof err), 0);
+	cr_assert_eq(ws_sse_feed(&p, "retry: 30x\nretry: -1\nretry:\nretry: 9999999999\n", 46, err, sizeof err), 0);
 	cr_assert_eq(p.retry_ms, 3000, "invalid retry values are ignored (got %ld)", p.retry_ms);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, unknown_fields_are_ignored)
@@ -183,17 +183,17 @@ Test(sse, every_split_into_two_chunks_gives_the_same_events)
 
 	for (size_t k = 0; k <= n; k++) {
 		rec r;
-		wr_sse p;
+		ws_sse p;
 		char err[64];
 
 		memset(&r, 0, sizeof r);
-		wr_sse_init(&p, 4096, record, &r);
-		cr_assert_eq(wr_sse_feed(&p, stream, k, err, sizeof err), 0);
-		cr_assert_eq(wr_sse_feed(&p, stream + k, n - k, err, sizeof err), 0);
+		ws_sse_init(&p, 4096, record, &r);
+		cr_assert_eq(ws_sse_feed(&p, stream, k, err, sizeof err), 0);
+		cr_assert_eq(ws_sse_feed(&p, stream + k, n - k, err, sizeof err), 0);
 		cr_assert_str_eq(r.log, stream_want, "split at %zu:\n%s", k, r.log);
 		cr_assert_eq(p.retry_ms, 1500);
-		cr_assert(!wr_sse_mid_event(&p));
-		wr_sse_free(&p);
+		cr_assert(!ws_sse_mid_event(&p));
+		ws_sse_free(&p);
 	}
 }
 
@@ -201,25 +201,25 @@ Test(sse, byte_by_byte_and_three_way_splits_give_the_same_events)
 {
 	const size_t n = sizeof stream - 1;
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 4096, record, &r);
+	ws_sse_init(&p, 4096, record, &r);
 	for (size_t i = 0; i < n; i++)
-		cr_assert_eq(wr_sse_feed(&p, stream + i, 1, err, sizeof err), 0);
+		cr_assert_eq(ws_sse_feed(&p, stream + i, 1, err, sizeof err), 0);
 	cr_assert_str_eq(r.log, stream_want);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 
 	for (size_t a = 0; a <= n; a += 3) {
 		for (size_t b = a; b <= n; b += 5) {
 			memset(&r, 0, sizeof r);
-			wr_sse_init(&p, 4096, record, &r);
-			cr_assert_eq(wr_sse_feed(&p, stream, a, err, sizeof err), 0);
-			cr_assert_eq(wr_sse_feed(&p, stream + a, b - a, err, sizeof err), 0);
-			cr_assert_eq(wr_sse_feed(&p, stream + b, n - b, err, sizeof err), 0);
+			ws_sse_init(&p, 4096, record, &r);
+			cr_assert_eq(ws_sse_feed(&p, stream, a, err, sizeof err), 0);
+			cr_assert_eq(ws_sse_feed(&p, stream + a, b - a, err, sizeof err), 0);
+			cr_assert_eq(ws_sse_feed(&p, stream + b, n - b, err, sizeof err), 0);
 			cr_assert_str_eq(r.log, stream_want, "split at %zu,%zu", a, b);
-			wr_sse_free(&p);
+			ws_sse_free(&p);
 		}
 	}
 }
@@ -227,85 +227,85 @@ Test(sse, byte_by_byte_and_three_way_splits_give_the_same_events)
 Test(sse, oversize_event_fails_clearly_and_stays_failed_until_reset)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[128] = "";
 	char big[200];
 
 	memset(&r, 0, sizeof r);
 	memset(big, 'x', sizeof big);
-	wr_sse_init(&p, 100, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, "data: ", 6, err, sizeof err), 0);
-	cr_assert_eq(wr_sse_feed(&p, big, sizeof big, err, sizeof err), FLAGSHM_EINVAL);
+	ws_sse_init(&p, 100, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, "data: ", 6, err, sizeof err), 0);
+	cr_assert_eq(ws_sse_feed(&p, big, sizeof big, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "SSE event larger than the limit of 100 bytes");
 	err[0] = '\0';
-	cr_assert_eq(wr_sse_feed(&p, "\n\ndata: ok\n\n", 12, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_sse_feed(&p, "\n\ndata: ok\n\n", 12, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "SSE event larger than the limit of 100 bytes");
 	cr_assert_eq(r.n, 0);
 
-	wr_sse_reset(&p);
-	cr_assert_eq(wr_sse_feed(&p, "data: ok\n\n", 10, err, sizeof err), 0);
+	ws_sse_reset(&p);
+	cr_assert_eq(ws_sse_feed(&p, "data: ok\n\n", 10, err, sizeof err), 0);
 	cr_assert_str_eq(r.log, "message||ok\n");
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, many_data_lines_count_toward_the_limit)
 {
-	wr_sse p;
+	ws_sse p;
 	char err[128];
 	int rc = 0;
 
-	wr_sse_init(&p, 1000, NULL, NULL);
+	ws_sse_init(&p, 1000, NULL, NULL);
 	for (int i = 0; i < 200 && rc == 0; i++)
-		rc = wr_sse_feed(&p, "data: 0123456789\n", 17, err, sizeof err);
+		rc = ws_sse_feed(&p, "data: 0123456789\n", 17, err, sizeof err);
 	cr_assert_eq(rc, FLAGSHM_EINVAL, "1000-byte bound not enforced across lines");
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, an_event_at_exactly_the_limit_passes)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[128], line[64];
 
 	/* "data: " + 20 bytes: the line is 26 bytes, the data 21 with its "\n". */
 	memset(&r, 0, sizeof r);
 	snprintf(line, sizeof line, "data: %s\n\n", "01234567890123456789");
-	wr_sse_init(&p, 26, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, line, strlen(line), err, sizeof err), 0, "%s", err);
+	ws_sse_init(&p, 26, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, line, strlen(line), err, sizeof err), 0, "%s", err);
 	cr_assert_eq(r.n, 1);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, callback_return_stops_the_feed)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 
 	memset(&r, 0, sizeof r);
 	r.stop_after = 2;
-	wr_sse_init(&p, 4096, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, stream, sizeof stream - 1, err, sizeof err), 7);
+	ws_sse_init(&p, 4096, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, stream, sizeof stream - 1, err, sizeof err), 7);
 	cr_assert_eq(r.n, 2);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, reset_drops_the_partial_event_and_keeps_the_last_id)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 4096, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, "id: 9\ndata: a\n\nevent: put\ndata: {\"half\"", 40, err, sizeof err), 0);
-	cr_assert(wr_sse_mid_event(&p));
-	wr_sse_reset(&p);
-	cr_assert(!wr_sse_mid_event(&p));
-	cr_assert_str_eq(wr_sse_last_id(&p), "9");
-	cr_assert_eq(wr_sse_feed(&p, "data: b\n\n", 9, err, sizeof err), 0);
+	ws_sse_init(&p, 4096, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, "id: 9\ndata: a\n\nevent: put\ndata: {\"half\"", 40, err, sizeof err), 0);
+	cr_assert(ws_sse_mid_event(&p));
+	ws_sse_reset(&p);
+	cr_assert(!ws_sse_mid_event(&p));
+	cr_assert_str_eq(ws_sse_last_id(&p), "9");
+	cr_assert_eq(ws_sse_feed(&p, "data: b\n\n", 9, err, sizeof err), 0);
 	cr_assert_str_eq(r.log, "message|9|a\nmessage|9|b\n");
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, garbage_never_crashes_and_is_bounded)
@@ -314,13 +314,13 @@ Test(sse, garbage_never_crashes_and_is_bounded)
 	char buf[4096];
 
 	for (int round = 0; round < 200; round++) {
-		wr_sse p;
+		ws_sse p;
 		rec r;
 		char err[128];
 		int rc = 0;
 
 		memset(&r, 0, sizeof r);
-		wr_sse_init(&p, 2048, record, &r);
+		ws_sse_init(&p, 2048, record, &r);
 		for (int chunk = 0; chunk < 8 && rc == 0; chunk++) {
 			size_t n = (size_t)(x % sizeof buf);
 			for (size_t i = 0; i < n; i++) {
@@ -329,14 +329,14 @@ Test(sse, garbage_never_crashes_and_is_bounded)
 				static const char alpha[] = "\r\n:data event id retry\0\xef\xbb\xbf";
 				buf[i] = (x & 3) ? alpha[(x >> 8) % (sizeof alpha - 1)] : (char)(x >> 16);
 			}
-			rc = wr_sse_feed(&p, buf, n, err, sizeof err);
+			rc = ws_sse_feed(&p, buf, n, err, sizeof err);
 			cr_assert(rc == 0 || rc == FLAGSHM_EINVAL, "rc %d", rc);
 		}
-		wr_sse_free(&p);
+		ws_sse_free(&p);
 	}
 }
 
-static int data_len_cb(void *ud, const wr_sse_event *ev)
+static int data_len_cb(void *ud, const ws_sse_event *ev)
 {
 	*(size_t *)ud = ev->data_len;
 	cr_assert_eq(memcmp(ev->data, "a\0b", 4), 0);
@@ -345,15 +345,15 @@ static int data_len_cb(void *ud, const wr_sse_event *ev)
 
 Test(sse, data_may_hold_nul_bytes_and_reports_the_length)
 {
-	wr_sse p;
+	ws_sse p;
 	char err[64];
 	static const char s[] = "data: a\0b\n\n";
 	size_t got = 0;
 
-	wr_sse_init(&p, 4096, data_len_cb, &got);
-	cr_assert_eq(wr_sse_feed(&p, s, sizeof s - 1, err, sizeof err), 0);
+	ws_sse_init(&p, 4096, data_len_cb, &got);
+	cr_assert_eq(ws_sse_feed(&p, s, sizeof s - 1, err, sizeof err), 0);
 	cr_assert_eq(got, 3);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 /* issue 8, finding 7: the event limit counts every line of an event, not
@@ -361,7 +361,7 @@ Test(sse, data_may_hold_nul_bytes_and_reports_the_length)
 Test(sse, event_and_id_and_unknown_lines_count_toward_the_event_limit)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[128] = "", ev[256];
 	char pad[61];
 
@@ -370,53 +370,53 @@ Test(sse, event_and_id_and_unknown_lines_count_toward_the_event_limit)
 	/* 67 + 64 + 7 + 7 = 145 bytes of lines, 6 of them data. */
 	int n = snprintf(ev, sizeof ev, "event: %s\nid: %s\nfoo: xy\ndata: z\n\n", pad, pad);
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 100, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), FLAGSHM_EINVAL,
+	ws_sse_init(&p, 100, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, ev, (size_t)n, err, sizeof err), FLAGSHM_EINVAL,
 		     "a 145-byte event passed a 100-byte limit");
 	cr_assert_str_eq(err, "SSE event larger than the limit of 100 bytes");
 	cr_assert_eq(r.n, 0);
-	cr_assert_str_eq(wr_sse_last_id(&p), "");
-	wr_sse_free(&p);
+	cr_assert_str_eq(ws_sse_last_id(&p), "");
+	ws_sse_free(&p);
 
 	/* The same event passes a limit of exactly its lines' bytes. */
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 145, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
+	ws_sse_init(&p, 145, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(r.n, 1);
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, an_id_past_256_bytes_fails_the_stream_and_is_never_kept)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[128] = "", chunk[4096];
 	int rc = 0;
 
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 64u << 20, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, "id: a\ndata: 1\n\nid: ", 19, err, sizeof err), 0, "%s", err);
+	ws_sse_init(&p, 64u << 20, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, "id: a\ndata: 1\n\nid: ", 19, err, sizeof err), 0, "%s", err);
 	/* 7 MB of id, in chunks as the network delivers them. */
 	memset(chunk, 'x', sizeof chunk);
 	for (int i = 0; i < 7 * 256 && rc == 0; i++)
-		rc = wr_sse_feed(&p, chunk, sizeof chunk, err, sizeof err);
+		rc = ws_sse_feed(&p, chunk, sizeof chunk, err, sizeof err);
 	cr_assert_eq(rc, FLAGSHM_EINVAL, "a 7 MB id was accepted");
 	cr_assert_str_eq(err, "SSE id field longer than the limit of 256 bytes (after 1 events)");
 	/* At most the chunk that crossed the bound was buffered. */
 	cr_assert_leq(p.line.cap, 2 * sizeof chunk, "the long id was buffered (%zu bytes)", p.line.cap);
-	cr_assert_str_eq(wr_sse_last_id(&p), "a", "the last id is \"%s\", want \"a\"",
-			 wr_sse_last_id(&p));
+	cr_assert_str_eq(ws_sse_last_id(&p), "a", "the last id is \"%s\", want \"a\"",
+			 ws_sse_last_id(&p));
 	/* Sticky, with the same message. */
 	err[0] = '\0';
-	cr_assert_eq(wr_sse_feed(&p, "\n\n", 2, err, sizeof err), FLAGSHM_EINVAL);
+	cr_assert_eq(ws_sse_feed(&p, "\n\n", 2, err, sizeof err), FLAGSHM_EINVAL);
 	cr_assert_str_eq(err, "SSE id field longer than the limit of 256 bytes (after 1 events)");
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 }
 
 Test(sse, an_id_of_exactly_256_bytes_is_kept)
 {
 	rec r;
-	wr_sse p;
+	ws_sse p;
 	char err[128] = "", ev[300];
 	char id[257];
 
@@ -424,11 +424,11 @@ Test(sse, an_id_of_exactly_256_bytes_is_kept)
 	id[256] = '\0';
 	int n = snprintf(ev, sizeof ev, "id: %s\ndata: 1\n\n", id);
 	memset(&r, 0, sizeof r);
-	wr_sse_init(&p, 4096, record, &r);
-	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
-	cr_assert_str_eq(wr_sse_last_id(&p), id);
+	ws_sse_init(&p, 4096, record, &r);
+	cr_assert_eq(ws_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
+	cr_assert_str_eq(ws_sse_last_id(&p), id);
 	/* Without the space after the colon, too. */
 	n = snprintf(ev, sizeof ev, "id:%s\ndata: 1\n\n", id);
-	cr_assert_eq(wr_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
-	wr_sse_free(&p);
+	cr_assert_eq(ws_sse_feed(&p, ev, (size_t)n, err, sizeof err), 0, "%s", err);
+	ws_sse_free(&p);
 }

@@ -221,7 +221,7 @@ Test(store, generation_object_created_but_not_bumped_is_ignored)
 {
 	shm_writer w;
 	flagshm_store *s;
-	wr_snapshot next = { 0 };
+	wc_snapshot next = { 0 };
 
 	setup_store("partial");
 	ts_writer_open(&w, g_store);
@@ -241,7 +241,7 @@ Test(store, generation_object_created_but_not_bumped_is_ignored)
 	flagshm_info info;
 	cr_expect_eq(flagshm_store_info(s, &info), 0);
 	cr_expect_eq(info.generation, 1);
-	wr_snapshot_free(&next);
+	wc_snapshot_free(&next);
 	flagshm_close(&s);
 	shm_writer_close(&w);
 }
@@ -260,7 +260,7 @@ Test(store, corrupt_newer_generation_keeps_the_old_one_serving_and_is_logged_onc
 {
 	shm_writer w;
 	flagshm_store *s;
-	wr_snapshot bad = { 0 };
+	wc_snapshot bad = { 0 };
 	char err[256] = "";
 
 	setup_store("corrupt");
@@ -308,7 +308,7 @@ Test(store, corrupt_newer_generation_keeps_the_old_one_serving_and_is_logged_onc
 	ts_publish_next(&w);
 	cr_expect_eq(flagshm_number(s, "n0", NULL, -1), 3);
 	cr_expect(strstr(g_last_log, "serving generation 3"), "log line: %s", g_last_log);
-	wr_snapshot_free(&bad);
+	wc_snapshot_free(&bad);
 	flagshm_close(&s);
 	shm_writer_close(&w);
 }
@@ -540,12 +540,12 @@ Test(store, a_killed_writers_leftovers_go_and_generations_continue_upward)
 		char err[256];
 		if (shm_writer_open(&w, g_store, err, sizeof err))
 			_exit(3);
-		wr_snapshot s = { 0 };
+		wc_snapshot s = { 0 };
 		for (int g = 1; g <= 2; g++) {
 			ts_compile_gen((uint64_t)g, &s);
 			if (shm_writer_publish(&w, s.bytes, s.size, err, sizeof err))
 				_exit(4);
-			wr_snapshot_free(&s);
+			wc_snapshot_free(&s);
 		}
 		ts_compile_gen(3, &s);
 		char name[SHM_OBJ_NAME_MAX];
@@ -608,7 +608,7 @@ Test(store, store_info_reports_generation_size_environment_and_writer)
 	cr_expect(info.writer_alive);
 	cr_expect_gt(info.heartbeat_ms, 0);
 
-	wr_snapshot snap = { 0 };
+	wc_snapshot snap = { 0 };
 	ts_compile("{'formatVersion':1,'flags':[{'key':'a','defaultValue':true},"
 		   "{'key':'b','defaultValue':1,'offValue':0,"
 		   "'environments':{'staging':{'defaultValue':2}}}]}",
@@ -622,7 +622,7 @@ Test(store, store_info_reports_generation_size_environment_and_writer)
 	cr_expect_str_eq(info.environment, "staging");
 	cr_expect_gt(info.published_ms, 1600000000000LL);
 	cr_expect_eq(flagshm_number(s, "b", NULL, -1), 2, "environment override applied");
-	wr_snapshot_free(&snap);
+	wc_snapshot_free(&snap);
 
 	shm_writer_close(&w);
 	cr_assert_eq(flagshm_store_info(s, &info), 0);
@@ -657,7 +657,7 @@ Test(store, a_failed_publish_leaves_readers_untouched)
 {
 	shm_writer w;
 	flagshm_store *s;
-	wr_snapshot snap = { 0 };
+	wc_snapshot snap = { 0 };
 	char err[512] = "";
 	setup_store("enospc");
 	ts_writer_open(&w, g_store);
@@ -685,7 +685,7 @@ Test(store, a_failed_publish_leaves_readers_untouched)
 	/* and the next publish works, as generation 2 */
 	cr_expect_eq(shm_writer_publish(&w, snap.bytes, snap.size, err, sizeof err), 0, "%s", err);
 	cr_expect_eq(flagshm_number(s, "n0", NULL, -1), 2);
-	wr_snapshot_free(&snap);
+	wc_snapshot_free(&snap);
 	flagshm_close(&s);
 	shm_writer_close(&w);
 }

@@ -59,7 +59,7 @@ TestSuite(trust, .init = setup, .fini = teardown, .timeout = 60);
 /* ------------------------------------------------------------ helpers */
 
 /* The document every value of which says WHO. */
-static void compile_who(const char *who, wr_snapshot *out)
+static void compile_who(const char *who, wc_snapshot *out)
 {
 	char doc[512];
 	snprintf(doc, sizeof doc,
@@ -134,7 +134,7 @@ static int plant(const char *name, mode_t mode, const void *data, size_t len)
 
 /* The attacker's snapshot: a valid compiled snapshot saying "attacker",
  * stamped as generation GEN, and a control object pointing at it. */
-static wr_snapshot evil;
+static wc_snapshot evil;
 
 static void evil_prepare(void)
 {
@@ -176,7 +176,7 @@ static void attacker_plants_generation(uint64_t gen)
 	attacker_plants(name, 0444, evil.bytes, evil.size);
 }
 
-static void publish(shm_writer *w, const wr_snapshot *s)
+static void publish(shm_writer *w, const wc_snapshot *s)
 {
 	char err[512] = "";
 	int rc = shm_writer_publish(w, s->bytes, s->size, err, sizeof err);
@@ -250,15 +250,15 @@ Test(trust, squatted_control_object_is_refused_by_readers_and_the_writer)
 
 	/* As the message says: root removes the store, and a writer starts. */
 	cr_assert_eq(shm_store_remove(store, err, sizeof err), 0, "%s", err);
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
 	publish(&w, &good);
 	char buf[64];
 	cr_expect_str_eq(served(NULL, buf, sizeof buf), "writer");
 	shm_writer_close(&w);
-	wr_snapshot_free(&good);
-	wr_snapshot_free(&evil);
+	wc_snapshot_free(&good);
+	wc_snapshot_free(&evil);
 }
 
 Test(trust, squatted_lock_object_is_refused_not_adopted)
@@ -358,7 +358,7 @@ Test(trust, a_lock_held_on_the_control_object_does_not_block_the_writer)
 {
 	shm_writer w;
 	char err[512] = "";
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
 	publish(&w, &good);
@@ -399,7 +399,7 @@ Test(trust, a_lock_held_on_the_control_object_does_not_block_the_writer)
 	waitpid(pid, &st, 0);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "attacker status 0x%x", st);
 	close(ready[0]);
-	wr_snapshot_free(&good);
+	wc_snapshot_free(&good);
 }
 
 /* Every write the attacker could try on a live store fails. */
@@ -446,13 +446,13 @@ Test(trust, every_user_reads_the_flags_nobody_else_changes_them)
 {
 	shm_writer w;
 	char err[512] = "";
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
 	publish(&w, &good);
 	cr_expect_eq(as_user(ATTACKER_UID, tamper_fn, store), 0);
 	shm_writer_close(&w);
-	wr_snapshot_free(&good);
+	wc_snapshot_free(&good);
 }
 
 /* --------------------------- a writer that is not root, and its readers */
@@ -460,7 +460,7 @@ Test(trust, every_user_reads_the_flags_nobody_else_changes_them)
 Test(trust, foreign_generation_names_are_skipped_and_never_served)
 {
 	evil_prepare();
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	char err[512] = "", buf[64], uidbuf[16];
 	snprintf(uidbuf, sizeof uidbuf, "%d", WRITER_UID);
@@ -520,13 +520,13 @@ Test(trust, foreign_generation_names_are_skipped_and_never_served)
 	be(WRITER_UID);
 	shm_writer_close(&w);
 	be_root();
-	wr_snapshot_free(&good);
-	wr_snapshot_free(&evil);
+	wc_snapshot_free(&good);
+	wc_snapshot_free(&evil);
 }
 
 Test(trust, a_reader_of_another_user_refuses_a_writer_it_does_not_trust)
 {
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	char err[512] = "";
 	shm_writer w;
@@ -543,7 +543,7 @@ Test(trust, a_reader_of_another_user_refuses_a_writer_it_does_not_trust)
 	be(WRITER_UID);
 	shm_writer_close(&w);
 	be_root();
-	wr_snapshot_free(&good);
+	wc_snapshot_free(&good);
 }
 
 /* --------------------------------------------------- generation numbers */
@@ -551,7 +551,7 @@ Test(trust, a_reader_of_another_user_refuses_a_writer_it_does_not_trust)
 Test(trust, planted_names_near_2_64_do_not_move_or_wrap_the_counter)
 {
 	evil_prepare();
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	attacker_plants_generation(UINT64_MAX - 1);
 	attacker_plants_generation(UINT64_MAX);
@@ -576,13 +576,13 @@ Test(trust, planted_names_near_2_64_do_not_move_or_wrap_the_counter)
 	bool ctl;
 	cr_expect_eq(rh_store_objects(store, &ctl, NULL, 0), 0, "objects left after --remove");
 	cr_expect_not(ctl);
-	wr_snapshot_free(&good);
-	wr_snapshot_free(&evil);
+	wc_snapshot_free(&good);
+	wc_snapshot_free(&evil);
 }
 
 Test(trust, the_writers_own_counter_at_2_64_minus_2_refuses_instead_of_wrapping)
 {
-	wr_snapshot good;
+	wc_snapshot good;
 	compile_who("writer", &good);
 	char err[512] = "";
 	shm_writer w;
@@ -612,7 +612,7 @@ Test(trust, the_writers_own_counter_at_2_64_minus_2_refuses_instead_of_wrapping)
 	cr_expect_str_eq(served(NULL, buf, sizeof buf), "writer", "the last good one serves");
 	flagshm_close(&s);
 	shm_writer_close(&w);
-	wr_snapshot_free(&good);
+	wc_snapshot_free(&good);
 }
 
 /* ------------------------------------------------- the lock and --remove */

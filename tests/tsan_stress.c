@@ -46,16 +46,16 @@ static int publish(shm_writer *w)
 		 "{\"key\":\"s\",\"defaultValue\":\"g%llu\",\"offValue\":\"\"}]}",
 		 g, g, g);
 	json_t *j = json_loads(doc, 0, NULL);
-	wr_limits lim = wr_limits_default();
-	wr_errors errs = { 0 };
-	wr_snapshot s = { 0 };
-	int rc = wr_compile(j, NULL, "stress", &lim, &s, &errs);
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = { 0 };
+	wc_snapshot s = { 0 };
+	int rc = wc_compile(j, NULL, "stress", &lim, &s, &errs);
 	if (rc == 0)
 		rc = shm_writer_publish(w, s.bytes, s.size, err, sizeof err);
 	if (rc)
 		fprintf(stderr, "publish %llu failed: %s\n", g, errs.n ? errs.msg[0] : err);
-	wr_snapshot_free(&s);
-	wr_errors_free(&errs);
+	wc_snapshot_free(&s);
+	wc_errors_free(&errs);
 	json_decref(j);
 	return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_compile.c - libFuzzer target: the flag-document loader
- * and compiler (wr_load_buffer + wr_compile) on arbitrary bytes.
+ * and compiler (wc_load_buffer + wc_compile) on arbitrary bytes.
  *
  * Oracle beyond "no crash, no sanitizer report": whatever the compiler
  * accepts must be a snapshot the reader validates (snap_open), and every
@@ -43,18 +43,18 @@ static void eval_all(const snap *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	wr_limits lim = wr_limits_default();
+	wc_limits lim = wc_limits_default();
 	lim.max_doc_bytes = 1 << 20;
 	lim.max_list = 1000;
 	lim.max_string = 4096;
 	lim.max_snapshot = 16 << 20;
-	wr_errors errs = { 0 };
+	wc_errors errs = { 0 };
 	json_t *doc = NULL;
-	wr_snapshot out = { 0 };
+	wc_snapshot out = { 0 };
 
-	if (wr_load_buffer((const char *)data, size, "fuzz.json", &lim, &doc, &errs) == 0) {
+	if (wc_load_buffer((const char *)data, size, "fuzz.json", &lim, &doc, &errs) == 0) {
 		const char *env = size && (data[0] & 1) ? "staging" : NULL;
-		if (wr_compile(doc, env, "fuzz.json", &lim, &out, &errs) == 0) {
+		if (wc_compile(doc, env, "fuzz.json", &lim, &out, &errs) == 0) {
 			snap s;
 			char err[256];
 			memset(&s, 0, sizeof s);
@@ -64,16 +64,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			eval_all(&s);
 			snap_close(&s);
-			wr_snapshot_free(&out);
+			wc_snapshot_free(&out);
 		} else if (errs.n == 0 && errs.dropped == 0) {
-			fprintf(stderr, "wr_compile failed without a message\n");
+			fprintf(stderr, "wc_compile failed without a message\n");
 			abort();
 		}
 	} else if (errs.n == 0) {
-		fprintf(stderr, "wr_load_buffer failed without a message\n");
+		fprintf(stderr, "wc_load_buffer failed without a message\n");
 		abort();
 	}
 	json_decref(doc);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	return 0;
 }

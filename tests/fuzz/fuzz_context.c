@@ -63,19 +63,19 @@ static uint8_t *fixed_bytes;
 
 static void init_fixed(void)
 {
-	wr_limits lim = wr_limits_default();
-	wr_errors errs = { 0 };
-	wr_snapshot out;
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = { 0 };
+	wc_snapshot out;
 	json_t *j = NULL;
 	char err[256];
-	if (wr_load_buffer(doc, strlen(doc), "fixed.json", &lim, &j, &errs) != 0 ||
-	    wr_compile(j, NULL, "fixed.json", &lim, &out, &errs) != 0) {
+	if (wc_load_buffer(doc, strlen(doc), "fixed.json", &lim, &j, &errs) != 0 ||
+	    wc_compile(j, NULL, "fixed.json", &lim, &out, &errs) != 0) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
 		abort();
 	}
 	json_decref(j);
-	wr_errors_free(&errs);
+	wc_errors_free(&errs);
 	fixed_bytes = out.bytes;
 	if (snap_open(&fixed, out.bytes, out.size, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);

@@ -16,14 +16,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = 0;
 	char err[512];
 
-	if (wr_proto_decode(data, size, NULL, &doc, err, sizeof err) != 0) {
+	if (ws_proto_decode(data, size, NULL, &doc, err, sizeof err) != 0) {
 		if (doc || !err[0])
 			abort();
 		return 0;
 	}
-	if (wr_proto_encode(doc, &pb, &n, err, sizeof err) != 0)
+	if (ws_proto_encode(doc, &pb, &n, err, sizeof err) != 0)
 		abort(); /* what decodes must be carried back */
-	if (wr_proto_decode(pb, n, NULL, &again, err, sizeof err) != 0)
+	if (ws_proto_decode(pb, n, NULL, &again, err, sizeof err) != 0)
 		abort();
 	if (!json_equal(doc, again))
 		abort();

@@ -23,7 +23,7 @@ static void mix(digest *d, const void *p, size_t n)
 	d->h = (d->h ^ 0xff) * 0x100000001b3ull;
 }
 
-static int on_event(void *ud, const wr_sse_event *ev)
+static int on_event(void *ud, const ws_sse_event *ev)
 {
 	digest *d = ud;
 	mix(d, ev->type, strlen(ev->type));
@@ -35,16 +35,16 @@ static int on_event(void *ud, const wr_sse_event *ev)
 
 static int run(const uint8_t *data, size_t size, size_t step, digest *d, int *rc)
 {
-	wr_sse p;
+	ws_sse p;
 	char err[128];
 
-	wr_sse_init(&p, 4096, on_event, d);
+	ws_sse_init(&p, 4096, on_event, d);
 	*rc = 0;
 	for (size_t i = 0; i < size && *rc == 0; i += step) {
 		size_t n = size - i < step ? size - i : step;
-		*rc = wr_sse_feed(&p, data + i, n, err, sizeof err);
+		*rc = ws_sse_feed(&p, data + i, n, err, sizeof err);
 	}
-	wr_sse_free(&p);
+	ws_sse_free(&p);
 	return 0;
 }
 

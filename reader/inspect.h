@@ -1,0 +1,19 @@
+/*
+ * reader/inspect.h - the one internal interface of libflagshm that tools may
+ * use beside the public API (tools/flagshm: status, list, show, dump): the
+ * validated snapshot a view pins, read through snap.h's bounds-checked
+ * accessors. Not part of the installed library; the flagshm tool links the
+ * library's static parts. scripts/check-layers.sh allows tools/ this header
+ * and no other of reader/.
+ */
+#ifndef FLAGSHM_READER_INSPECT_H
+#define FLAGSHM_READER_INSPECT_H
+
+#include "flagshm.h"
+#include "snap.h"
+
+/* The snapshot V pins, or NULL when V pins none (nothing valid published,
+ * or V is not an acquired view). Valid until V's release. */
+const snap *flagshm_view_inspect(const flagshm_view *v);
+
+#endif
