@@ -18,7 +18,7 @@
  * allows diamonds (A needs B and C, both need D), so the graph is a DAG and
  * not a tree; a hostile snapshot could make 2^32 paths out of 32 levels.
  * Running out counts like running past EVAL_MAX_DEPTH. */
-#define EVAL_MAX_PREREQ_VISITS 1024
+#define EVAL_MAX_PREREQ_VISITS SEM_PREREQ_VISITS_MAX /* semantics/rules.h */
 
 #define CORRUPT FLAGSHM_ECORRUPT
 

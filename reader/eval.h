@@ -7,10 +7,11 @@
 
 #include "flagshm.h"
 #include "snap.h"
+#include "rules.h"
 
 /* Prerequisite chains deeper than this evaluate as PREREQUISITE_FAILED; the
  * compiler rejects them, so only a hostile snapshot reaches it. */
-#define EVAL_MAX_DEPTH 32
+#define EVAL_MAX_DEPTH SEM_PREREQ_DEPTH_MAX /* semantics/rules.h */
 
 /* Evaluate flag index FLAG of S for CTX (may be NULL) into *OUT. Returns 0,
  * or FLAGSHM_ECORRUPT when a record failed a bounds check (out: ERROR,

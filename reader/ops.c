@@ -6,6 +6,7 @@
  * buffer is needed and non-ASCII bytes compare as they are.
  */
 #include "ops.h"
+#include "rules.h"
 #include "eval.h"
 #include "semver.h"
 #include "timeparse.h"
@@ -19,40 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline unsigned char fold(unsigned char c)
-{
-	return (unsigned)c - 'A' < 26u ? (unsigned char)(c | 0x20) : c;
-}
 
 static inline bool ci(const fs_cond *c)
 {
 	return c->c_flags & FS_COND_CASE_INSENSITIVE;
 }
 
-/* Bytewise order of A (folded when FOLD) against B; a proper prefix sorts
- * first. The compiler sorts in-lists the same way. */
-static int cmp_bytes(const char *a, size_t na, const char *b, size_t nb, bool do_fold)
-{
-	size_t n = na < nb ? na : nb;
-	if (!do_fold) {
-		int r = memcmp(a, b, n);
-		if (r)
-			return r;
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			int d = (int)fold((unsigned char)a[i]) - (int)(unsigned char)b[i];
-			if (d)
-				return d;
-		}
-	}
-	return (na > nb) - (na < nb);
-}
 
 static inline bool eq_bytes(const char *a, size_t na, const char *b, size_t nb, bool do_fold)
 {
 	if (na != nb)
 		return false;
-	return do_fold ? cmp_bytes(a, na, b, nb, true) == 0 : memcmp(a, b, na) == 0;
+	return do_fold ? sem_cmp_bytes(a, na, b, nb, true) == 0 : memcmp(a, b, na) == 0;
 }
 
 /* The operand value of C, or NULL; *STR gets its string when it is one. */
@@ -114,7 +93,7 @@ int ops_in(const snap *s, const fs_cond *c, const flagshm_attr *a)
 			const char *es = e->v_type == FS_V_STRING ? snap_str(s, e->v_str) : NULL;
 			if (!es)
 				return -1;
-			r = cmp_bytes(a->u.str.ptr, a->u.str.len, es, e->v_str.len, do_fold);
+			r = sem_cmp_bytes(a->u.str.ptr, a->u.str.len, es, e->v_str.len, do_fold);
 		} else {
 			if (e->v_type != FS_V_NUMBER)
 				return -1;
@@ -165,7 +144,7 @@ static bool contains_fold(const char *hay, size_t nh, const char *needle, size_t
 		if (c >= end)
 			return false;
 		size_t j = 1;
-		while (j < nn && fold((unsigned char)c[j]) == (unsigned char)needle[j])
+		while (j < nn && sem_fold((unsigned char)c[j]) == (unsigned char)needle[j])
 			j++;
 		if (j == nn)
 			return true;

@@ -11,6 +11,7 @@
  */
 #include "builder.h"
 #include "compile.h"
+#include "rules.h"
 #include "hash.h"
 #include "semver.h"
 #include "validate.h"
@@ -51,8 +52,7 @@ static char *lower_dup(const char *s, size_t len)
 
 	if (!d)
 		return NULL;
-	for (size_t i = 0; i < len; i++)
-		d[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+	sem_fold_copy(d, s, len);
 	d[len] = '\0';
 	return d;
 }
@@ -119,18 +119,18 @@ typedef struct list_item {
 	char *owned; /* lowercased copy */
 } list_item;
 
-/* Strings first, bytewise; then numbers ascending (fs_cond's contract). */
+/* Strings first, in the order of semantics/rules.h (the evaluator
+ * binary-searches with it); then numbers ascending. Strings are folded
+ * already when caseInsensitive. */
 static int item_cmp(const void *a, const void *b)
 {
 	const list_item *x = a, *y = b;
 
 	if (!x->s != !y->s)
 		return x->s ? -1 : 1;
-	if (x->s) {
-		int r = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
-		return r ? r : (x->len > y->len) - (x->len < y->len);
-	}
-	return (x->num > y->num) - (x->num < y->num);
+	if (x->s)
+		return sem_cmp_bytes(x->s, x->len, y->s, y->len, false);
+	return sem_cmp_num(x->num, y->num);
 }
 
 /* The operand of in/notIn: elements sorted, contiguous in the values

@@ -7,6 +7,7 @@
 #define FLAGSHM_WRITER_VALIDATE_H
 
 #include "compile.h"
+#include "rules.h"
 #include "format.h"
 
 #include <jansson.h>
@@ -16,9 +17,8 @@
 
 #define WC_NAME_MAX 128	/* flag keys, segment and environment names (not
 				   http.h's WS_KEY_MAX, an SDK key) */
-#define WC_PREREQ_DEPTH_MAX 32	/* EVAL_MAX_DEPTH: prerequisite links in a chain */
-#define WC_PREREQ_VISITS_MAX 1024 /* EVAL_MAX_PREREQ_VISITS: prerequisite evaluations
-				    of one flag, every path through a shared one */
+#define WC_PREREQ_DEPTH_MAX SEM_PREREQ_DEPTH_MAX /* semantics/rules.h */
+#define WC_PREREQ_VISITS_MAX SEM_PREREQ_VISITS_MAX /* semantics/rules.h */
 
 /*
  * The static cost bound (docs/flag-format.md, "Evaluation cost"): the most

@@ -366,19 +366,26 @@ static void watch_target(wd *d, int ifd)
 		return;
 	}
 	size_t dl = slash == real ? 1 : (size_t)(slash - real);
-	if (d->twd >= 0 && strlen(d->tdir) == dl && strncmp(d->tdir, real, dl) == 0 &&
-	    strcmp(d->tbase, slash + 1) == 0)
-		return; /* the same target */
-	if (d->twd >= 0 && d->twd != d->dir_wd)
-		inotify_rm_watch(ifd, d->twd);
-	snprintf(d->tdir, sizeof d->tdir, "%.*s", (int)dl, real);
-	snprintf(d->tbase, sizeof d->tbase, "%s", slash + 1);
-	/* The link's own directory gives the same descriptor: add to its
-	 * mask, do not replace it. */
-	d->twd = inotify_add_watch(ifd, d->tdir, WATCH_MASK | IN_ONLYDIR | IN_MASK_ADD);
-	if (d->twd < 0)
+	if (d->twd >= 0 && strlen(d->tdir) == dl && strncmp(d->tdir, real, dl) == 0) {
+		/* The same directory (a link re-pointed within it): keep the
+		 * watch, so that no event falls between a remove and an add. */
+		snprintf(d->tbase, sizeof d->tbase, "%s", slash + 1);
+		return;
+	}
+	/* Add the new watch before dropping the old one, for the same
+	 * reason. The link's own directory gives the same descriptor: add to
+	 * its mask, do not replace it. */
+	char tdir[PATH_MAX];
+	snprintf(tdir, sizeof tdir, "%.*s", (int)dl, real);
+	int nwd = inotify_add_watch(ifd, tdir, WATCH_MASK | IN_ONLYDIR | IN_MASK_ADD);
+	if (nwd < 0)
 		logmsg("cannot watch %s, the directory of %s's target: %s (SIGHUP still reloads)",
-		       d->tdir, d->o->source, strerror(errno));
+		       tdir, d->o->source, strerror(errno));
+	if (d->twd >= 0 && d->twd != d->dir_wd && d->twd != nwd)
+		inotify_rm_watch(ifd, d->twd);
+	d->twd = nwd;
+	snprintf(d->tdir, sizeof d->tdir, "%s", tdir);
+	snprintf(d->tbase, sizeof d->tbase, "%s", slash + 1);
 }
 
 /* Read inotify events; true when the source may have changed. */
@@ -494,8 +501,10 @@ static int serve(wd *d)
 		now = fs_clock_ms(CLOCK_MONOTONIC);
 		if (reload_at >= 0 && now >= reload_at) {
 			reload_at = -1;
-			reload(d);
+			/* Watch what the source resolves to now before reading
+			 * it: an edit right after our read is then an event. */
 			watch_target(d, ifd);
+			reload(d);
 		}
 		if (now >= next_beat) {
 			heartbeat(d);

@@ -84,6 +84,8 @@ static long seconds(const char *arg, bool positive)
 /* ARG, copied; a URL's userinfo (a password) is then overwritten with '*'
  * in ARG itself, which is what /proc/PID/cmdline shows every local user
  * (from the next read on: the short window after exec remains). */
+static char *source_copy; /* the copy, for the life of the process */
+
 static const char *hide_userinfo(char *arg)
 {
 	char *host = strstr(arg, "://");
@@ -91,11 +93,12 @@ static const char *hide_userinfo(char *arg)
 		return arg;
 	host += 3;
 	char *at = memrchr(host, '@', strcspn(host, "/?#"));
-	char *copy = at ? strdup(arg) : NULL; /* lives as long as the process */
-	if (!copy)
+	free(source_copy); /* --source given twice */
+	source_copy = at ? strdup(arg) : NULL;
+	if (!source_copy)
 		return arg;
 	memset(host, '*', (size_t)(at - host));
-	return copy;
+	return source_copy;
 }
 
 /* An environment name as the format has it (docs/flag-format.md, Names):
