@@ -33,7 +33,7 @@ char store_tsan_gp;
  * again after this long; one that failed validation only when the writer
  * publishes another. */
 #define RETRY_MS 1000
-/* Attempts when the object named by c_generation is gone because the
+/* Attempts when the object named by ctl_generation is gone because the
  * writer published twice between our load and our open. */
 #define MAP_ATTEMPTS 4
 /* A writer whose heartbeat (every second) is at most this old is taken as
@@ -42,7 +42,7 @@ char store_tsan_gp;
 /* How often a handle opened before its store existed looks for it. */
 #define ATTACH_RETRY_MS 250
 
-const fs_ctl store_detached = { .c_generation = STORE_DETACHED_GEN };
+const fs_ctl store_detached = { .ctl_generation = STORE_DETACHED_GEN };
 
 /*
  * One lock for the refreshes of every store in the process: refreshes are
@@ -206,7 +206,7 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 
 	for (int attempt = 0; attempt < MAP_ATTEMPTS; attempt++) {
 		/* Acquire: pairs with the release store in shm_writer_publish. */
-		gen = atomic_load_explicit(&store_ctl(s)->c_generation, memory_order_acquire);
+		gen = atomic_load_explicit(&store_ctl(s)->ctl_generation, memory_order_acquire);
 		if (m ? m->generation == gen : gen == 0)
 			break; /* another thread did it, or nothing to do */
 		if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
@@ -428,8 +428,8 @@ FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)
 	/* Informative fields a writer updates while we read: a torn view of
 	 * them is harmless. */
 	const fs_ctl *ctl = store_ctl(s);
-	info->writer_pid = *(const volatile int32_t *)&ctl->c_writer_pid;
-	info->heartbeat_ms = atomic_load_explicit(&ctl->c_heartbeat_ms, memory_order_relaxed);
+	info->writer_pid = atomic_load_explicit(&ctl->ctl_writer_pid, memory_order_relaxed);
+	info->heartbeat_ms = atomic_load_explicit(&ctl->ctl_heartbeat_ms, memory_order_relaxed);
 	int holder = shm_lock_holder(s->name);
 	if (holder == FLAGSHM_EUNTRUSTED) {
 		/* We may not open the writer's lock object (another user's,
@@ -451,8 +451,8 @@ FLAGSHM_API int flagshm_store_age(flagshm_store *s, int64_t *since_sync_ms,
 	int64_t now = fs_clock_ms(CLOCK_REALTIME);
 	/* Relaxed: informational values, each stored alone by the writer. */
 	const fs_ctl *ctl = store_ctl(s);
-	int64_t sync = atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed);
-	int64_t beat = atomic_load_explicit(&ctl->c_heartbeat_ms, memory_order_relaxed);
+	int64_t sync = atomic_load_explicit(&ctl->ctl_last_sync_ms, memory_order_relaxed);
+	int64_t beat = atomic_load_explicit(&ctl->ctl_heartbeat_ms, memory_order_relaxed);
 	if (since_sync_ms)
 		*since_sync_ms = sync > 0 ? now - sync : -1;
 	if (since_heartbeat_ms)

@@ -63,7 +63,7 @@ struct flagshm_store {
 
 /* The control object of a handle that is not attached yet. */
 extern const fs_ctl store_detached;
-/* c_generation of store_detached: no writer publishes it (a real store
+/* ctl_generation of store_detached: no writer publishes it (a real store
  * would have to publish 2^64-1 generations first). */
 #define STORE_DETACHED_GEN UINT64_MAX
 
@@ -80,14 +80,14 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur);
 
 /*
  * The map to evaluate against, inside a read-side section
- * (urcu_bp_read_lock): one acquire load of c_generation and one of cur;
+ * (urcu_bp_read_lock): one acquire load of ctl_generation and one of cur;
  * when they agree, no system call, lock or allocation.
  */
 static inline store_map *store_current(flagshm_store *s)
 {
-	/* Acquire: pairs with the release store of c_generation in
+	/* Acquire: pairs with the release store of ctl_generation in
 	 * shm_writer_publish; what we open for GEN is complete. */
-	uint64_t gen = atomic_load_explicit(&store_ctl(s)->c_generation, memory_order_acquire);
+	uint64_t gen = atomic_load_explicit(&store_ctl(s)->ctl_generation, memory_order_acquire);
 	/* Acquire (rcu_dereference): pairs with the release store of cur in
 	 * store_refresh; the map's fields are initialized. */
 	store_map *m = atomic_load_explicit(&s->cur, memory_order_acquire);
@@ -97,7 +97,7 @@ static inline store_map *store_current(flagshm_store *s)
 }
 
 /*
- * True when the writer publishes a staleness threshold (c_stale_after_ms >
+ * True when the writer publishes a staleness threshold (ctl_stale_after_ms >
  * 0) and its last successful sync is older. One relaxed load when there is
  * no threshold; else a coarse clock read (vDSO, no system call) and a
  * second load. Once per view acquire, not per evaluation.
@@ -106,7 +106,7 @@ static inline bool store_stale(const flagshm_store *s)
 {
 	/* Relaxed: informational values the writer stores alone. */
 	const fs_ctl *ctl = store_ctl(s);
-	int64_t after = atomic_load_explicit(&ctl->c_stale_after_ms, memory_order_relaxed);
+	int64_t after = atomic_load_explicit(&ctl->ctl_stale_after_ms, memory_order_relaxed);
 	if (__builtin_expect(after <= 0, 1))
 		return false;
 	struct timespec ts;
@@ -115,7 +115,7 @@ static inline bool store_stale(const flagshm_store *s)
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	/* now - sync > after, without the overflow a hostile sync time
 	 * (INT64_MIN) would cause: now >= 0 and after > 0. */
-	return atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed) < now - after;
+	return atomic_load_explicit(&ctl->ctl_last_sync_ms, memory_order_relaxed) < now - after;
 }
 
 /* ThreadSanitizer cannot see liburcu's grace periods (the library is not

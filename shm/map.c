@@ -68,23 +68,23 @@ int shm_ctl_map_trusted(const char *store, const shm_trust *t, const fs_ctl **ou
 		return FLAGSHM_ESYS;
 	}
 	const fs_ctl *ctl = p;
-	/* Acquire: pairs with the release store of c_magic in
+	/* Acquire: pairs with the release store of ctl_magic in
 	 * shm_writer_open (publish.c), which comes after every other header
 	 * field is written. */
-	uint32_t magic = __atomic_load_n(&ctl->c_magic, __ATOMIC_ACQUIRE);
+	uint32_t magic = atomic_load_explicit(&ctl->ctl_magic, memory_order_acquire);
 	if (magic == 0) {
 		munmap(p, sizeof(fs_ctl));
 		shm_seterr(err, errlen, "store '%s' is being created (%s%s has no header yet)", store,
 		       SHM_DIR, name);
 		return FLAGSHM_ENOSTORE;
 	}
-	if (magic != FS_CTL_MAGIC || ctl->c_version != FS_FORMAT_VERSION ||
-	    ctl->c_size != sizeof(fs_ctl) || ctl->c_fingerprint != FS_LAYOUT_FINGERPRINT) {
+	if (magic != FS_CTL_MAGIC || ctl->ctl_version != FS_FORMAT_VERSION ||
+	    ctl->ctl_size != sizeof(fs_ctl) || ctl->ctl_fingerprint != SHM_CTL_FINGERPRINT) {
 		shm_seterr(err, errlen,
 		       "%s%s is not a flagshm control object of this version (magic 0x%08x, version %u, "
 		       "size %u, layout 0x%08x; expected 0x%08x, %u, %zu, 0x%08x)",
-		       SHM_DIR, name, magic, ctl->c_version, ctl->c_size, ctl->c_fingerprint,
-		       FS_CTL_MAGIC, FS_FORMAT_VERSION, sizeof(fs_ctl), FS_LAYOUT_FINGERPRINT);
+		       SHM_DIR, name, magic, ctl->ctl_version, ctl->ctl_size, ctl->ctl_fingerprint,
+		       FS_CTL_MAGIC, FS_FORMAT_VERSION, sizeof(fs_ctl), SHM_CTL_FINGERPRINT);
 		munmap(p, sizeof(fs_ctl));
 		return FLAGSHM_ECORRUPT;
 	}
@@ -126,7 +126,7 @@ int shm_snap_map(const char *store, uid_t owner, uint64_t gen, const void **base
 	if (orc)
 		return orc;
 	/* The name may have been unlinked by the writer and taken by someone
-	 * else since c_generation pointed at it: only the control object's
+	 * else since ctl_generation pointed at it: only the control object's
 	 * owner writes snapshots. */
 	shm_trust only = { .n = 1, .uid = { owner } };
 	if ((orc = shm_obj_check(name, &st, &only, err, errlen))) {
@@ -162,7 +162,7 @@ void shm_snap_unmap(const void *base, size_t size)
 /*
  * The store lock is an open-file-description lock on /flagshm.S.lock (see
  * publish.c for why): F_OFD_GETLK tells whether some description holds it,
- * but reports pid -1 for OFD locks, so the holder's pid is the c_writer_pid
+ * but reports pid -1 for OFD locks, so the holder's pid is the ctl_writer_pid
  * it wrote after taking the lock. The lock object is mode 0600: a user other
  * than the writer's cannot open it (FLAGSHM_EUNTRUSTED, judge by the
  * heartbeat), and so cannot hold it either.
@@ -196,7 +196,7 @@ int shm_lock_holder(const char *store)
 	const fs_ctl *ctl;
 	int32_t pid = 0;
 	if (shm_ctl_map(store, &ctl, NULL, 0) == 0) {
-		pid = *(const volatile int32_t *)&ctl->c_writer_pid;
+		pid = atomic_load_explicit(&ctl->ctl_writer_pid, memory_order_relaxed);
 		shm_ctl_unmap(ctl);
 	}
 	return pid > 0 ? pid : FLAGSHM_EBUSY; /* held, but not named (yet) */

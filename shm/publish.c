@@ -14,7 +14,7 @@
  * a future embedded writer) would silently lose it. An OFD lock belongs to
  * the writer's own descriptor; the kernel still drops it when the writer
  * dies. OFD locks report no pid (F_OFD_GETLK gives -1), so the holder
- * writes its pid into c_writer_pid right after taking the lock.
+ * writes its pid into ctl_writer_pid right after taking the lock.
  */
 #include "shm.h"
 #include "clock.h"
@@ -261,7 +261,7 @@ static void busy_message(const char *store, char *err, size_t errlen)
 	shm_ctl_name(name, sizeof name, store);
 	if (shm_obj_open(name, O_RDONLY, &fd, &st, NULL, 0) == 0) {
 		if (st.st_uid != geteuid() ||
-		    pread(fd, &pid, sizeof pid, offsetof(fs_ctl, c_writer_pid)) != sizeof pid)
+		    pread(fd, &pid, sizeof pid, offsetof(fs_ctl, ctl_writer_pid)) != sizeof pid)
 			pid = 0;
 		close(fd);
 	}
@@ -326,36 +326,38 @@ int shm_writer_open(shm_writer *w, const char *store, char *err, size_t errlen)
 	close(fd); /* the mapping keeps it; the lock is on the lock object */
 	fd = -1;
 	fs_ctl *ctl = p;
-	uint32_t magic = __atomic_load_n(&ctl->c_magic, __ATOMIC_RELAXED); /* we hold the lock */
+	/* Relaxed: we hold the lock; nobody else stores it. */
+	uint32_t magic = atomic_load_explicit(&ctl->ctl_magic, memory_order_relaxed);
 	if (magic == 0) {
 		/* New, or a writer died while initializing it: nobody can have
 		 * used it (readers refuse a control object without magic). */
 		memset(ctl, 0, sizeof *ctl);
-		ctl->c_version = FS_FORMAT_VERSION;
-		ctl->c_size = sizeof(fs_ctl);
-		ctl->c_fingerprint = FS_LAYOUT_FINGERPRINT;
-		/* Release: pairs with the acquire load of c_magic in
+		ctl->ctl_version = FS_FORMAT_VERSION;
+		ctl->ctl_size = sizeof(fs_ctl);
+		ctl->ctl_fingerprint = SHM_CTL_FINGERPRINT;
+		/* Release: pairs with the acquire load of ctl_magic in
 		 * shm_ctl_map; a reader that sees the magic sees the fields
 		 * above. */
-		__atomic_store_n(&ctl->c_magic, FS_CTL_MAGIC, __ATOMIC_RELEASE);
-	} else if (magic != FS_CTL_MAGIC || ctl->c_version != FS_FORMAT_VERSION ||
-		   ctl->c_size != sizeof(fs_ctl) || ctl->c_fingerprint != FS_LAYOUT_FINGERPRINT) {
+		atomic_store_explicit(&ctl->ctl_magic, FS_CTL_MAGIC, memory_order_release);
+	} else if (magic != FS_CTL_MAGIC || ctl->ctl_version != FS_FORMAT_VERSION ||
+		   ctl->ctl_size != sizeof(fs_ctl) || ctl->ctl_fingerprint != SHM_CTL_FINGERPRINT) {
 		shm_seterr(err, errlen, "%s%s is not a flagshm control object of this version (magic 0x%08x, "
 		       "version %u, layout 0x%08x); remove it with flagshm-writer --remove --store %s",
-		       SHM_DIR, name, magic, ctl->c_version, ctl->c_fingerprint, store);
+		       SHM_DIR, name, magic, ctl->ctl_version, ctl->ctl_fingerprint, store);
 		munmap(p, sizeof(fs_ctl));
 		close(lock_fd);
 		return FLAGSHM_ECORRUPT;
 	}
-	ctl->c_writer_pid = (int32_t)getpid(); /* names us to shm_lock_holder and EBUSY */
-	atomic_store_explicit(&ctl->c_heartbeat_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
+	/* Relaxed: informational, read alone (shm_lock_holder, EBUSY). */
+	atomic_store_explicit(&ctl->ctl_writer_pid, (int32_t)getpid(), memory_order_relaxed);
+	shm_ctl_beat(ctl);
 
 	/* Recovery: whatever a killed writer of ours left (a generation object
 	 * created but never made current, or old ones it had not unlinked
 	 * yet) goes, except the current generation, which readers may be
-	 * using. Only we write c_generation, and we hold the lock: a relaxed
+	 * using. Only we write ctl_generation, and we hold the lock: a relaxed
 	 * load reads our own (or a dead writer's) last store. */
-	uint64_t cur = atomic_load_explicit(&ctl->c_generation, memory_order_relaxed);
+	uint64_t cur = atomic_load_explicit(&ctl->ctl_generation, memory_order_relaxed);
 	uint64_t maxgen = cur;
 	rc = sweep(store, cur, &maxgen, w->warning, sizeof w->warning, err, errlen);
 	if (rc) {
@@ -501,13 +503,13 @@ int shm_writer_publish(shm_writer *w, void *snap, size_t size, char *err, size_t
 	}
 	close(fd);
 
-	/* 2. Make it current. c_published_ms first (relaxed: it is only
+	/* 2. Make it current. ctl_published_ms first (relaxed: it is only
 	 * informative, status may pair it with the previous generation for
-	 * an instant). The release store of c_generation pairs with the
+	 * an instant). The release store of ctl_generation pairs with the
 	 * acquire load in reader/store.c (refresh and the evaluation fast
 	 * path): a reader that sees GEN opens an object that is complete. */
-	atomic_store_explicit(&w->ctl->c_published_ms, h->sh_published_ms, memory_order_relaxed);
-	atomic_store_explicit(&w->ctl->c_generation, gen, memory_order_release);
+	atomic_store_explicit(&w->ctl->ctl_published_ms, h->sh_published_ms, memory_order_relaxed);
+	atomic_store_explicit(&w->ctl->ctl_generation, gen, memory_order_release);
 
 	/* 3. The generation current until now stays for readers that loaded
 	 * it just before step 2 and have not opened it yet; the one before it

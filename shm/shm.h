@@ -17,11 +17,11 @@
  * Publish (writer, holding the store lock):
  *   1. create /flagshm.S.G with O_EXCL (a number held by someone else is
  *      skipped), write the whole snapshot, and check it reads back valid;
- *   2. store G into c_generation with release order;
+ *   2. store G into ctl_generation with release order;
  *   3. unlink the generation that was current before the previous one. The
- *      previous one stays for readers that read c_generation just before
+ *      previous one stays for readers that read ctl_generation just before
  *      step 2 and have not opened it yet.
- * Map (reader): acquire-load c_generation; if it moved since the last map,
+ * Map (reader): acquire-load ctl_generation; if it moved since the last map,
  * open /flagshm.S.G O_RDONLY, check owner and type, mmap PROT_READ, validate,
  * swap in. If the object is gone (the writer moved on twice meanwhile)
  * reload and retry.
@@ -44,39 +44,61 @@
 #define SHM_STORE_NAME_MAX 64
 #define SHM_OBJ_NAME_MAX (SHM_STORE_NAME_MAX + 32)
 
+/*
+ * The control object. Every field another process reads while the writer
+ * writes it is a C11 atomic, accessed only with atomic_*_explicit and a
+ * comment naming its pair; the writer's side is in shm/publish.c and
+ * shm/ctl.c, nowhere else.
+ */
 typedef struct fs_ctl {
-	uint32_t c_magic; /* FS_CTL_MAGIC */
-	uint16_t c_version; /* FS_FORMAT_VERSION */
-	uint16_t c_size;    /* sizeof(fs_ctl) */
-	uint32_t c_fingerprint; /* FS_LAYOUT_FINGERPRINT */
-	int32_t c_writer_pid;	/* last writer that opened the store */
+	/* Release-stored last at creation (after every field below is set);
+	 * acquire-loaded first by readers (shm_ctl_map). */
+	_Atomic uint32_t ctl_magic; /* FS_CTL_MAGIC */
+	uint16_t ctl_version; /* FS_FORMAT_VERSION */
+	uint16_t ctl_size;    /* sizeof(fs_ctl) */
+	uint32_t ctl_fingerprint; /* SHM_CTL_FINGERPRINT */
+	_Atomic int32_t ctl_writer_pid; /* last writer that opened the store; relaxed */
 	/* Release-stored by the writer after /flagshm.S.G is complete;
 	 * readers acquire-load it before opening that object. */
-	_Atomic uint64_t c_generation;
-	_Atomic int64_t c_published_ms;
-	uint8_t c_pad0[64 - 32];
+	_Atomic uint64_t ctl_generation;
+	_Atomic int64_t ctl_published_ms;
+	uint8_t ctl_pad0[64 - 32];
 	/* Written by the writer often; its own cache line so that the
-	 * readers' c_generation line is not bounced. */
-	_Atomic int64_t c_heartbeat_ms;
-	_Atomic int64_t c_last_sync_ms;	  /* last successful source read */
-	_Atomic int64_t c_stale_after_ms; /* 0 = never stale */
+	 * readers' ctl_generation line is not bounced. */
+	_Atomic int64_t ctl_heartbeat_ms;
+	_Atomic int64_t ctl_last_sync_ms;	  /* last successful source read */
+	_Atomic int64_t ctl_stale_after_ms; /* 0 = never stale */
 	/* Sequence counter of the two text fields below: odd while the writer
 	 * rewrites one (shm_ctl_text_set / shm_ctl_text_get, shm/ctl.c). */
-	_Atomic uint32_t c_text_seq;
-	uint8_t c_pad1[64 - 28];
-	char c_last_error[256]; /* last rejected document, NUL-terminated */
-	char c_sync_state[128]; /* writer-defined: etag, last event id */
+	_Atomic uint32_t ctl_text_seq;
+	uint8_t ctl_pad1[64 - 28];
+	/* Text, under ctl_text_seq: relaxed byte accesses (shm/ctl.c). */
+	_Atomic char ctl_last_error[256]; /* last rejected document, NUL-terminated */
+	_Atomic char ctl_sync_state[128]; /* writer-defined: etag, last event id */
 } fs_ctl;
+
+/* The control object's layout fingerprint: every field by offset and size,
+ * each with its own weight (as FS_LAYOUT_FINGERPRINT for snapshots). */
+#define SHM_CTL_FIELDS(X)                                                      \
+	X(3u, ctl_magic) X(5u, ctl_version) X(7u, ctl_size) X(9u, ctl_fingerprint) \
+	X(11u, ctl_writer_pid) X(13u, ctl_generation) X(15u, ctl_published_ms)  \
+	X(17u, ctl_heartbeat_ms) X(19u, ctl_last_sync_ms) X(21u, ctl_stale_after_ms) \
+	X(23u, ctl_text_seq) X(25u, ctl_last_error) X(27u, ctl_sync_state)
+#define SHM_CTL_TERM_(w, f)                                                    \
+	+(uint32_t)(w) * 2246822519u *                                         \
+		((uint32_t)offsetof(fs_ctl, f) * 1024u + (uint32_t)sizeof(((fs_ctl *)0)->f))
+#define SHM_CTL_FINGERPRINT ((uint32_t)(sizeof(fs_ctl) SHM_CTL_FIELDS(SHM_CTL_TERM_)))
 
 /* The atomics another process reads must be lock-free: a lock inside an
  * atomic would live in one process's memory, not in the shared mapping. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
+_Static_assert(sizeof(_Atomic char) == 1, "text fields are bytes");
 _Static_assert(sizeof(fs_ctl) == 512, "fs_ctl layout");
-_Static_assert(__builtin_offsetof(fs_ctl, c_generation) == 16, "fs_ctl layout");
-_Static_assert(__builtin_offsetof(fs_ctl, c_heartbeat_ms) == 64, "fs_ctl layout");
-_Static_assert(__builtin_offsetof(fs_ctl, c_last_error) == 128, "fs_ctl layout");
+_Static_assert(__builtin_offsetof(fs_ctl, ctl_generation) == 16, "fs_ctl layout");
+_Static_assert(__builtin_offsetof(fs_ctl, ctl_heartbeat_ms) == 64, "fs_ctl layout");
+_Static_assert(__builtin_offsetof(fs_ctl, ctl_last_error) == 128, "fs_ctl layout");
 
 /* Where POSIX shared memory objects live on Linux, for messages and scans. */
 #define SHM_DIR "/dev/shm"
@@ -134,6 +156,13 @@ typedef enum shm_ctl_text {
 /* Writer: set field F to TEXT (cut to the field's size). Readers never see
  * a mix of two texts. */
 void shm_ctl_text_set(fs_ctl *ctl, shm_ctl_text f, const char *text);
+/* Writer: the heartbeat (now), the time of the last successful read of the
+ * source, and the staleness threshold readers apply (0 = never stale). Each
+ * a relaxed store: informational values, each read alone. */
+void shm_ctl_beat(fs_ctl *ctl);
+void shm_ctl_synced(fs_ctl *ctl, int64_t unix_ms);
+void shm_ctl_set_stale_after(fs_ctl *ctl, int64_t ms);
+
 /* Reader: copy field F into BUF (NUL-terminated). Returns 0, or -1 when
  * the writer kept rewriting it for the whole bounded retry (BUF is ""). */
 int shm_ctl_text_get(const fs_ctl *ctl, shm_ctl_text f, char *buf, size_t n);

@@ -5,7 +5,7 @@
  * Outside text (an ETag or event id from a control plane, a key in a
  * snapshot, a document's error message) may hold terminal escapes or
  * forged line breaks; a source URL may carry a password in its userinfo,
- * and c_last_error is readable by every local user. Writer and tool use
+ * and ctl_last_error is readable by every local user. Writer and tool use
  * these two functions, so the rule is stated once:
  *
  *  - fs_text_escape: every byte below 0x20, 0x7f, every byte that is not

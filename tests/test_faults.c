@@ -142,7 +142,7 @@ static uint64_t store_generation(const char *store)
 	const fs_ctl *ctl;
 	char err[256];
 	cr_assert_eq(shm_ctl_map(store, &ctl, err, sizeof err), 0, "%s", err);
-	uint64_t g = atomic_load(&ctl->c_generation);
+	uint64_t g = atomic_load(&ctl->ctl_generation);
 	shm_ctl_unmap(ctl);
 	return g;
 }
@@ -194,7 +194,7 @@ Test(faults, writer_killed_mid_publish_200_times, .timeout = 120)
 				_exit(3);
 			}
 			msg[0] = cw.generation;
-			msg[1] = atomic_load(&cw.ctl->c_generation);
+			msg[1] = atomic_load(&cw.ctl->ctl_generation);
 			if (write(p[1], msg, sizeof msg) != sizeof msg)
 				_exit(4);
 			for (int i = 0; i < 100000; i++) {
@@ -762,7 +762,7 @@ static void limited_publish(const char *store, int resource, rlim_t lim, const c
 		if (write(p[1], err, strlen(err)) < 0)
 			_exit(4);
 		if (rc != FLAGSHM_ESYS || w.generation != before ||
-		    atomic_load(&w.ctl->c_generation) != before)
+		    atomic_load(&w.ctl->ctl_generation) != before)
 			_exit(5);
 		/* With the limit lifted, the same writer publishes again. */
 		if (publish_next(&w, err, sizeof err) != 0)
@@ -916,7 +916,7 @@ Test(faults, dev_shm_full_fails_the_publish_cleanly, .timeout = 60)
 		snprintf(out, sizeof out, "%s", err);
 		if (write(p[1], out, strlen(out)) < 0)
 			_exit(6);
-		if (rc != FLAGSHM_ESYS || w.generation != g || atomic_load(&w.ctl->c_generation) != g)
+		if (rc != FLAGSHM_ESYS || w.generation != g || atomic_load(&w.ctl->ctl_generation) != g)
 			_exit(7);
 		flagshm_view v;
 		long var;

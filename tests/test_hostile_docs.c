@@ -159,7 +159,7 @@ static void reject(const char *name, const char *bytes, size_t len, const char *
 	shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, recorded, sizeof recorded);
 	shm_ctl_unmap(ctl);
 	snprintf(line, sizeof line, "%zu error%s; first: %s", nmsg, nmsg == 1 ? "" : "s", path);
-	cr_expect(strncmp(recorded, line, strlen(line)) == 0, "c_last_error is '%s'", recorded);
+	cr_expect(strncmp(recorded, line, strlen(line)) == 0, "ctl_last_error is '%s'", recorded);
 
 	expect_baseline();
 	unlink(path);

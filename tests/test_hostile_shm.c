@@ -158,7 +158,7 @@ static void plant(uint64_t gen, const void *p, size_t len)
 	if (len)
 		cr_assert_eq(pwrite(fd, p, len, 0), (ssize_t)len);
 	close(fd);
-	atomic_store_explicit(&wr.ctl->c_generation, gen, memory_order_release);
+	atomic_store_explicit(&wr.ctl->ctl_generation, gen, memory_order_release);
 	wr.generation = gen;
 }
 
@@ -364,9 +364,9 @@ Test(hostile_shm, empty_object)
 
 Test(hostile_shm, generation_object_missing)
 {
-	/* c_generation names an object that does not exist: the reader
+	/* ctl_generation names an object that does not exist: the reader
 	 * retries a few times, then refuses; it does not loop. */
-	atomic_store_explicit(&wr.ctl->c_generation, 2, memory_order_release);
+	atomic_store_explicit(&wr.ctl->ctl_generation, 2, memory_order_release);
 	expect_refused("is gone (the writer has moved on)");
 }
 
@@ -804,10 +804,10 @@ Test(hostile_shm, control_object_of_another_version)
 	char name[64];
 	fs_ctl c;
 	memset(&c, 0, sizeof c);
-	c.c_magic = FS_CTL_MAGIC;
-	c.c_version = 9;
-	c.c_size = sizeof c;
-	c.c_fingerprint = FS_LAYOUT_FINGERPRINT;
+	c.ctl_magic = FS_CTL_MAGIC;
+	c.ctl_version = 9;
+	c.ctl_size = sizeof c;
+	c.ctl_fingerprint = SHM_CTL_FINGERPRINT;
 	rh_name(name, sizeof name, "hctlv");
 	plant_ctl(name, &c, sizeof c);
 	expect_ctl_refused(name, FLAGSHM_ECORRUPT, "version 9");
@@ -834,9 +834,9 @@ Test(hostile_shm, control_object_too_large)
 
 Test(hostile_shm, control_generation_far_ahead)
 {
-	/* A hostile c_generation: refused (object missing), no loop, and the
+	/* A hostile ctl_generation: refused (object missing), no loop, and the
 	 * good generation keeps serving. */
-	atomic_store_explicit(&wr.ctl->c_generation, UINT64_MAX, memory_order_release);
+	atomic_store_explicit(&wr.ctl->ctl_generation, UINT64_MAX, memory_order_release);
 	for (int i = 0; i < 100; i++) {
 		flagshm_result r = eval_timed(reader, "str", NULL);
 		cr_assert_eq(r.generation, 1);
@@ -937,7 +937,7 @@ Test(hostile_shm, reader_mappings_are_read_only)
 	/* The control object's mapping is read-only too. */
 	const fs_ctl *ctl;
 	cr_assert_eq(shm_ctl_map(store, &ctl, NULL, 0), 0);
-	cr_expect_eq(try_write((volatile uint8_t *)&ctl->c_generation), SIGSEGV,
+	cr_expect_eq(try_write((volatile uint8_t *)&ctl->ctl_generation), SIGSEGV,
 		     "a reader wrote into the control object");
 	shm_ctl_unmap(ctl);
 
@@ -1192,10 +1192,10 @@ Test(hostile_shm, status_and_eval_print_hostile_times_and_huge_generations_corre
 	fix_checksum(&c);
 	plant(gen, c.b, c.size);
 	free(c.b);
-	atomic_store(&wr.ctl->c_heartbeat_ms, INT64_MIN);
-	atomic_store(&wr.ctl->c_last_sync_ms, INT64_MIN);
-	atomic_store(&wr.ctl->c_stale_after_ms, INT64_MAX);
-	atomic_store(&wr.ctl->c_published_ms, INT64_MIN);
+	atomic_store(&wr.ctl->ctl_heartbeat_ms, INT64_MIN);
+	atomic_store(&wr.ctl->ctl_last_sync_ms, INT64_MIN);
+	atomic_store(&wr.ctl->ctl_stale_after_ms, INT64_MAX);
+	atomic_store(&wr.ctl->ctl_published_ms, INT64_MIN);
 
 	cr_expect_eq(run_tool("status", NULL, out, sizeof out, NULL), 0, "%s", out);
 	expect_no_raw_controls("status", out);
@@ -1205,8 +1205,8 @@ Test(hostile_shm, status_and_eval_print_hostile_times_and_huge_generations_corre
 	expect_no_raw_controls("eval", out);
 	cr_expect(strstr(out, "\"generation\":9223372036854775814,"), "eval:\n%s", out);
 
-	atomic_store(&wr.ctl->c_heartbeat_ms, INT64_MAX);
-	atomic_store(&wr.ctl->c_last_sync_ms, INT64_MAX);
+	atomic_store(&wr.ctl->ctl_heartbeat_ms, INT64_MAX);
+	atomic_store(&wr.ctl->ctl_last_sync_ms, INT64_MAX);
 	cr_expect_eq(run_tool("status", NULL, out, sizeof out, NULL), 0, "%s", out);
 	expect_no_raw_controls("status", out);
 	cr_expect_null(strstr(out, "-9223372036854775"), "a negative number in status:\n%s", out);

@@ -362,12 +362,12 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	char err[256];
 	cr_assert_eq(shm_ctl_map(g_store, &ctl, err, sizeof err), 0, "%s", err);
 	bool recorded = false;
-	char last[sizeof ctl->c_last_error + 1] = "";
+	char last[sizeof ctl->ctl_last_error + 1] = "";
 	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end && !recorded; usleep(5000)) {
 		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
 		recorded = strstr(last, "flags[0].offValue") != NULL;
 	}
-	cr_expect(recorded, "c_last_error: %s", last);
+	cr_expect(recorded, "ctl_last_error: %s", last);
 	cr_expect_eq(flagshm_number(s, "v", NULL, -1), 3);
 
 	flagshm_info info;

@@ -280,7 +280,7 @@ Test(store, corrupt_newer_generation_keeps_the_old_one_serving_and_is_logged_onc
 		     "publish checks the checksum before anything: %s", err);
 	cr_expect_eq(w.generation, 1, "a refused publish changes nothing");
 	plant_object(g_store, 2, bad.bytes, bad.size);
-	atomic_store_explicit(&w.ctl->c_generation, 2, memory_order_release);
+	atomic_store_explicit(&w.ctl->ctl_generation, 2, memory_order_release);
 	w.previous = w.generation;
 	w.generation = 2;
 	w.next = 3;
@@ -415,7 +415,7 @@ Test(store, reader_mappings_are_read_only)
 	const fs_ctl *ctl;
 	char err[256];
 	cr_assert_eq(shm_ctl_map(g_store, &ctl, err, sizeof err), 0, "%s", err);
-	expect_segv_writing((volatile uint8_t *)&ctl->c_generation, "control");
+	expect_segv_writing((volatile uint8_t *)&ctl->ctl_generation, "control");
 	shm_ctl_unmap(ctl);
 
 	/* and nothing changed for anyone */

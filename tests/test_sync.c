@@ -323,7 +323,7 @@ Test(sync, polling_rejects_an_invalid_document_and_recovers)
 	const char *bad = "{\"formatVersion\": 1, \"flags\": [{\"key\": \"limit\", \"defaultValue\": 7,"
 			  " \"offValue\": 0, \"prerequisites\": [{\"key\": \"nope\", \"value\": true}]}]}";
 	cp_set_doc(F.cp, "application/json", bad, strlen(bad), "\"bad\"");
-	cr_expect(wait_error("rejected", 5000), "the rejection is not in c_last_error");
+	cr_expect(wait_error("rejected", 5000), "the rejection is not in ctl_last_error");
 	cr_expect(wait_log("nope", 2000), "the reason is not logged");
 	cr_expect_eq(gen(), g);
 	cr_expect_eq(num("limit"), 1);
@@ -641,7 +641,7 @@ static void refused(int status, const char *want)
 	cp_set_doc_status(F.cp, status, NULL);
 	cp_set_stream_status(F.cp, status, NULL, NULL);
 	start_writer("--stream", "--poll-interval", "30", NULL);
-	cr_expect(wait_error(want, 5000), "c_last_error does not say \"%s\"", want);
+	cr_expect(wait_error(want, 5000), "ctl_last_error does not say \"%s\"", want);
 	cr_expect(cp_wait_streams(F.cp, 2, 5000), "the stream was not retried");
 	cr_expect_eq(gen(), 0, "something was published");
 	flagshm_view v;
@@ -1023,8 +1023,8 @@ Test(sync, terminal_escapes_in_an_etag_and_an_event_id_are_escaped_everywhere)
 	cr_assert_eq(wp_stop(F.writer, 5000), 0);
 	F.writer = -1;
 	/* ... and event ids (streaming): a rejected event's id reaches the
-	 * log (and c_last_error, until the healthy stream clears it), an
-	 * applied one's c_sync_state. */
+	 * log (and ctl_last_error, until the healthy stream clears it), an
+	 * applied one's ctl_sync_state. */
 	start_stream("90");
 	push_put(1, "6\x1b[33m");
 	push_event("flag-updated", "7\x1b[31mred", "{\"key\": \"limit\"}");
@@ -1040,10 +1040,10 @@ Test(sync, terminal_escapes_in_an_etag_and_an_event_id_are_escaped_everywhere)
 		if (!(seen = strstr(st, "id=8") != NULL))
 			wp_sleep_ms(20);
 	}
-	cr_expect(seen, "c_sync_state \"%s\" has no id", st);
-	cr_expect(clean_text(e), "raw control characters in c_last_error: \"%s\"", e);
-	cr_expect(clean_text(st), "raw control characters in c_sync_state: \"%s\"", st);
-	cr_expect(strstr(st, "id=8\\x1b[41mbg"), "c_sync_state \"%s\"", st);
+	cr_expect(seen, "ctl_sync_state \"%s\" has no id", st);
+	cr_expect(clean_text(e), "raw control characters in ctl_last_error: \"%s\"", e);
+	cr_expect(clean_text(st), "raw control characters in ctl_sync_state: \"%s\"", st);
+	cr_expect(strstr(st, "id=8\\x1b[41mbg"), "ctl_sync_state \"%s\"", st);
 	status = tool_status();
 	cr_expect(clean_text(status), "raw control characters in flagshm status:\n%s", status);
 	cr_expect(!getenv("FLAGSHM_TOOL") || strstr(status, "\\x1b"), "flagshm status:\n%s", status);
@@ -1081,12 +1081,12 @@ Test(sync, a_password_in_the_source_url_is_in_no_log_and_not_in_c_last_error)
 	cr_expect(!cache || !memmem(cache, len, "hunter2pw", 9), "the password is in %s", path);
 	free(cache);
 	cp_set_doc_status(F.cp, 500, NULL);
-	cr_expect(wait_error("HTTP 500", 5000), "the failure is not in c_last_error");
+	cr_expect(wait_error("HTTP 500", 5000), "the failure is not in ctl_last_error");
 	cr_expect(wait_log("HTTP 500", 2000), "the failure is not logged");
 	char e[300], st[200];
 	ctl_text(e, sizeof e, st, sizeof st);
-	cr_expect_null(strstr(e, "hunter2pw"), "the password is in c_last_error: %s", e);
-	cr_expect(strstr(e, "http://***@127.0.0.1"), "c_last_error: %s", e);
+	cr_expect_null(strstr(e, "hunter2pw"), "the password is in ctl_last_error: %s", e);
+	cr_expect(strstr(e, "http://***@127.0.0.1"), "ctl_last_error: %s", e);
 	char *status = tool_status();
 	cr_expect_null(strstr(status, "hunter2pw"), "the password is in flagshm status:\n%s", status);
 	free(status);

@@ -210,10 +210,10 @@ Test(trust, squatted_control_object_is_refused_by_readers_and_the_writer)
 	 * well-formed control object, world-writable, pointing at its own
 	 * snapshot. */
 	evil_prepare();
-	fs_ctl c = { .c_magic = FS_CTL_MAGIC, .c_version = FS_FORMAT_VERSION,
-		     .c_size = sizeof(fs_ctl), .c_fingerprint = FS_LAYOUT_FINGERPRINT,
-		     .c_writer_pid = 1 };
-	atomic_init(&c.c_generation, 1);
+	fs_ctl c = { .ctl_magic = FS_CTL_MAGIC, .ctl_version = FS_FORMAT_VERSION,
+		     .ctl_size = sizeof(fs_ctl), .ctl_fingerprint = SHM_CTL_FINGERPRINT,
+		     .ctl_writer_pid = 1 };
+	atomic_init(&c.ctl_generation, 1);
 	char name[128];
 	snprintf(name, sizeof name, "flagshm.%s", store);
 	attacker_plants(name, 0666, &c, sizeof c);
@@ -607,7 +607,7 @@ Test(trust, the_writers_own_counter_at_2_64_minus_2_refuses_instead_of_wrapping)
 	int rc = shm_writer_publish(&w, good.bytes, good.size, err, sizeof err);
 	cr_expect_eq(rc, FLAGSHM_ESYS, "publish past 2^64-1: %d", rc);
 	cr_expect(strstr(err, "exhausted") && strstr(err, "--remove"), "message: %s", err);
-	cr_expect_eq(atomic_load(&w.ctl->c_generation), UINT64_MAX, "the counter wrapped");
+	cr_expect_eq(atomic_load(&w.ctl->ctl_generation), UINT64_MAX, "the counter wrapped");
 	char buf[64];
 	cr_expect_str_eq(served(NULL, buf, sizeof buf), "writer", "the last good one serves");
 	flagshm_close(&s);

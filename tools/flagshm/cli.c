@@ -146,7 +146,7 @@ static int cmd_status(flagshm_store *st, const char *store)
 		printf("\n");
 		field("environment", info.environment[0] ? info.environment : "(none)");
 	} else {
-		uint64_t gen = ctl ? atomic_load_explicit(&ctl->c_generation, memory_order_acquire) : 0;
+		uint64_t gen = ctl ? atomic_load_explicit(&ctl->ctl_generation, memory_order_acquire) : 0;
 		if (gen > 0)
 			printf("generation   %" PRIu64 " published, but refused here (see below)\n", gen);
 		else
@@ -163,9 +163,9 @@ static int cmd_status(flagshm_store *st, const char *store)
 	else
 		printf("heartbeat    never\n");
 	if (ctl) {
-		int64_t sync = atomic_load_explicit(&ctl->c_last_sync_ms, memory_order_relaxed);
-		int64_t stale_after = atomic_load_explicit(&ctl->c_stale_after_ms, memory_order_relaxed);
-		char state[sizeof ctl->c_sync_state + 1];
+		int64_t sync = atomic_load_explicit(&ctl->ctl_last_sync_ms, memory_order_relaxed);
+		int64_t stale_after = atomic_load_explicit(&ctl->ctl_stale_after_ms, memory_order_relaxed);
+		char state[sizeof ctl->ctl_sync_state + 1];
 		shm_ctl_text_get(ctl, SHM_TEXT_SYNC_STATE, state, sizeof state);
 		if (state[0])
 			field("sync", state); /* mode, etag=, id= (last event) */
@@ -181,7 +181,7 @@ static int cmd_status(flagshm_store *st, const char *store)
 		}
 		/* The writer may be rewriting it as we read: the sequence
 		 * counter gives a whole text, never a torn one. */
-		char last[sizeof ctl->c_last_error + 1];
+		char last[sizeof ctl->ctl_last_error + 1];
 		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
 		field("last error", last[0] ? last : "(none)");
 		shm_ctl_unmap(ctl);

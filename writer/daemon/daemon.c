@@ -2,7 +2,7 @@
  * writer/daemon.c - load, compile and publish a flag file; watch it.
  *
  * An invalid document is rejected whole: every error goes to stderr, a
- * summary to the control object's c_last_error, and the last good
+ * summary to the control object's ctl_last_error, and the last good
  * snapshot keeps serving. Signals are read through a signalfd, so a
  * SIGTERM never interrupts a publish half way: the loop exits between
  * publishes and the current generation stays published.
@@ -241,13 +241,13 @@ static void log_store_warning(wd *d)
  * control character goes in. */
 static void set_last_error(wd *d, const char *text)
 {
-	char shown[sizeof d->w.ctl->c_last_error];
+	char shown[sizeof d->w.ctl->ctl_last_error];
 	shm_ctl_text_set(d->w.ctl, SHM_TEXT_LAST_ERROR, clean(shown, sizeof shown, text));
 }
 
 static void set_sync_state(wd *d, const char *text)
 {
-	char shown[sizeof d->w.ctl->c_sync_state];
+	char shown[sizeof d->w.ctl->ctl_sync_state];
 	shm_ctl_text_set(d->w.ctl, SHM_TEXT_SYNC_STATE, clean(shown, sizeof shown, text));
 }
 
@@ -282,7 +282,7 @@ static int reload(wd *d)
 	if (o->environment && !wc_doc_mentions_env(doc, o->environment))
 		logmsg("warning: no flag of %s has overrides for environment '%s' (misspelt?); "
 		       "every flag is compiled as written", o->source, o->environment);
-	atomic_store_explicit(&d->w.ctl->c_last_sync_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
+	shm_ctl_synced(d->w.ctl, fs_clock_ms(CLOCK_REALTIME));
 	if (have_st) {
 		d->st = st;
 		d->have_st = true;
@@ -307,7 +307,7 @@ out:
 
 static void heartbeat(wd *d)
 {
-	atomic_store_explicit(&d->w.ctl->c_heartbeat_ms, fs_clock_ms(CLOCK_REALTIME), memory_order_relaxed);
+	shm_ctl_beat(d->w.ctl);
 }
 
 /* Split o->source into the directory to watch and the name to look for. */
@@ -544,7 +544,7 @@ static void host_state(void *ud, int64_t last_sync_ms, const char *last_error,
 	wd *d = ud;
 
 	if (last_sync_ms > 0)
-		atomic_store_explicit(&d->w.ctl->c_last_sync_ms, last_sync_ms, memory_order_relaxed);
+		shm_ctl_synced(d->w.ctl, last_sync_ms);
 	if (last_error)
 		set_last_error(d, last_error);
 	if (sync_state)
@@ -618,7 +618,7 @@ static int sync_source(wd *d, const char *key)
 		logmsg("cannot set up signals: %s", strerror(errno));
 		return 1;
 	}
-	atomic_store_explicit(&d->w.ctl->c_stale_after_ms, o->stale_after_ms, memory_order_relaxed);
+	shm_ctl_set_stale_after(d->w.ctl, o->stale_after_ms);
 	heartbeat(d);
 	d->next_beat = fs_clock_ms(CLOCK_MONOTONIC) + HEARTBEAT_MS;
 	int status = ws_run(&so, &h);
@@ -655,7 +655,7 @@ int wd_run(const wd_options *o)
 	}
 	if (d.w.generation)
 		logmsg("took store '%s' (generation %" PRIu64 " serving)", o->store,
-		       (uint64_t)atomic_load(&d.w.ctl->c_generation));
+		       (uint64_t)atomic_load(&d.w.ctl->ctl_generation));
 	else
 		logmsg("took store '%s' (new)", o->store);
 	log_store_warning(&d);
@@ -669,7 +669,7 @@ int wd_run(const wd_options *o)
 	}
 	/* A file is never stale; a previous URL writer's threshold must not
 	 * stay in force. */
-	atomic_store_explicit(&d.w.ctl->c_stale_after_ms, 0, memory_order_relaxed);
+	shm_ctl_set_stale_after(d.w.ctl, 0);
 	set_sync_state(&d, "file");
 	if (o->once) {
 		heartbeat(&d);

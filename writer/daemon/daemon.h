@@ -37,7 +37,7 @@ int wd_check(const char *file, const char *environment, const wc_limits *lim);
  * o->source, and unless o->once keep republishing it on every change of
  * the file and on SIGHUP, with a heartbeat every second, until SIGTERM or
  * SIGINT. A URL source is synced instead (writer/sync.h), recording
- * c_last_sync_ms, c_stale_after_ms, c_last_error and c_sync_state. Logs
+ * ctl_last_sync_ms, ctl_stale_after_ms, ctl_last_error and ctl_sync_state. Logs
  * to stderr. Returns the exit status: 0, or 1 when the store cannot be
  * taken, the source's directory cannot be watched, there is no SDK key,
  * or (with --once) the document is rejected or cannot be published.

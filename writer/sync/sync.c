@@ -123,7 +123,7 @@ static void report(ws *w, int64_t sync_ms)
 		w->h->state(w->h->ud, sync_ms, NULL, changed ? w->state_txt : NULL);
 }
 
-/* "N errors; first: ..." for c_last_error, and every error to the log. */
+/* "N errors; first: ..." for ctl_last_error, and every error to the log. */
 static void rejected(ws *w, const char *what, int rc, wc_errors *errs)
 {
 	char sum[256];
@@ -159,7 +159,7 @@ static int publish(ws *w, const wc_snapshot *snap, const char *what, bool later)
 {
 	int rc = w->h->publish(w->h->ud, snap, what);
 	w->unpublished = rc != 0;
-	if (rc != 0) /* the host wrote its own c_last_error: ours is unknown */
+	if (rc != 0) /* the host wrote its own ctl_last_error: ours is unknown */
 		snprintf(w->err_txt, sizeof w->err_txt, "\x01");
 	if (rc == 0) {
 		w->published++;
