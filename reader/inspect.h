@@ -3,7 +3,7 @@
  * use beside the public API (tools/flagshm: status, list, show, dump): the
  * validated snapshot a view pins, read through snap.h's bounds-checked
  * accessors. Not part of the installed library; the flagshm tool links the
- * library's static parts. scripts/check-layers.sh allows tools/ this header
+ * library's static parts. scripts/check-layers.py allows tools/ this header
  * and no other of reader/.
  */
 #ifndef FLAGSHM_READER_INSPECT_H

@@ -436,7 +436,9 @@ static int signals_open(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-static int serve(wd *d)
+/* The file source's loop: signals, inotify (debounced), the heartbeat.
+ * Returns the exit status. */
+static int watch_file(wd *d)
 {
 	const wd_options *o = d->o;
 	int sfd = signals_open();
@@ -675,7 +677,7 @@ int wd_run(const wd_options *o)
 		heartbeat(&d);
 		status = reload(&d) == 0 ? 0 : 1;
 	} else {
-		status = serve(&d);
+		status = watch_file(&d);
 	}
 	shm_writer_close(&d.w);
 	return status;
