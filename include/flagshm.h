@@ -302,6 +302,7 @@ typedef struct flagshm_view {
 	const void *snap; /* internal: the pinned snapshot, NULL if none */
 	uint64_t generation;
 	bool stale; /* as flagshm_result.stale, at acquire */
+	void *pin_; /* internal: what holds the snapshot mapped */
 } flagshm_view;
 
 /* Returns 0, or FLAGSHM_EINVAL. A view of a store with nothing valid

@@ -376,6 +376,13 @@ static int eval_rec(ev *e, uint32_t fi, unsigned depth, flagshm_result *out)
 
 int eval_flag(const snap *s, uint32_t flag, const flagshm_ctx *ctx, flagshm_result *out)
 {
+	/* The first evaluation of a flag in a map checks what spans its
+	 * records (snap_flag_check); a flag that fails answers
+	 * SNAPSHOT_INVALID and the others are not affected. */
+	if (__builtin_expect(snap_flag_check(s, flag) != SNAP_FLAG_OK, 0)) {
+		eval_error(out, FLAGSHM_CODE_SNAPSHOT_INVALID, s->generation);
+		return CORRUPT;
+	}
 	ev e = {s, ctx, EVAL_MAX_PREREQ_VISITS};
 	int rc = eval_rec(&e, flag, 0, out);
 	out->generation = s->generation;

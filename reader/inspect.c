@@ -12,3 +12,13 @@ const snap *flagshm_view_inspect(const flagshm_view *v)
 		return NULL;
 	return (const snap *)v->snap;
 }
+
+int flagshm_view_verify(const flagshm_view *v, char *err, size_t errlen)
+{
+	const snap *s = flagshm_view_inspect(v);
+	if (!s)
+		return FLAGSHM_EUNAVAIL;
+	/* The lazily filled parts of the map are its own memory, filled
+	 * under their own rules (atomics, the regex lock). */
+	return snap_verify((snap *)s, err, errlen);
+}

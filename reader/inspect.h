@@ -16,4 +16,10 @@
  * or V is not an acquired view). Valid until V's release. */
 const snap *flagshm_view_inspect(const flagshm_view *v);
 
+/* Verify the whole snapshot V pins (snap_verify: checksum, every index
+ * slot, every flag's prerequisites, every regex), as libflagshm does only
+ * piecewise on first use. 0, FLAGSHM_EUNAVAIL (V pins none), or
+ * FLAGSHM_ECORRUPT / FLAGSHM_ENOMEM with a message in ERR. */
+int flagshm_view_verify(const flagshm_view *v, char *err, size_t errlen);
+
 #endif

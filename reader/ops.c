@@ -227,10 +227,13 @@ static void rx_init(void)
 
 int ops_matches(const snap *s, const fs_cond *c, const flagshm_attr *a)
 {
-	if (c->c_aux >= s->count[FS_T_REGEXES] || !s->regex)
+	if (a->type != FLAGSHM_ATTR_STRING)
+		return c->c_aux < s->count[FS_T_REGEXES] ? 0 : -1;
+	/* Compiled on the first match in this map (snap.c). */
+	const void *re = snap_regex(s, c->c_aux);
+	if (re == SNAP_RX_CORRUPT)
 		return -1;
-	const pcre2_code *re = s->regex[c->c_aux];
-	if (!re || a->type != FLAGSHM_ATTR_STRING)
+	if (!re)
 		return 0;
 	if (!rx_md) {
 		pthread_once(&rx_once, rx_init);
@@ -244,7 +247,7 @@ int ops_matches(const snap *s, const fs_cond *c, const flagshm_attr *a)
 	/* Without the limits a pattern could stall the reader: no match. */
 	if (!rx_mctx)
 		return 0;
-	int rc = pcre2_match(re, (PCRE2_SPTR)a->u.str.ptr, a->u.str.len, 0, 0, rx_md, rx_mctx);
+	int rc = pcre2_match((const pcre2_code *)re, (PCRE2_SPTR)a->u.str.ptr, a->u.str.len, 0, 0, rx_md, rx_mctx);
 	/* Limits hit, invalid UTF-8 in the subject and any other error all
 	 * count as no match. */
 	return rc >= 0;

@@ -1,21 +1,20 @@
 /*
- * reader/snap.c - validate a snapshot once, then find flags in it.
- *
- * snap_open checks everything evaluation relies on without re-checking:
- * the header, the layout, the checksum, that every table lies inside the
- * blob, that the index is a power of two with only valid entries, and that
- * the prerequisite graph has no cycle and no chain deeper than
- * EVAL_MAX_DEPTH. Everything else (an index inside a record) is checked at
- * each access by the accessors of snap.h.
+ * reader/snap.c - map a snapshot (checks whose cost does not depend on its
+ * size), check each flag and compile each regex on first use, verify a
+ * whole snapshot, and find flags in it. See snap.h for what is checked
+ * where.
  */
 #include "snap.h"
 #include "eval.h"
 #include "hash.h"
+#include "rules.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,145 +43,191 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 	return FLAGSHM_ECORRUPT;
 }
 
-/* Height of flag FI in the prerequisite graph (0 without prerequisites).
- * MEMO: 0 unvisited, 1 on the current path, h + 2 once known. Recursion
- * stops at EVAL_MAX_DEPTH + 1 levels, so a hostile graph cannot blow the
- * stack; every flag is finished once, so the walk is linear. Returns the
- * height, or -1 for a cycle, -2 for a chain deeper than EVAL_MAX_DEPTH. */
-static int prereq_height(const snap *s, uint8_t *memo, uint32_t fi, unsigned level)
+/* ------------------------------------------------------ prerequisites */
+
+/* Depth-first walk of flag FI's prerequisites, as the evaluator would take
+ * them: PATH holds the flags of the current chain (a flag on it again is a
+ * cycle), *VISITS counts prerequisite evaluations over every path. False
+ * on a cycle, a chain deeper than SEM_PREREQ_DEPTH_MAX or more than
+ * SEM_PREREQ_VISITS_MAX visits: the compiler refuses all three, so only
+ * hostile bytes get there. Bounded: depth and visits are. */
+static bool prereq_walk(const snap *s, uint32_t fi, uint32_t *path, unsigned depth,
+			unsigned *visits)
 {
-	if (memo[fi] == 1)
-		return -1;
-	if (memo[fi])
-		return memo[fi] - 2;
-	if (level > EVAL_MAX_DEPTH)
-		return -2;
 	const fs_flag *f = SNAP_FLAG(s, fi);
-	int h = 0;
-	/* A range outside the table is the evaluator's to report (ERROR). */
-	if (snap_range_ok(s, FS_T_PREREQS, f->f_prereq_first, f->f_prereq_count)) {
-		memo[fi] = 1;
-		for (uint32_t i = 0; i < f->f_prereq_count; i++) {
-			uint32_t p = SNAP_PREREQ(s, f->f_prereq_first + i)->pq_flag;
-			if (p >= s->count[FS_T_FLAGS])
-				continue;
-			int ph = prereq_height(s, memo, p, level + 1);
-			if (ph < 0)
-				return ph;
-			if (ph + 1 > h)
-				h = ph + 1;
-		}
+	if (!f || !f->f_prereq_count)
+		return true; /* a bad index is the evaluator's to report */
+	if (depth >= SEM_PREREQ_DEPTH_MAX)
+		return false;
+	if (!snap_range_ok(s, FS_T_PREREQS, f->f_prereq_first, f->f_prereq_count))
+		return true; /* likewise: the evaluator answers SNAPSHOT_INVALID */
+	path[depth] = fi;
+	for (uint32_t i = 0; i < f->f_prereq_count; i++) {
+		uint32_t p = SNAP_PREREQ(s, f->f_prereq_first + i)->pq_flag;
+		if (++*visits > SEM_PREREQ_VISITS_MAX)
+			return false;
+		for (unsigned k = 0; k <= depth; k++)
+			if (path[k] == p)
+				return false; /* a cycle */
+		if (!prereq_walk(s, p, path, depth + 1, visits))
+			return false;
 	}
-	if (h > EVAL_MAX_DEPTH)
-		return -2;
-	memo[fi] = (uint8_t)(h + 2);
-	return h;
+	return true;
+}
+
+uint8_t snap_flag_check(const snap *s, uint32_t i)
+{
+	if (i >= s->count[FS_T_FLAGS])
+		return SNAP_FLAG_BAD;
+	uint8_t st = s->flag_state ? atomic_load_explicit(&s->flag_state[i], memory_order_relaxed)
+				   : 0;
+	if (st)
+		return st;
+	uint32_t path[SEM_PREREQ_DEPTH_MAX + 1];
+	unsigned visits = 0;
+	st = prereq_walk(s, i, path, 0, &visits) ? SNAP_FLAG_OK : SNAP_FLAG_BAD;
+	/* Relaxed: a racing check stores the same value; the answer is a
+	 * pure function of bytes that never change under a map. */
+	if (s->flag_state)
+		atomic_store_explicit(&s->flag_state[i], st, memory_order_relaxed);
+	return st;
 }
 
 static int check_prereqs(const snap *s, char *err, size_t errlen)
 {
-	uint32_t n = s->count[FS_T_FLAGS];
-	if (!s->count[FS_T_PREREQS] || !n)
-		return 0;
-	uint8_t *memo = calloc(n, 1);
-	if (!memo)
-		return FLAGSHM_ENOMEM;
-	int rc = 0;
-	for (uint32_t i = 0; i < n && !rc; i++) {
-		int h = prereq_height(s, memo, i, 0);
-		if (h < 0) {
-			const fs_flag *f = SNAP_FLAG(s, i);
-			const char *key = snap_str(s, f->f_key);
-			rc = fail(err, errlen,
-				  h == -1 ? "prerequisites of flag %u (\"%s\") form a cycle"
-					  : "prerequisite chain of flag %u (\"%s\") is deeper than %d",
-				  i, key ? key : "?", EVAL_MAX_DEPTH);
-		}
-	}
-	free(memo);
-	return rc;
-}
-
-/* Index of the first entry before I with the same pattern bytes and flags
- * as entry I, or I. SLOTS (a power of two NSLOTS, holding entry + 1) is an
- * open-addressing table of the entries seen so far. */
-static uint32_t regex_first(const snap *s, uint32_t *slots, uint32_t nslots, uint32_t i,
-			    const char *pat)
-{
-	const fs_regex *rx = SNAP_REGEX(s, i);
-	uint32_t h = mm3_hash(pat, rx->rx_pattern.len, rx->rx_flags);
-	uint32_t k = h & (nslots - 1);
-	for (; slots[k]; k = (k + 1) & (nslots - 1)) {
-		const fs_regex *o = SNAP_REGEX(s, slots[k] - 1);
-		if (o->rx_flags == rx->rx_flags && o->rx_pattern.len == rx->rx_pattern.len &&
-		    memcmp(snap_str(s, o->rx_pattern), pat, rx->rx_pattern.len) == 0)
-			return slots[k] - 1;
-	}
-	slots[k] = i + 1;
-	return i;
-}
-
-/*
- * Compile each regex table entry, and each distinct pattern (bytes and
- * flags) only once: the writer emits every distinct pattern once, but the
- * bytes may come from anyone, so entries that repeat one share its code.
- * s->regex_own marks the entries that own theirs (snap_close frees those).
- * More than FS_REGEX_MAX entries is refused before anything is compiled.
- */
-static int compile_regexes(snap *s, char *err, size_t errlen)
-{
-	uint32_t n = s->count[FS_T_REGEXES];
-	if (!n)
-		return 0;
-	if (n > FS_REGEX_MAX)
-		return fail(err, errlen, "%" PRIu32 " regexes, more than the %u a reader compiles", n,
-			    FS_REGEX_MAX);
-	uint32_t nslots = 1;
-	while (nslots < 2 * n)
-		nslots *= 2;
-	uint32_t *slots = calloc(nslots, sizeof *slots);
-	s->regex = calloc(n, sizeof *s->regex);
-	s->regex_own = calloc(n, 1);
-	if (!slots || !s->regex || !s->regex_own) {
-		free(slots);
-		return FLAGSHM_ENOMEM;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		const fs_regex *rx = SNAP_REGEX(s, i);
-		const char *pat = snap_str(s, rx->rx_pattern);
-		if (!pat) {
-			free(slots);
-			return fail(err, errlen,
-				    "regex %u: pattern at %" PRIu32 "+%" PRIu32
-				    " is outside the string pool (%" PRIu32 " bytes)",
-				    i, rx->rx_pattern.off, rx->rx_pattern.len, s->count[FS_T_POOL]);
-		}
-		uint32_t first = regex_first(s, slots, nslots, i, pat);
-		if (first != i) {
-			s->regex[i] = s->regex[first];
+	for (uint32_t i = 0; i < s->count[FS_T_FLAGS]; i++) {
+		if (snap_flag_check(s, i) == SNAP_FLAG_OK)
 			continue;
-		}
-		uint32_t opts = PCRE2_UTF;
-		if (rx->rx_flags & FS_COND_CASE_INSENSITIVE)
-			opts |= PCRE2_CASELESS;
-		int ec;
-		PCRE2_SIZE eo;
-		pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, rx->rx_pattern.len, opts, &ec, &eo, NULL);
-		/* The writer validated every pattern with the same options; one
-		 * that fails here stays NULL and never matches. */
-		if (!re)
-			continue;
-		/* Without JIT (unsupported platform) the interpreter runs under
-		 * the same limits: only slower. */
-		(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-		s->regex[i] = re;
-		s->regex_own[i] = 1;
+		const fs_flag *f = SNAP_FLAG(s, i);
+		const char *key = snap_str(s, f->f_key);
+		return fail(err, errlen,
+			    "prerequisites of flag %u (\"%s\") form a cycle, or a chain deeper than "
+			    "%d, or more than %d evaluations",
+			    i, key ? key : "?", SEM_PREREQ_DEPTH_MAX, SEM_PREREQ_VISITS_MAX);
 	}
-	free(slots);
 	return 0;
 }
 
-int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen)
+/* ------------------------------------------------------------- regexes */
+
+/* One lock for every compile of every snapshot of the process: compiling
+ * is rare (once per distinct pattern and map) and slow anyway, and one
+ * lock is what the fork handlers must hold. Nothing else waits on it. */
+static pthread_mutex_t rx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void snap_fork_prepare(void)
+{
+	pthread_mutex_lock(&rx_lock);
+}
+
+void snap_fork_parent(void)
+{
+	pthread_mutex_unlock(&rx_lock);
+}
+
+void snap_fork_child(void)
+{
+	pthread_mutex_init(&rx_lock, NULL);
+}
+
+/* Under rx_lock: an entry before I... of any index with the same pattern
+ * bytes and flags, already compiled, or I itself (then inserted). The table
+ * is allocated on the first compile of the map: memory for regexes only in
+ * a process that matches one. */
+static uint32_t regex_first(snap *s, uint32_t i, const char *pat)
+{
+	const fs_regex *rx = SNAP_REGEX(s, i);
+	if (!s->rx_slots) {
+		uint32_t n = s->count[FS_T_REGEXES], ns = 1;
+		while (ns < 2 * n)
+			ns *= 2;
+		s->rx_slots = calloc(ns, sizeof *s->rx_slots);
+		if (!s->rx_slots)
+			return i; /* no sharing; still correct */
+		s->rx_nslots = ns;
+	}
+	uint32_t h = mm3_hash(pat, rx->rx_pattern.len, rx->rx_flags);
+	uint32_t k = h & (s->rx_nslots - 1);
+	for (; s->rx_slots[k]; k = (k + 1) & (s->rx_nslots - 1)) {
+		const fs_regex *o = SNAP_REGEX(s, s->rx_slots[k] - 1);
+		if (o->rx_flags == rx->rx_flags && o->rx_pattern.len == rx->rx_pattern.len &&
+		    memcmp(snap_str(s, o->rx_pattern), pat, rx->rx_pattern.len) == 0)
+			return s->rx_slots[k] - 1;
+	}
+	s->rx_slots[k] = i + 1;
+	return i;
+}
+
+const void *snap_regex(const snap *cs, uint32_t i)
+{
+	if (i >= cs->count[FS_T_REGEXES] || !cs->regex)
+		return SNAP_RX_CORRUPT;
+	/* Acquire: pairs with the release store below; the compiled code is
+	 * complete before its pointer is seen. */
+	void *re = atomic_load_explicit(&cs->regex[i], memory_order_acquire);
+	if (re)
+		return re == SNAP_RX_NONE ? NULL : re;
+
+	snap *s = (snap *)cs; /* the lazily filled parts are the map's own memory */
+	const fs_regex *rx = SNAP_REGEX(s, i);
+	const char *pat = snap_str(s, rx->rx_pattern);
+	if (!pat)
+		return SNAP_RX_CORRUPT;
+	/* A thread cancelled here must not leave the lock held. */
+	int cs_old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs_old);
+	pthread_mutex_lock(&rx_lock);
+	re = atomic_load_explicit(&s->regex[i], memory_order_relaxed); /* under the lock */
+	if (!re) {
+		uint32_t first = regex_first(s, i, pat);
+		if (first != i) {
+			re = atomic_load_explicit(&s->regex[first], memory_order_relaxed);
+		} else {
+			uint32_t opts = PCRE2_UTF;
+			if (rx->rx_flags & FS_COND_CASE_INSENSITIVE)
+				opts |= PCRE2_CASELESS;
+			int ec;
+			PCRE2_SIZE eo;
+			pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, rx->rx_pattern.len, opts, &ec,
+							 &eo, NULL);
+			/* The writer validated every pattern with the same
+			 * options; one that fails here never matches. Without
+			 * JIT the interpreter runs under the same limits. */
+			if (code) {
+				(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+				s->regex_own[i] = 1;
+				re = code;
+			} else {
+				re = SNAP_RX_NONE;
+			}
+		}
+		/* Release: pairs with the acquire load above. */
+		atomic_store_explicit(&s->regex[i], re, memory_order_release);
+	}
+	pthread_mutex_unlock(&rx_lock);
+	pthread_setcancelstate(cs_old, NULL);
+	return re == SNAP_RX_NONE ? NULL : re;
+}
+
+/* Compile every entry (snap_verify): more than FS_REGEX_MAX is refused by
+ * snap_map already; a pattern outside the pool is refused here. */
+static int compile_regexes(snap *s, char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < s->count[FS_T_REGEXES]; i++) {
+		if (snap_regex(s, i) != SNAP_RX_CORRUPT)
+			continue;
+		const fs_regex *rx = SNAP_REGEX(s, i);
+		return fail(err, errlen,
+			    "regex %u: pattern at %" PRIu32 "+%" PRIu32
+			    " is outside the string pool (%" PRIu32 " bytes)",
+			    i, rx->rx_pattern.off, rx->rx_pattern.len, s->count[FS_T_POOL]);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ map, verify */
+
+int snap_map(snap *s, const void *base, size_t size, char *err, size_t errlen)
 {
 	void *owner = s->owner;
 	memset(s, 0, sizeof *s);
@@ -215,11 +260,6 @@ int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen)
 	if (h->sh_size != size || size > FS_SNAP_MAX)
 		return fail(err, errlen, "size field %" PRIu64 " but the object has %zu bytes",
 			    h->sh_size, size);
-	uint64_t sum = fs_checksum((const uint8_t *)base + FS_SNAP_SUMMED_FROM,
-				   size - FS_SNAP_SUMMED_FROM);
-	if (sum != h->sh_checksum)
-		return fail(err, errlen, "checksum 0x%016" PRIx64 " but the bytes sum to 0x%016" PRIx64,
-			    h->sh_checksum, sum);
 
 	for (int t = 0; t < FS_T_COUNT_; t++) {
 		fs_table tb = h->sh_tables[t];
@@ -246,42 +286,80 @@ int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen)
 		return fail(err, errlen, "environment name at %" PRIu32 "+%" PRIu32
 			    " is outside the string pool (%" PRIu32 " bytes)",
 			    h->sh_environment.off, h->sh_environment.len, s->count[FS_T_POOL]);
-
 	uint32_t nidx = s->count[FS_T_INDEX];
 	if (nidx == 0 || (nidx & (nidx - 1)))
 		return fail(err, errlen, "index has %" PRIu32 " slots, not a power of two", nidx);
+	uint32_t nrx = s->count[FS_T_REGEXES];
+	if (nrx > FS_REGEX_MAX)
+		return fail(err, errlen, "%" PRIu32 " regexes, more than the %u a reader compiles",
+			    nrx, FS_REGEX_MAX);
+
+	/* Lazily filled state: zeroed pages cost nothing until touched. */
+	s->flag_state = calloc(s->count[FS_T_FLAGS] ? s->count[FS_T_FLAGS] : 1, 1);
+	if (nrx) {
+		s->regex = calloc(nrx, sizeof *s->regex);
+		s->regex_own = calloc(nrx, 1);
+	}
+	if (!s->flag_state || (nrx && (!s->regex || !s->regex_own))) {
+		snap_close(s);
+		s->base = NULL;
+		if (err && errlen)
+			snprintf(err, errlen, "snapshot: out of memory");
+		return FLAGSHM_ENOMEM;
+	}
+	return 0;
+}
+
+int snap_verify(snap *s, char *err, size_t errlen)
+{
+	const fs_snap_hdr *h = (const fs_snap_hdr *)s->base;
+	uint64_t sum = fs_checksum(s->base + FS_SNAP_SUMMED_FROM, s->size - FS_SNAP_SUMMED_FROM);
+	if (sum != h->sh_checksum)
+		return fail(err, errlen, "checksum 0x%016" PRIx64 " but the bytes sum to 0x%016" PRIx64,
+			    h->sh_checksum, sum);
 	const uint32_t *idx = s->tab[FS_T_INDEX];
-	for (uint32_t i = 0; i < nidx; i++)
+	for (uint32_t i = 0; i < s->count[FS_T_INDEX]; i++)
 		if (idx[i] > s->count[FS_T_FLAGS])
 			return fail(err, errlen,
 				    "index slot %" PRIu32 " holds flag %" PRIu32 ", past the %" PRIu32
 				    " flags",
 				    i, idx[i] - 1, s->count[FS_T_FLAGS]);
-
 	int rc = check_prereqs(s, err, errlen);
 	if (!rc)
 		rc = compile_regexes(s, err, errlen);
+	return rc;
+}
+
+int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen)
+{
+	int rc = snap_map(s, base, size, err, errlen);
+	if (rc)
+		return rc;
+	rc = snap_verify(s, err, errlen);
 	if (rc) {
-		if (rc == FLAGSHM_ENOMEM && err && errlen)
-			snprintf(err, errlen, "snapshot: out of memory");
 		snap_close(s);
 		s->base = NULL;
-		return rc;
 	}
-	return 0;
+	return rc;
 }
 
 void snap_close(snap *s)
 {
-	if (!s || !s->regex)
+	if (!s)
 		return;
-	for (uint32_t i = 0; i < s->count[FS_T_REGEXES]; i++)
-		if (s->regex_own && s->regex_own[i])
-			pcre2_code_free(s->regex[i]);
+	if (s->regex) {
+		for (uint32_t i = 0; i < s->count[FS_T_REGEXES]; i++)
+			if (s->regex_own && s->regex_own[i])
+				pcre2_code_free(atomic_load_explicit(&s->regex[i], memory_order_relaxed));
+	}
 	free(s->regex);
 	free(s->regex_own);
+	free(s->rx_slots);
+	free((void *)s->flag_state);
 	s->regex = NULL;
 	s->regex_own = NULL;
+	s->rx_slots = NULL;
+	s->flag_state = NULL;
 }
 
 int64_t snap_find(const snap *s, const char *key, size_t len)

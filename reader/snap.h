@@ -1,14 +1,29 @@
 /*
- * reader/snap.h - a snapshot that passed validation, and bounds-checked
- * access to its records. Internal to libflagshm (and the flagshm tool).
+ * reader/snap.h - a mapped snapshot and bounds-checked access to its
+ * records. Internal to libflagshm (and, through reader/inspect.h, the
+ * flagshm tool).
  *
- * snap_open() validates once (header, layout fingerprint, size, checksum,
- * every table inside the blob) and copies the table positions into the
- * process-private struct snap. After that, record accessors check each
- * index against those private counts and each string against the private
- * pool size, so even bytes changed after validation cannot send a reader
- * outside the mapping: they give NULL, and the evaluator answers ERROR
- * with SNAPSHOT_INVALID.
+ * Two depths of checking:
+ *  - snap_map() checks what a reader relies on before it reads anything:
+ *    the header, the layout fingerprint, the size, and that every table
+ *    lies inside the blob, and copies the table positions into the
+ *    process-private struct snap. Its cost does not depend on the
+ *    snapshot's size, so it may run inside a request. From then on, record
+ *    accessors check each index against those private counts and each
+ *    string against the private pool size: bytes changed after the map (or
+ *    hostile from the start) cannot send a reader outside the mapping; they
+ *    give NULL, and the evaluator answers ERROR with SNAPSHOT_INVALID. What
+ *    spans records (a flag's prerequisite graph) is checked per flag, on
+ *    its first evaluation in this map (snap_flag_check), and a regex is
+ *    compiled on its first match (snap_regex): work proportional to what a
+ *    process uses, not to the snapshot.
+ *  - snap_verify() checks everything else, the whole snapshot at once: the
+ *    checksum, every index slot, every flag's prerequisite graph, and
+ *    compiles every regex. The writer's publish and the flagshm tool use
+ *    it; snap_open() is snap_map() then snap_verify().
+ * Readers need not recompute the checksum on every map: they map only
+ * objects the trusted writer user owns (shm/trust.c), and the writer checks
+ * what it wrote before making it current (shm/publish.c).
  */
 #ifndef FLAGSHM_READER_SNAP_H
 #define FLAGSHM_READER_SNAP_H
@@ -26,19 +41,52 @@ typedef struct snap {
 	int64_t compile_us;
 	const void *tab[FS_T_COUNT_];	/* validated start of each table */
 	uint32_t count[FS_T_COUNT_];	/* its record count (pool: bytes) */
-	void **regex;			/* pcre2_code * per FS_T_REGEXES entry, NULL if it failed to compile;
-					   entries with equal patterns share one */
+	/* Per FS_T_REGEXES entry: NULL until first used, then its
+	 * pcre2_code * (entries with equal patterns share one) or
+	 * SNAP_RX_NONE when it does not compile. Set once, under the regex
+	 * lock, with a release store; read with acquire (snap_regex). */
+	void *_Atomic *regex;
 	uint8_t *regex_own;		/* per entry: 1 when regex[i] is its own (snap_close frees it) */
+	uint32_t *rx_slots;		/* dedupe table of compiled patterns (entry + 1), lazily */
+	uint32_t rx_nslots;
+	/* Per flag: 0 not checked yet in this map, SNAP_FLAG_OK, or
+	 * SNAP_FLAG_BAD (snap_flag_check). Relaxed: racing checks of one flag
+	 * compute and store the same answer. */
+	_Atomic uint8_t *flag_state;
 	void *owner;			/* reader/store.c: the mapping this came from */
 } snap;
 
-/* Validate BASE[0..SIZE) and fill *S. Regexes are compiled here, once per
- * snapshot and distinct pattern (at most FS_REGEX_MAX entries), so
- * evaluation never compiles. Returns 0, FLAGSHM_ECORRUPT with a
- * message in ERR naming the check that failed, or FLAGSHM_ENOMEM. */
+#define SNAP_RX_NONE ((void *)1)
+#define SNAP_FLAG_OK 1
+#define SNAP_FLAG_BAD 2
+
+/* The size-independent checks above; fill *S. Returns 0, FLAGSHM_ECORRUPT
+ * with a message in ERR naming the check that failed, or FLAGSHM_ENOMEM. */
+int snap_map(snap *s, const void *base, size_t size, char *err, size_t errlen);
+/* The whole-snapshot checks above, on a mapped S. 0 or FLAGSHM_ECORRUPT /
+ * FLAGSHM_ENOMEM with a message. */
+int snap_verify(snap *s, char *err, size_t errlen);
+/* snap_map, then snap_verify. */
 int snap_open(snap *s, const void *base, size_t size, char *err, size_t errlen);
-/* Free what snap_open allocated (not the bytes). */
+/* Free what snap_map and later uses allocated (not the bytes). */
 void snap_close(snap *s);
+
+/* Check flag I's prerequisite graph (no cycle, no chain deeper than
+ * SEM_PREREQ_DEPTH_MAX, at most SEM_PREREQ_VISITS_MAX visits), once per map:
+ * SNAP_FLAG_OK or SNAP_FLAG_BAD. */
+uint8_t snap_flag_check(const snap *s, uint32_t i);
+
+/* The compiled regex of entry I (compiling it on first use), NULL when it
+ * does not compile (it never matches), or SNAP_RX_NONE's caller-visible
+ * twin: (void *)-1 when the entry is outside the table or its pattern
+ * outside the pool (a corrupt snapshot). */
+#define SNAP_RX_CORRUPT ((const void *)-1)
+const void *snap_regex(const snap *s, uint32_t i);
+
+/* Around fork(): the regex lock (snap.c) must not be inherited held. */
+void snap_fork_prepare(void);
+void snap_fork_parent(void);
+void snap_fork_child(void);
 
 /* Record i of a table, or NULL when i is out of range. */
 static inline const void *snap_rec(const snap *s, int t, uint32_t i, size_t recsize)

@@ -1,13 +1,15 @@
 /*
- * reader/store.c - open and close a store, follow its generations, and
- * keep working across fork().
+ * reader/store.c - open and close a store, follow its generations, pin the
+ * map a view uses, reclaim the ones nobody uses, and keep working across
+ * fork().
  *
- * The evaluation path (store_current in store.h) is two acquire loads.
  * When the generation moved, one thread maps the new one here, under a
  * trylock, while every other thread goes on with the map it has: nobody
- * waits (except for the process's very first map), and a stopped or slow
- * reader never holds up the writer (the writer does not know readers
- * exist).
+ * waits (except for a thread with no map at all, which waits for the one
+ * making the first), and a stopped or slow reader never holds up the writer
+ * (the writer does not know readers exist). Mapping costs the same whatever
+ * the snapshot's size (snap_map): the work proportional to a snapshot is
+ * done per flag and per regex on first use (snap.h).
  */
 #include "store.h"
 #include "clock.h"
@@ -25,9 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__SANITIZE_THREAD__)
-char store_tsan_gp;
-#endif
 
 /* A generation that failed with a system error (fd limit, ENOMEM) is tried
  * again after this long; one that failed validation only when the writer
@@ -47,12 +46,95 @@ const fs_ctl store_detached = { .ctl_generation = STORE_DETACHED_GEN };
 /*
  * One lock for the refreshes of every store in the process: refreshes are
  * rare (once per publish), and a single lock is what the fork handlers
- * below must hold so that no refresh is half done in the child.
+ * below must hold so that no refresh is half done in the child. It also
+ * guards the retired list. Nothing that holds it ever waits for a reader.
  */
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-/* ------------------------------------------------------------- reclaim */
+/* ------------------------------------------------------ hazard pointers */
+
+/* Views a thread may nest before pins are counted in the map instead. */
+#define HP_SLOTS 8
+
+/*
+ * A thread's hazard slots. Records are never freed: a thread that exits
+ * gives its record back (in_use false) for the next thread to take, so the
+ * reclaimer can walk the list without a lock while threads come and go.
+ */
+typedef struct reader_rec {
+	/* Stored by the owner thread only: seq_cst when pinning (pairs with
+	 * the seq_cst store of cur in store_refresh and the seq_cst loads in
+	 * reclaim: either the reader re-reads the new cur, or the reclaimer
+	 * sees the slot); release when unpinning. */
+	_Atomic(store_map *) hp[HP_SLOTS];
+	unsigned depth; /* owner thread only: slots in use, holes included */
+	/* CAS false -> true by the thread taking the record; release-stored
+	 * false at its exit (rec_exit) or in a fork child (fork_child). */
+	atomic_bool in_use;
+	struct reader_rec *next; /* set before the record is published */
+} reader_rec;
+
+/* The list of records: pushed with a CAS (release), read with acquire. */
+static _Atomic(reader_rec *) recs;
+static _Thread_local reader_rec *my_rec;
+static pthread_key_t rec_key;
+static bool rec_key_ok;
+
+static void rec_exit(void *p)
+{
+	reader_rec *r = p;
+	for (unsigned i = 0; i < HP_SLOTS; i++)
+		atomic_store_explicit(&r->hp[i], NULL, memory_order_release);
+	r->depth = 0;
+	/* Release: pairs with the CAS of a thread taking the record. */
+	atomic_store_explicit(&r->in_use, false, memory_order_release);
+}
+
+/* This thread's record, taking a free one or making one; NULL without
+ * memory (the caller then serves STORE_UNAVAILABLE). */
+static reader_rec *rec_get(void)
+{
+	if (__builtin_expect(my_rec != NULL, 1))
+		return my_rec;
+	reader_rec *r;
+	for (r = atomic_load_explicit(&recs, memory_order_acquire); r; r = r->next) {
+		bool f = false;
+		if (!atomic_load_explicit(&r->in_use, memory_order_relaxed) &&
+		    atomic_compare_exchange_strong_explicit(&r->in_use, &f, true,
+							    memory_order_acquire,
+							    memory_order_relaxed))
+			break;
+	}
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return NULL;
+		atomic_init(&r->in_use, true);
+		reader_rec *head = atomic_load_explicit(&recs, memory_order_relaxed);
+		do
+			r->next = head;
+		while (!atomic_compare_exchange_weak_explicit(&recs, &head, r, memory_order_release,
+							      memory_order_relaxed));
+	}
+	r->depth = 0;
+	if (rec_key_ok)
+		pthread_setspecific(rec_key, r); /* rec_exit at thread exit */
+	my_rec = r;
+	return r;
+}
+
+/* True when a slot of any thread, or a counted pin, holds M. */
+static bool map_pinned(store_map *m)
+{
+	if (atomic_load_explicit(&m->refs, memory_order_seq_cst))
+		return true;
+	for (reader_rec *r = atomic_load_explicit(&recs, memory_order_acquire); r; r = r->next)
+		for (unsigned i = 0; i < HP_SLOTS; i++)
+			if (atomic_load_explicit(&r->hp[i], memory_order_seq_cst) == m)
+				return true;
+	return false;
+}
 
 static void map_free(store_map *m)
 {
@@ -61,18 +143,29 @@ static void map_free(store_map *m)
 	free(m);
 }
 
-/* call_rcu callback: every read-side section that could hold M has ended. */
-static void map_free_rcu(struct rcu_head *h)
-{
-	store_map *m = (store_map *)((char *)h - offsetof(store_map, rcu));
-	STORE_TSAN_ACQUIRE();
-	map_free(m);
-}
+/* Maps no store points at any more, waiting for their last pin. Under the
+ * refresh lock. Bounded by the number of maps pinned at once. */
+static store_map *retired;
 
+/* Under the refresh lock, after M stopped being any store's cur. */
 static void map_retire(store_map *m)
 {
-	STORE_TSAN_RELEASE();
-	urcu_bp_call_rcu(&m->rcu, map_free_rcu);
+	m->retired_next = retired;
+	retired = m;
+}
+
+/* Under the refresh lock: free every retired map nobody pins. */
+static void reclaim(void)
+{
+	for (store_map **pp = &retired; *pp;) {
+		store_map *m = *pp;
+		if (map_pinned(m)) {
+			pp = &m->retired_next;
+			continue;
+		}
+		*pp = m->retired_next;
+		map_free(m);
+	}
 }
 
 /* ---------------------------------------------------------------- fork */
@@ -80,35 +173,31 @@ static void map_retire(store_map *m)
 /*
  * A pre-fork server opens the store in the parent and forks workers that
  * never call us first. The child inherits the mappings (MAP_SHARED: the
- * same pages), the handle and liburcu's state; what does not survive is
- * other threads: liburcu-bp's registry must forget them and the call_rcu
- * worker must be recreated, and the refresh lock must not be inherited
- * held. Order matters: call_rcu's worker may be inside a grace period,
- * which takes the locks urcu_bp_before_fork takes, so it is paused first.
- *
- * liburcu warns that call_rcu atfork handlers can hang with allocators
- * that take locks in their own atfork handlers while a callback frees;
- * glibc (>= 2.24) takes its malloc locks after all prepare handlers have
- * run, and our callback takes no lock of ours.
+ * same pages), the handle and the records; the other threads do not
+ * survive, so their records are given back, and no lock of ours may be
+ * inherited held. There is no background thread to stop or restart, and
+ * no lock is held while a view is: forking inside a view, or from the log
+ * callback, is safe, and an application's own fork handlers (liburcu's
+ * included) are not ours to order with.
  */
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&refresh_lock);
-	urcu_bp_call_rcu_before_fork();
-	urcu_bp_before_fork();
+	snap_fork_prepare();
 }
 
 static void fork_parent(void)
 {
-	urcu_bp_after_fork_parent();
-	urcu_bp_call_rcu_after_fork_parent();
+	snap_fork_parent();
 	pthread_mutex_unlock(&refresh_lock);
 }
 
 static void fork_child(void)
 {
-	urcu_bp_after_fork_child();
-	urcu_bp_call_rcu_after_fork_child();
+	snap_fork_child();
+	for (reader_rec *r = atomic_load_explicit(&recs, memory_order_acquire); r; r = r->next)
+		if (r != my_rec)
+			rec_exit(r); /* that thread does not exist here */
 	/* The thread that held it in fork_prepare is the one running here,
 	 * but re-initializing is what POSIX promises to work. */
 	pthread_mutex_init(&refresh_lock, NULL);
@@ -118,6 +207,7 @@ static int fork_registered_rc;
 
 static void fork_register(void)
 {
+	rec_key_ok = pthread_key_create(&rec_key, rec_exit) == 0;
 	fork_registered_rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -170,49 +260,25 @@ static bool store_attach(flagshm_store *s, char *note, size_t n)
 	return false;
 }
 
-store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
+/* Under the refresh lock: map generation GEN (the current one, by the
+ * control object) and make it cur. True when cur changed. NOTE gets a log
+ * line (logged by the caller, outside the lock). */
+static bool map_generation(flagshm_store *s, char *note, size_t notelen)
 {
-	/* Rate limit: a generation that failed is not retried on every call. */
-	if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
-		int64_t retry = atomic_load_explicit(&s->bad_retry_ms, memory_order_relaxed);
-		if (retry == 0 || fs_clock_ms(CLOCK_MONOTONIC_COARSE) < retry)
-			return cur;
-	}
-	/* Another thread is refreshing (or forking): keep serving CUR. With
-	 * no map yet there is nothing to serve, so wait for the thread that
-	 * maps the first one instead of answering STORE_UNAVAILABLE while a
-	 * snapshot is published: this is the only place a reader waits,
-	 * once per process, before its first map. It waits only outside a
-	 * read-side section (flagshm_view_acquire primes the first map
-	 * before entering one): a grace period, or a fork pausing the
-	 * call_rcu worker while holding refresh_lock, must never wait on a
-	 * reader that waits on refresh_lock. */
-	bool wait = !cur && !urcu_bp_read_ongoing();
-	if (wait ? pthread_mutex_lock(&refresh_lock) != 0
-		 : pthread_mutex_trylock(&refresh_lock) != 0)
-		return cur;
-
 	char err[256] = "";
-	char note[320] = "";
-	if (store_ctl(s) == &store_detached && !store_attach(s, note, sizeof note)) {
-		pthread_mutex_unlock(&refresh_lock);
-		if (note[0])
-			logf_(s, "%s", note);
-		return cur;
-	}
 	/* Under the lock we are the only writer of cur. */
 	store_map *m = atomic_load_explicit(&s->cur, memory_order_relaxed);
 	uint64_t old = m ? m->generation : 0;
 
 	for (int attempt = 0; attempt < MAP_ATTEMPTS; attempt++) {
 		/* Acquire: pairs with the release store in shm_writer_publish. */
-		gen = atomic_load_explicit(&store_ctl(s)->ctl_generation, memory_order_acquire);
+		uint64_t gen = atomic_load_explicit(&store_ctl(s)->ctl_generation, memory_order_acquire);
 		if (m ? m->generation == gen : gen == 0)
-			break; /* another thread did it, or nothing to do */
+			return false; /* another thread did it, or nothing to do */
 		if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
 			int64_t retry = atomic_load_explicit(&s->bad_retry_ms, memory_order_relaxed);
 			if (retry == 0 || fs_clock_ms(CLOCK_MONOTONIC_COARSE) < retry)
-				break;
+				return false;
 		}
 
 		const void *base;
@@ -220,7 +286,6 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 		int rc = shm_snap_map(s->name, s->owner, gen, &base, &size, err, sizeof err);
 		if (rc == FLAGSHM_ENOSTORE && attempt + 1 < MAP_ATTEMPTS)
 			continue; /* superseded meanwhile: reload the generation */
-		int64_t retry_at = 0;
 		if (rc == 0) {
 			store_map *nm = calloc(1, sizeof *nm);
 			if (!nm) {
@@ -231,60 +296,175 @@ store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur)
 				nm->generation = gen;
 				nm->base = base;
 				nm->size = size;
-				rc = snap_open(&nm->snap, base, size, err, sizeof err);
+				atomic_init(&nm->refs, 0);
+				/* Size-independent checks only: the rest is
+				 * done per flag on first use (snap.h). */
+				rc = snap_map(&nm->snap, base, size, err, sizeof err);
 				if (rc == 0 && nm->snap.generation != gen) {
 					snap_close(&nm->snap);
-					snprintf(err, sizeof err,
-						 "its header says generation %llu",
+					snprintf(err, sizeof err, "its header says generation %llu",
 						 (unsigned long long)nm->snap.generation);
 					rc = FLAGSHM_ECORRUPT;
 				}
 				if (rc) {
 					shm_snap_unmap(base, size);
 					free(nm);
-				} else {
-					nm->snap.owner = nm;
-					/* Release (rcu_assign_pointer): pairs
-					 * with the acquire load of cur in
-					 * store_current. */
-					atomic_store_explicit(&s->cur, nm, memory_order_release);
-					if (m)
-						map_retire(m);
-					m = nm;
-					if (atomic_load_explicit(&s->bad_gen, memory_order_relaxed))
-						snprintf(note, sizeof note,
-							 "store '%s': serving generation %llu",
-							 s->name, (unsigned long long)gen);
-					else if (old)
-						snprintf(note, sizeof note,
-							 "store '%s': generation %llu -> %llu",
-							 s->name, (unsigned long long)old,
-							 (unsigned long long)gen);
-					atomic_store_explicit(&s->bad_gen, 0, memory_order_relaxed);
-					break;
 				}
 			}
+			if (rc == 0) {
+				nm->snap.owner = nm;
+				/* seq_cst: pairs with the seq_cst slot store and
+				 * re-load in store_pin (and orders the map's
+				 * fields before the pointer, as a release
+				 * would). */
+				atomic_store_explicit(&s->cur, nm, memory_order_seq_cst);
+				if (m)
+					map_retire(m);
+				reclaim();
+				if (atomic_load_explicit(&s->bad_gen, memory_order_relaxed))
+					snprintf(note, notelen, "store '%s': serving generation %llu",
+						 s->name, (unsigned long long)gen);
+				else if (old)
+					snprintf(note, notelen, "store '%s': generation %llu -> %llu",
+						 s->name, (unsigned long long)old,
+						 (unsigned long long)gen);
+				atomic_store_explicit(&s->bad_gen, 0, memory_order_relaxed);
+				return true;
+			}
 		}
+		int64_t retry_at = 0;
 		if (rc != FLAGSHM_ECORRUPT)
 			retry_at = fs_clock_ms(CLOCK_MONOTONIC_COARSE) + RETRY_MS; /* may be transient */
 		atomic_store_explicit(&s->bad_retry_ms, retry_at, memory_order_relaxed);
 		atomic_store_explicit(&s->bad_gen, gen, memory_order_relaxed);
 		if (m)
-			snprintf(note, sizeof note,
+			snprintf(note, notelen,
 				 "store '%s': generation %llu refused (%s: %s); still serving %llu",
 				 s->name, (unsigned long long)gen, flagshm_strerror(rc), err,
 				 (unsigned long long)m->generation);
 		else
-			snprintf(note, sizeof note,
+			snprintf(note, notelen,
 				 "store '%s': generation %llu refused (%s: %s); nothing to serve",
 				 s->name, (unsigned long long)gen, flagshm_strerror(rc), err);
-		break;
+		return false;
 	}
+	return false;
+}
+
+/* The slow path of store_pin: the generation moved to GEN (or the store is
+ * not attached yet). True when cur changed. A thread that has a map
+ * (HAVE_MAP) only tries the lock and otherwise keeps serving what it has;
+ * one that has none waits for the thread making the first map, rather than
+ * answering STORE_UNAVAILABLE while a snapshot is published. Waiting is safe:
+ * whoever holds the lock never waits for a reader. */
+static bool store_refresh(flagshm_store *s, uint64_t gen, bool have_map)
+{
+	/* Rate limit: a generation that failed is not retried on every call. */
+	if (gen == atomic_load_explicit(&s->bad_gen, memory_order_relaxed)) {
+		int64_t retry = atomic_load_explicit(&s->bad_retry_ms, memory_order_relaxed);
+		if (retry == 0 || fs_clock_ms(CLOCK_MONOTONIC_COARSE) < retry)
+			return false;
+	}
+	/* A thread cancelled in here must not leave the lock held. */
+	int cs;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	if (have_map ? pthread_mutex_trylock(&refresh_lock) != 0
+		     : pthread_mutex_lock(&refresh_lock) != 0) {
+		pthread_setcancelstate(cs, NULL);
+		return false;
+	}
+	char note[320] = "";
+	bool changed = false;
+	if (store_ctl(s) != &store_detached || store_attach(s, note, sizeof note))
+		changed = map_generation(s, note, sizeof note);
 	pthread_mutex_unlock(&refresh_lock);
+	pthread_setcancelstate(cs, NULL);
 	/* Outside the lock: the callback may take its own locks, or fork. */
 	if (note[0])
 		logf_(s, "%s", note);
-	return m;
+	return changed;
+}
+
+/* A counted pin (deep nesting) is the map's address with the low bit set;
+ * a slot pin is the slot's address. */
+#define PIN_COUNTED 1u
+
+store_map *store_pin(flagshm_store *s, void **pin)
+{
+	*pin = NULL;
+	reader_rec *r = rec_get();
+	if (!r)
+		return NULL;
+	unsigned d = r->depth;
+	_Atomic(store_map *) *slot = d < HP_SLOTS ? &r->hp[d] : NULL;
+	/* Each round either succeeds or saw cur change (a publish, or a
+	 * refresh by this or another thread): a bounded number suffices. */
+	for (int round = 0; round < 16; round++) {
+		store_map *m = atomic_load_explicit(&s->cur, memory_order_seq_cst);
+		if (m) {
+			if (slot)
+				atomic_store_explicit(slot, m, memory_order_seq_cst);
+			else
+				atomic_fetch_add_explicit(&m->refs, 1, memory_order_seq_cst);
+			/* Still current after the pin was published: the
+			 * reclaimer either saw the pin or had not retired m. */
+			if (atomic_load_explicit(&s->cur, memory_order_seq_cst) != m) {
+				if (slot)
+					atomic_store_explicit(slot, NULL, memory_order_release);
+				else
+					atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release);
+				continue;
+			}
+		}
+		/* M is pinned (or NULL): its fields may be read. Acquire:
+		 * pairs with the release store of ctl_generation in
+		 * shm_writer_publish; what we open for GEN is complete. */
+		uint64_t gen = atomic_load_explicit(&store_ctl(s)->ctl_generation,
+						    memory_order_acquire);
+		if (__builtin_expect(m ? m->generation == gen : gen == 0, 1) ||
+		    !store_refresh(s, gen, m != NULL)) {
+			if (m) {
+				if (slot) {
+					r->depth = d + 1;
+					*pin = (void *)slot;
+				} else {
+					*pin = (void *)((uintptr_t)m | PIN_COUNTED);
+				}
+			}
+			return m;
+		}
+		/* cur changed: drop the old pin and pin the new map. */
+		if (m) {
+			if (slot)
+				atomic_store_explicit(slot, NULL, memory_order_release);
+			else
+				atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release);
+		}
+	}
+	return NULL;
+}
+
+bool store_unpin(void *pin)
+{
+	if (!pin)
+		return true;
+	if ((uintptr_t)pin & PIN_COUNTED) {
+		store_map *m = (store_map *)((uintptr_t)pin & ~(uintptr_t)PIN_COUNTED);
+		/* Release: the view's reads of the map happen before the
+		 * reclaimer's seq_cst load sees 0. */
+		atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release);
+		return true;
+	}
+	reader_rec *r = my_rec;
+	_Atomic(store_map *) *slot = pin;
+	if (!r || slot < &r->hp[0] || slot >= &r->hp[HP_SLOTS])
+		return false; /* another thread's slot: refuse, keep it pinned */
+	/* Release: the view's reads of the map happen before the reclaimer
+	 * sees the slot empty. */
+	atomic_store_explicit(slot, NULL, memory_order_release);
+	while (r->depth > 0 && !atomic_load_explicit(&r->hp[r->depth - 1], memory_order_relaxed))
+		r->depth--;
+	return true;
 }
 
 /* ---------------------------------------------------------------- open */
@@ -381,21 +561,13 @@ FLAGSHM_API void flagshm_close(flagshm_store **sp)
 	/* Wait out a refresh another thread may be finishing (a caller bug,
 	 * but cheap to survive). */
 	pthread_mutex_lock(&refresh_lock);
-	store_map *m = atomic_exchange_explicit(&s->cur, NULL, memory_order_acq_rel);
+	/* seq_cst: as the store of cur in map_generation. */
+	store_map *m = atomic_exchange_explicit(&s->cur, NULL, memory_order_seq_cst);
 	s->magic = 0;
+	if (m)
+		map_retire(m);
+	reclaim(); /* a map still pinned (a view of a caller bug) waits */
 	pthread_mutex_unlock(&refresh_lock);
-	if (m) {
-		if (urcu_bp_read_ongoing()) {
-			/* A view of another store is held on this thread:
-			 * waiting for a grace period here would wait for
-			 * ourselves. */
-			map_retire(m);
-		} else {
-			urcu_bp_synchronize_rcu();
-			STORE_TSAN_ACQUIRE();
-			map_free(m);
-		}
-	}
 	const fs_ctl *ctl = store_ctl(s);
 	if (ctl != &store_detached)
 		shm_ctl_unmap(ctl);
@@ -408,8 +580,8 @@ FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)
 		return FLAGSHM_EINVAL;
 	memset(info, 0, sizeof *info);
 
-	urcu_bp_read_lock();
-	store_map *m = store_current(s);
+	void *pin;
+	store_map *m = store_pin(s, &pin);
 	if (m) {
 		const snap *sn = &m->snap;
 		info->generation = m->generation;
@@ -422,8 +594,7 @@ FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)
 		if (env)
 			snprintf(info->environment, sizeof info->environment, "%s", env);
 	}
-	STORE_TSAN_RELEASE();
-	urcu_bp_read_unlock();
+	store_unpin(pin);
 
 	/* Informative fields a writer updates while we read: a torn view of
 	 * them is harmless. */

@@ -1,12 +1,15 @@
 /*
- * reader/store.h - the store handle shared by reader/store.c (open, refresh,
- * close, fork) and reader/view.c (views and evaluation). Internal.
+ * reader/store.h - the store handle shared by reader/store.c (open, map,
+ * pin, reclaim, fork) and reader/view.c (views and evaluation). Internal.
  *
- * A handle holds the control object, mapped read-only, and an RCU-protected
- * pointer to the current map: one mapped generation and its validated
- * struct snap. Readers load that pointer inside a liburcu-bp read-side
- * section; a refresh swaps in a new map and hands the old one to call_rcu,
- * which unmaps it after every section that could have seen it has ended.
+ * A handle holds the control object, mapped read-only, and a pointer to the
+ * current map: one mapped generation and its struct snap. A view pins the
+ * map it uses with a hazard pointer: a per-thread slot that says "this map
+ * is in use here". A refresh swaps in a new map and retires the old one; a
+ * retired map is freed once no slot of any thread names it. So a view pins
+ * one snapshot and nothing else: a stuck view delays the unmapping of its
+ * own map only, never the reclamation of the others, never the writer, and
+ * never fork() (there is no background thread and no grace period).
  */
 #ifndef FLAGSHM_READER_STORE_H
 #define FLAGSHM_READER_STORE_H
@@ -17,19 +20,22 @@
 
 #include <stdatomic.h>
 #include <time.h>
-#include <urcu/urcu-bp.h>
 
 #define STORE_MAGIC 0x53544f52u /* "STOR" */
 #define VIEW_MAGIC 0x56494557u	/* "VIEW" */
 
-/* One mapped, validated generation. Immutable once published in
- * flagshm_store.cur, until call_rcu frees it. */
+/* One mapped generation. Immutable once published in flagshm_store.cur,
+ * except for the lazily filled parts of its snap (snap.h) and refs. */
 typedef struct store_map {
-	struct rcu_head rcu;
 	uint64_t generation;
 	const void *base;
 	size_t size;
 	snap snap; /* snap.owner == this map */
+	/* Pins beyond a thread's hazard slots (deep nesting): counted here.
+	 * Incremented before the re-check of cur, decremented at release;
+	 * the reclaimer frees a map only at 0 and unpinned by every slot. */
+	_Atomic unsigned refs;
+	struct store_map *retired_next; /* under the refresh lock */
 } store_map;
 
 struct flagshm_store {
@@ -41,13 +47,10 @@ struct flagshm_store {
 	 * Set once, under the refresh lock, with a release store; loaded with
 	 * acquire (store_ctl), so that the mapping is seen whole. */
 	_Atomic(const fs_ctl *) ctl;
-	/* The current map, NULL until a valid generation is mapped. Written
-	 * only under the refresh lock with a release store (the
-	 * rcu_assign_pointer); read with an acquire load (the
-	 * rcu_dereference) inside a read-side section. C11 atomics rather
-	 * than liburcu's macros: the same instructions on x86 and arm64 (a
-	 * consume load is compiled as acquire), and ThreadSanitizer sees
-	 * them. */
+	/* The current map, NULL until a valid generation is mapped. Stored
+	 * only under the refresh lock, seq_cst: it pairs with the seq_cst
+	 * hazard-slot store and re-load of cur in store_pin (a reader either
+	 * sees the new cur and retries, or the reclaimer sees its slot). */
 	_Atomic(store_map *) cur;
 	/* A generation that failed to map or validate, not retried on
 	 * every call; bad_retry_ms: when to try it again (0: only when the
@@ -73,28 +76,19 @@ static inline const fs_ctl *store_ctl(const flagshm_store *s)
 	return atomic_load_explicit(&s->ctl, memory_order_acquire);
 }
 
-/* Slow path of store_current: map generation GEN (which differs from
- * CUR's). Returns the map to use: the new one, or CUR when the refresh
- * failed or another thread is doing it. Call inside a read-side section. */
-store_map *store_refresh(flagshm_store *s, uint64_t gen, store_map *cur);
-
 /*
- * The map to evaluate against, inside a read-side section
- * (urcu_bp_read_lock): one acquire load of ctl_generation and one of cur;
- * when they agree, no system call, lock or allocation.
+ * Pin the map to evaluate against, following the writer first if the
+ * generation moved (the map is made in this thread, under a trylock; a
+ * thread that does not get it keeps the map it has). The fast path: a load
+ * of cur, a store to this thread's hazard slot, a re-load of cur, a load of
+ * ctl_generation: no system call, no lock, no allocation. Returns the map
+ * (NULL when nothing valid is published) and in *PIN what store_unpin
+ * needs.
  */
-static inline store_map *store_current(flagshm_store *s)
-{
-	/* Acquire: pairs with the release store of ctl_generation in
-	 * shm_writer_publish; what we open for GEN is complete. */
-	uint64_t gen = atomic_load_explicit(&store_ctl(s)->ctl_generation, memory_order_acquire);
-	/* Acquire (rcu_dereference): pairs with the release store of cur in
-	 * store_refresh; the map's fields are initialized. */
-	store_map *m = atomic_load_explicit(&s->cur, memory_order_acquire);
-	if (__builtin_expect(m ? m->generation == gen : gen == 0, 1))
-		return m;
-	return store_refresh(s, gen, m);
-}
+store_map *store_pin(flagshm_store *s, void **pin);
+/* Unpin. False (and nothing done) when PIN is not this thread's: a view
+ * released on another thread than the one that acquired it. */
+bool store_unpin(void *pin);
 
 /*
  * True when the writer publishes a staleness threshold (ctl_stale_after_ms >
@@ -117,24 +111,5 @@ static inline bool store_stale(const flagshm_store *s)
 	 * (INT64_MIN) would cause: now >= 0 and after > 0. */
 	return atomic_load_explicit(&ctl->ctl_last_sync_ms, memory_order_relaxed) < now - after;
 }
-
-/* ThreadSanitizer cannot see liburcu's grace periods (the library is not
- * instrumented): every read-side section end "releases" one sync address
- * and every reclamation "acquires" it, which is what a grace period
- * guarantees. No code in other builds. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) && !defined(__SANITIZE_THREAD__)
-#define __SANITIZE_THREAD__ 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-extern char store_tsan_gp;
-#define STORE_TSAN_RELEASE() __tsan_release(&store_tsan_gp)
-#define STORE_TSAN_ACQUIRE() __tsan_acquire(&store_tsan_gp)
-#else
-#define STORE_TSAN_RELEASE() ((void)0)
-#define STORE_TSAN_ACQUIRE() ((void)0)
-#endif
 
 #endif

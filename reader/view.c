@@ -2,12 +2,12 @@
  * reader/view.c - views (one pinned generation per request), evaluation,
  * and the typed shortcuts of flagshm.h.
  *
- * A view is a liburcu-bp read-side section plus the map that was current
- * when it began. Acquire first follows the writer if the generation moved
- * (store_current), also when the thread already holds a view: nested views
- * may then see a newer generation than the outer one, each being whole.
- * The outer view's map stays mapped until its own release, because maps
- * are only freed after a grace period.
+ * A view is the map that was current when it began, pinned by a hazard
+ * slot of the acquiring thread (store_pin). Acquire first follows the
+ * writer if the generation moved, also when the thread already holds a
+ * view: nested views may then see a newer generation than the outer one,
+ * each being whole. The outer view's map stays mapped until its own
+ * release, because a pinned map is never freed.
  */
 #include "store.h"
 #include "eval.h"
@@ -23,12 +23,7 @@ FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v)
 		memset(v, 0, sizeof *v);
 		return FLAGSHM_EINVAL;
 	}
-	/* The first map of a process may wait for another thread's; that
-	 * wait happens here, outside the read-side section (store_refresh). */
-	if (__builtin_expect(!atomic_load_explicit(&s->cur, memory_order_acquire), 0))
-		(void)store_current(s);
-	urcu_bp_read_lock();
-	store_map *m = store_current(s);
+	store_map *m = store_pin(s, &v->pin_);
 	v->magic = VIEW_MAGIC;
 	v->store = s;
 	v->snap = m ? &m->snap : NULL;
@@ -40,11 +35,21 @@ FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v)
 FLAGSHM_API void flagshm_view_release(flagshm_view *v)
 {
 	if (!v || v->magic != VIEW_MAGIC)
-		return; /* never acquired, or released twice: no unbalanced unlock */
+		return; /* never acquired, or released twice: nothing to unpin */
+	if (!store_unpin(v->pin_)) {
+		/* Released on another thread than the one that acquired it:
+		 * that thread's slot is not ours to clear. The view stays
+		 * valid (and its snapshot mapped) until the acquiring thread
+		 * exits; say so, since it is a caller's bug. */
+		flagshm_store *s = v->store;
+		if (s && s->magic == STORE_MAGIC && s->log)
+			s->log(s->log_ud, "flagshm_view_release: the view was acquired on another "
+					  "thread; refused (release a view on its own thread)");
+		return;
+	}
 	v->magic = 0;
 	v->snap = NULL;
-	STORE_TSAN_RELEASE();
-	urcu_bp_read_unlock();
+	v->pin_ = NULL;
 }
 
 FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,

@@ -275,7 +275,10 @@ Test(store, corrupt_newer_generation_keeps_the_old_one_serving_and_is_logged_onc
 	ts_compile_gen(2, &bad);
 	fs_snap_hdr *h = (fs_snap_hdr *)bad.bytes;
 	h->sh_generation = 2;
-	bad.bytes[bad.size - 3] ^= 0x5a;
+	/* Damage a table's position: a reader maps only after checking every
+	 * table lies inside the object (the checksum is the writer's and the
+	 * tool's to verify, see snap.h). */
+	h->sh_tables[FS_T_FLAGS].t_off = (uint32_t)(bad.size & ~(size_t)7);
 	cr_expect_eq(shm_writer_publish(&w, bad.bytes, bad.size, err, sizeof err), FLAGSHM_EINVAL,
 		     "publish checks the checksum before anything: %s", err);
 	cr_expect_eq(w.generation, 1, "a refused publish changes nothing");
@@ -289,7 +292,7 @@ Test(store, corrupt_newer_generation_keeps_the_old_one_serving_and_is_logged_onc
 		cr_assert_eq(flagshm_number(s, "n0", NULL, -1), 1, "evaluation %d: old generation", i);
 	cr_expect_eq(atomic_load(&g_logged), 1, "logged %d times (rate limit): %s",
 		     atomic_load(&g_logged), g_last_log);
-	cr_expect(strstr(g_last_log, "generation 2") && strstr(g_last_log, "checksum") &&
+	cr_expect(strstr(g_last_log, "generation 2") && strstr(g_last_log, "flags table") &&
 			  strstr(g_last_log, "still serving 1"),
 		  "log line: %s", g_last_log);
 

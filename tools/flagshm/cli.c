@@ -137,13 +137,22 @@ static int cmd_status(flagshm_store *st, const char *store)
 		printf("flags        %" PRIu32 "\n", info.flag_count);
 		printf("snapshot     %" PRIu64 " bytes", info.snapshot_bytes);
 		flagshm_view v;
+		char verr[256] = "";
+		bool refused = false;
 		if (flagshm_view_acquire(st, &v) == 0) {
 			const snap *sn = flagshm_view_inspect(&v);
 			if (sn && sn->generation == info.generation)
 				printf(", compiled in %.3f ms", sn->compile_us / 1000.0);
+			refused = sn && flagshm_view_verify(&v, verr, sizeof verr) != 0;
 			flagshm_view_release(&v);
 		}
-		printf("\n");
+		printf("%s\n", refused ? "" : ", verified");
+		if (refused) {
+			printf("verify       ");
+			cli_put_text(stdout, verr, strlen(verr), FS_TEXT_PLAIN);
+			printf("\n");
+			rc = FLAGSHM_ECORRUPT;
+		}
 		field("environment", info.environment[0] ? info.environment : "(none)");
 	} else {
 		uint64_t gen = ctl ? atomic_load_explicit(&ctl->ctl_generation, memory_order_acquire) : 0;
@@ -323,7 +332,20 @@ static int cmd_eval(flagshm_store *st, const char *store, const char *key, cli_c
 		msg("store \"%s\": cannot acquire a view", store);
 		return EXIT_STORE;
 	}
-	int rc = flagshm_evaluate(&v, key, &c->ctx, &r);
+	/* The tool checks the whole snapshot (the library only what it
+	 * uses): a damaged one is refused, as the library would refuse it
+	 * at the first flag it could not trust. */
+	char verr[256] = "";
+	int rc;
+	if (v.snap && flagshm_view_verify(&v, verr, sizeof verr) != 0) {
+		msg("store \"%s\": generation %" PRIu64 " refused: %s", store, v.generation, verr);
+		memset(&r, 0, sizeof r);
+		r.reason = FLAGSHM_REASON_ERROR;
+		r.error_code = FLAGSHM_CODE_STORE_UNAVAILABLE;
+		rc = FLAGSHM_EUNAVAIL;
+	} else {
+		rc = flagshm_evaluate(&v, key, &c->ctx, &r);
+	}
 
 	/* Member by member: "generation" is a uint64, which a jansson
 	 * integer (int64) cannot hold above INT64_MAX. */
@@ -406,8 +428,13 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 			msg("store \"%s\": cannot acquire a view", store);
 			code = EXIT_STORE;
 		} else {
+			char verr[256] = "";
 			if (!(s = flagshm_view_inspect(&v))) {
 				msg("store \"%s\": nothing valid published", store);
+				code = EXIT_STORE;
+			} else if (flagshm_view_verify(&v, verr, sizeof verr) != 0) {
+				msg("store \"%s\": generation %" PRIu64 " refused: %s", store,
+				    v.generation, verr);
 				code = EXIT_STORE;
 			} else if (cmd == CMD_LIST) {
 				code = cmd_list(s);

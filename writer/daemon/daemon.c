@@ -461,8 +461,9 @@ static int watch_file(wd *d)
 		return 1;
 	}
 
-	reload(d);
+	/* Watch first, then read: an edit right after the read is an event. */
 	watch_target(d, ifd);
+	reload(d);
 	heartbeat(d);
 	int64_t next_beat = fs_clock_ms(CLOCK_MONOTONIC) + HEARTBEAT_MS;
 	int64_t reload_at = -1; /* debounce deadline, -1: none pending */
