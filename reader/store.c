@@ -389,6 +389,15 @@ static bool store_refresh(flagshm_store *s, uint64_t gen, bool have_map)
  * a slot pin is the slot's address. */
 #define PIN_COUNTED 1u
 
+/* Undo a pin of M not handed out (SLOT NULL: a counted one). */
+static void pin_drop(_Atomic(store_map *) *slot, store_map *m)
+{
+	if (slot)
+		atomic_store_explicit(slot, NULL, memory_order_release);
+	else
+		atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release);
+}
+
 store_map *store_pin(flagshm_store *s, void **pin)
 {
 	*pin = NULL;
@@ -399,6 +408,7 @@ store_map *store_pin(flagshm_store *s, void **pin)
 	_Atomic(store_map *) *slot = d < HP_SLOTS ? &r->hp[d] : NULL;
 	/* Each round either succeeds or saw cur change (a publish, or a
 	 * refresh by this or another thread): a bounded number suffices. */
+	bool tried = false;
 	for (int round = 0; round < 16; round++) {
 		store_map *m = atomic_load_explicit(&s->cur, memory_order_seq_cst);
 		if (m) {
@@ -409,10 +419,7 @@ store_map *store_pin(flagshm_store *s, void **pin)
 			/* Still current after the pin was published: the
 			 * reclaimer either saw the pin or had not retired m. */
 			if (atomic_load_explicit(&s->cur, memory_order_seq_cst) != m) {
-				if (slot)
-					atomic_store_explicit(slot, NULL, memory_order_release);
-				else
-					atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release);
+				pin_drop(slot, m);
 				continue;
 			}
 		}
@@ -421,8 +428,7 @@ store_map *store_pin(flagshm_store *s, void **pin)
 		 * shm_writer_publish; what we open for GEN is complete. */
 		uint64_t gen = atomic_load_explicit(&store_ctl(s)->ctl_generation,
 						    memory_order_acquire);
-		if (__builtin_expect(m ? m->generation == gen : gen == 0, 1) ||
-		    !store_refresh(s, gen, m != NULL)) {
+		if (__builtin_expect(m ? m->generation == gen : gen == 0, 1) || tried) {
 			if (m) {
 				if (slot) {
 					r->depth = d + 1;
@@ -433,13 +439,14 @@ store_map *store_pin(flagshm_store *s, void **pin)
 			}
 			return m;
 		}
-		/* cur changed: drop the old pin and pin the new map. */
-		if (m) {
-			if (slot)
-				atomic_store_explicit(slot, NULL, memory_order_release);
-			else
-				atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release);
-		}
+		/* The generation moved. Unpinned first, so that the refresh
+		 * can free the map it replaces at once; then pin what is
+		 * current (the new map, or the same one when the refresh
+		 * failed or another thread is doing it: then serve that). */
+		if (m)
+			pin_drop(slot, m);
+		if (!store_refresh(s, gen, m != NULL))
+			tried = true;
 	}
 	return NULL;
 }
