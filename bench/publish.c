@@ -7,10 +7,10 @@
  * (wc_load_buffer), compile (wc_compile), publish (shm_writer_publish into
  * this run's store). Each step is timed with CLOCK_MONOTONIC; figures are
  * medians over the repetitions. "publish_ms" in the output is compile +
- * publish (the document already parsed), the figure issue 4's targets
- * name; parse is reported beside it. publish_cpu_ms is compile + publish
- * in this thread's CPU time (system time included), which a busy machine
- * does not inflate as much.
+ * publish (the document already parsed), the figure the publish targets
+ * of BENCHMARKS.md name; parse is reported beside it. publish_cpu_ms is
+ * compile + publish in this thread's CPU time (system time included),
+ * which a busy machine does not inflate as much.
  */
 #include "bench.h"
 

@@ -1,6 +1,6 @@
 /*
  * bench/sync_bench.c - flagshm-sync-bench: change-to-reader latency over
- * loopback streaming (issue 5's `sync` case).
+ * loopback streaming (the `sync` case).
  *
  * A control plane (tests/cp_server.c, libmicrohttpd, 127.0.0.1) streams to
  * the real flagshm-writer (--stream, its state directory in a temporary

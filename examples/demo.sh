@@ -9,8 +9,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-writer=$build/writer/flagshm-writer
-tool=$build/reader/flagshm
+writer=$build/writer/daemon/flagshm-writer
+tool=$build/tools/flagshm/flagshm
 worker=$build/examples/worker
 for exe in "$writer" "$tool" "$worker"; do
 	[ -x "$exe" ] || { echo "demo: $exe is not built (run scripts/demo.sh)" >&2; exit 1; }

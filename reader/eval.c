@@ -1,6 +1,6 @@
 /*
- * reader/eval.c - "Evaluation, exactly" of issue 2 / docs/flag-format.md
- * over a validated snapshot.
+ * reader/eval.c - the evaluation order of docs/flag-format.md ("Evaluation
+ * order") over a validated snapshot.
  *
  * Every record is reached through the bounds-checked accessors of snap.h;
  * a failed check anywhere makes the whole evaluation ERROR with

@@ -13,5 +13,5 @@ if [ -f build/meson-private/coredata.dat ]; then
 else
 	meson setup build -Dbuildtype=release
 fi
-ninja -C build writer/flagshm-writer reader/flagshm examples/worker
+ninja -C build writer/daemon/flagshm-writer tools/flagshm/flagshm examples/worker
 exec timeout 120 bash examples/demo.sh "$root/build"

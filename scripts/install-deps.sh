@@ -12,7 +12,7 @@ packages=(
 	libjansson-dev      # writer and flagshm tool: JSON
 	libpcre2-dev        # the "matches" operator
 	libprotobuf-c-dev protobuf-c-compiler  # control-plane protocol (proto/)
-	libcurl4-openssl-dev                   # control-plane client (writer/http.c)
+	libcurl4-openssl-dev                   # control-plane client (writer/sync/http.c)
 	libcriterion-dev    # unit and process tests
 	libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes (tests/fuzz)
 	libmicrohttpd-dev   # the control-plane test server (tests/cp_server.c)

@@ -1,5 +1,5 @@
 /*
- * reader/semver.c - strict SemVer 2.0.0 parse and precedence.
+ * semantics/semver.c - strict SemVer 2.0.0 parse and precedence.
  */
 #include "semver.h"
 

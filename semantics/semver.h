@@ -1,5 +1,5 @@
 /*
- * reader/semver.h - strict SemVer 2.0.0 (https://semver.org): parse and
+ * semantics/semver.h - strict SemVer 2.0.0 (https://semver.org): parse and
  * precedence. Shared by the evaluator (attributes) and the compiler
  * (operands, pre-parsed into fs_semver). Pure: no allocation.
  */

@@ -1,5 +1,5 @@
 /*
- * reader/timeparse.c - RFC 3339 and Unix seconds to Unix milliseconds.
+ * semantics/timeparse.c - RFC 3339 and Unix seconds to Unix milliseconds.
  */
 #include "timeparse.h"
 

@@ -1,5 +1,5 @@
 /*
- * reader/timeparse.h - instants as Unix milliseconds, for the before/after
+ * semantics/timeparse.h - instants as Unix milliseconds, for the before/after
  * operators. Shared by the evaluator (attributes) and the compiler
  * (operands, pre-parsed into fs_cond.c_time_ms). Pure: no allocation, no
  * locale, no time zone database.

@@ -8,7 +8,7 @@
  *
  * Readers do not trust these bytes: every index is checked against the
  * table sizes they copied out of the header at map time, and every string
- * against the pool size (see reader/snap.h). The writer (writer/compile.c)
+ * against the pool size (see reader/snap.h). The writer (writer/compile/compile.c)
  * is the only producer.
  *
  * All integers are native-endian: a snapshot never leaves its host.

@@ -276,7 +276,7 @@ expect_eq "the daemon exits 0 on SIGTERM" "$rc" 0
 run "$tool" --store "$S" eval recommendations
 expect_rc "the snapshot keeps serving after the writer exits" 0
 
-# ------------------------------------------ environments, SDK key (issue 8)
+# ------------------------------------------------- environments, SDK key
 
 run "$writer" --check "$flags" --environment '../x'
 expect_rc "--environment outside [A-Za-z0-9._-] is a usage error" 2

@@ -1,7 +1,6 @@
 /*
  * tests/soak.c - one writer republishing continuously, many reader
- * processes and threads evaluating under it (issue 3, "Load and
- * concurrency").
+ * processes and threads evaluating under it: load and concurrency.
  *
  *   soak [--seconds N] [--long] [--readers P] [--threads T] [--flags K]
  *        [--reader-nice N]

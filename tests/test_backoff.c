@@ -1,6 +1,6 @@
 /*
  * tests/test_backoff.c - backoff, circuit breaker and Retry-After
- * (writer/backoff.h), with a fake clock.
+ * (writer/sync/backoff.h), with a fake clock.
  */
 #include <criterion/criterion.h>
 

@@ -1,5 +1,5 @@
 /*
- * tests/test_cache.c - the cold-start cache (writer/cache.h): what is saved
+ * tests/test_cache.c - the cold-start cache (writer/sync/cache.h): what is saved
  * loads back equal, a save replaces the file whole and leaves no temporary
  * behind, a failed save keeps the old file, and a damaged file is reported
  * as corrupt, never loaded; a state dir that a symlink stands for, that
@@ -258,7 +258,7 @@ Test(cache, save_into_a_missing_directory_fails_cleanly)
 	json_decref(in);
 }
 
-/* issue 8, finding 8: only what this writer's user controls is trusted. */
+/* Only what this writer's user controls is trusted. */
 
 Test(cache, dir_make_creates_the_state_dir_with_mode_0700)
 {

@@ -2,7 +2,7 @@
  * tests/test_compile_errors.c - the writer rejects every invalid flag
  * document with messages naming the file, the JSON path and the problem
  * (docs/flag-format.md, "Errors"), reports all of them, and compiles the
- * valid shapes (the issue's example, a bare array) into the snapshot
+ * valid shapes (the new-checkout example, a bare array) into the snapshot
  * layout of shm/format.h.
  */
 #include "compile.h"
@@ -911,7 +911,7 @@ Test(limits, max_flags)
 
 	lim.max_flags = 1;
 	e = limit_errors(DOC("{'key':'a','defaultValue':true},{'key':'b','defaultValue':true}"), &lim);
-	/* Counted on the text, before jansson builds the flags (issue 8). */
+	/* Counted on the text, before jansson builds the flags. */
 	cr_assert_str_eq(e, "FILE:1: flags: more than the limit max_flags (1): flags[1] starts at "
 			    "byte 60; refused before parsing");
 	free(e);
@@ -937,8 +937,9 @@ static long peak_mib(void)
 	return ru.ru_maxrss / 1024;
 }
 
-/* Before (issue 8): 38 MB of JSON with 10^6 flags was parsed whole, about
- * 600 MB, before max_flags rejected it. Now the text is counted first. */
+/* Without the count on the text, 38 MB of JSON with 10^6 flags was parsed
+ * whole, about 600 MB, before max_flags rejected it. Now the text is
+ * counted first. */
 Test(limits, a_million_flags_with_the_default_limits_cost_no_parse)
 {
 	const char head[] = "{\"formatVersion\":1,\"flags\":[";

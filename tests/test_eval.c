@@ -1,5 +1,5 @@
 /*
- * tests/test_eval.c - the "Evaluation, exactly" steps of issue 2: the kill
+ * tests/test_eval.c - the evaluation steps of docs/flag-format.md: the kill
  * switch, prerequisites, rules in priority order with fall-through,
  * splits, the default rollout, bucketing, environments, every reason and
  * error code, and the value types.

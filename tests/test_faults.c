@@ -1,5 +1,5 @@
 /*
- * tests/test_faults.c - the store under faults (issue 3, "Faults"):
+ * tests/test_faults.c - the store under faults:
  * writers killed mid-publish and restarted, a stopped reader holding a
  * view, readers killed at random instants, a writer that never comes back,
  * and publishes that fail for lack of room or descriptors. In every case

@@ -1,6 +1,6 @@
 /*
- * tests/test_hostile_docs.c - malformed and hostile flag documents (issue 3,
- * "Hostile input"). Each case is its own test and proves three things:
+ * tests/test_hostile_docs.c - malformed and hostile flag documents. Each
+ * case is its own test and proves three things:
  *  1. the writer's loader and compiler reject it with exactly the expected
  *     messages, each naming the file, the JSON path and what is wrong;
  *  2. the real flagshm-writer, given it as --source of a store that already
@@ -813,11 +813,12 @@ Test(hostile_docs, prerequisites_1025_rejected)
 	free(doc);
 }
 
-/* ------------------------------------ bounded evaluation cost (issue 8) */
+/* ------------------------------------------- bounded evaluation cost */
 
 /*
- * Issue 8, finding 5: segment s has 100 conditions of which the last
- * fails; leaf's only rule names s REFS times; top needs leaf PREREQS times.
+ * A valid document that stalled a reader: segment s has 100 conditions
+ * of which the last fails; leaf's only rule names s REFS times; top needs
+ * leaf PREREQS times.
  * Before the cost bound, 82 KB of this passed --check and one evaluation of
  * top with {"a":"x"} made 1024 x 12000 x 100 condition evaluations (about
  * 10 s). Now the repeats of s compile to one reference and the writer

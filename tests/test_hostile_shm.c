@@ -1,6 +1,7 @@
 /*
  * tests/test_hostile_shm.c - hostile shared memory through the real store
- * path (issue 3, "Hostile shared memory", "Security", store names).
+ * path: crafted snapshots and control objects, read-only mappings, modes,
+ * store names.
  *
  * Each test takes a store with the writer's own shm_writer_open, publishes
  * a good generation, then plants a crafted generation object the way a
@@ -1117,7 +1118,7 @@ static void expect_no_raw_controls(const char *what, const char *out)
 	cr_expect_null(strstr(out, "runtime error"), "UBSan in flagshm %s:\n%s", what, out);
 }
 
-/* Issue 8 (finding 9): a key and an environment name with terminal escapes
+/* A key and an environment name with terminal escapes
  * are shown escaped by status and list; dump stays valid JSON without a raw
  * control character. */
 Test(hostile_shm, a_key_with_terminal_escapes_is_escaped_by_list_status_and_dump)
@@ -1186,7 +1187,7 @@ static void craft_many(craft *c, unsigned n, unsigned list)
 	c->size = s.size;
 }
 
-/* Issue 8 (finding 10): every flag's key is the one 60 KB string, every
+/* Every flag's key is the one 60 KB string, every
  * condition's operand the one list of 50,000 ids. Unbounded, `list` would
  * print 1.2 GB and `dump` build a tree of several GB; both now refuse with
  * a message, their memory a small multiple of the snapshot's size. */
@@ -1229,7 +1230,7 @@ Test(hostile_shm, dump_and_list_of_records_sharing_one_large_string_or_list_are_
 		"dump at %ld KB peak RSS\n", size, list_kb, rss_kb);
 }
 
-/* Issue 8 (finding 10): times from a hostile snapshot and control object
+/* Times from a hostile snapshot and control object
  * (INT64_MIN, INT64_MAX) print without a signed overflow, and a generation
  * above INT64_MAX prints as the unsigned number it is. */
 Test(hostile_shm, status_and_eval_print_hostile_times_and_huge_generations_correctly)
@@ -1263,7 +1264,7 @@ Test(hostile_shm, status_and_eval_print_hostile_times_and_huge_generations_corre
 	cr_expect_null(strstr(out, "-9223372036854775"), "a negative number in status:\n%s", out);
 }
 
-/* Issue 8 (finding 9): the library's log line about a refused snapshot
+/* The library's log line about a refused snapshot
  * names the flag; a key with ESC reaches the application's callback
  * escaped. */
 Test(hostile_shm, a_log_line_naming_a_key_with_escapes_has_no_raw_control)

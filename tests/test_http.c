@@ -1,5 +1,5 @@
 /*
- * tests/test_http.c - the writer's HTTP side (writer/http.h) against a real
+ * tests/test_http.c - the writer's HTTP side (writer/sync/http.h) against a real
  * HTTP server on 127.0.0.1 (tests/cp_server.c, libmicrohttpd): fetch with
  * ETag and 304, statuses and Retry-After, the body limit, content types,
  * and the SSE stream: events, Last-Event-ID on reconnect, a stall, a close

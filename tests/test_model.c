@@ -1,6 +1,6 @@
 /*
  * tests/test_model.c - stream events applied to the writer's document
- * (writer/model.h): each kind of event changes what it should; an event
+ * (writer/sync/model.h): each kind of event changes what it should; an event
  * that would leave the document invalid is rejected with its reason and
  * leaves the model exactly as it was.
  */

@@ -399,7 +399,7 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	rmdir(dir);
 }
 
-/* Issue 8 (13d): --source is a symlink into another directory; the writer
+/* --source is a symlink into another directory; the writer
  * watched only the link's directory, so an edit of the target itself went
  * unseen. Edits in place and by rename, and a re-pointed link, each show. */
 Test(process, editing_the_target_of_a_symlinked_source_is_noticed)

@@ -1,6 +1,6 @@
 /*
  * tests/test_proto.c - the JSON and protobuf forms of a document carry the
- * same information (writer/proto_conv.h): JSON -> protobuf -> JSON is
+ * same information (writer/sync/proto_conv.h): JSON -> protobuf -> JSON is
  * equal, protobuf -> JSON -> protobuf is byte-identical, and what cannot be
  * carried or decoded is refused with its path.
  */
@@ -285,7 +285,7 @@ Test(proto, empty_input_is_an_empty_bare_document)
 	json_decref(out);
 }
 
-/* ------------------------------------- memory while decoding (issue 8) */
+/* -------------------------------------------- memory while decoding */
 
 #include <sys/resource.h>
 

@@ -1,5 +1,5 @@
 /*
- * tests/test_sse.c - the Server-Sent Events parser (writer/sse.h): fields,
+ * tests/test_sse.c - the Server-Sent Events parser (writer/sync/sse.h): fields,
  * line ends, comments, ids, retry, chunk boundaries anywhere, the event
  * size bound, and garbage.
  */
@@ -356,7 +356,7 @@ Test(sse, data_may_hold_nul_bytes_and_reports_the_length)
 	ws_sse_free(&p);
 }
 
-/* issue 8, finding 7: the event limit counts every line of an event, not
+/* The event limit counts every line of an event, not
  * only its data, and an id has a bound of its own. */
 Test(sse, event_and_id_and_unknown_lines_count_toward_the_event_limit)
 {

@@ -587,7 +587,7 @@ Test(sync, stream_event_past_the_limit_is_refused)
 	cr_expect_eq(num("limit"), 1);
 }
 
-/* issue 8, finding 7: a 7 MB id line was within the event limit (only data
+/* A 7 MB id line used to be within the event limit (only data
  * counted), so it was kept, sent back as Last-Event-ID and persisted. */
 Test(sync, stream_event_with_a_7mb_id_is_refused_and_never_persisted)
 {
@@ -794,7 +794,7 @@ Test(sync, state_dir_that_is_a_regular_file_is_reported_and_sync_goes_on)
 		  "the regular file %s was changed", F.state);
 }
 
-/* ---------------------------------------- state dir trust (issue 8, #8) */
+/* ------------------------------------------------------ state dir trust */
 
 /* A first writer persists a document with limit 1 in F.state and stops;
  * the store is removed and the control plane stopped. Returns its port. */
@@ -979,7 +979,7 @@ Test(sync, sigterm_interrupts_a_slow_fetch_and_the_heartbeat_goes_on)
 	cp_set_doc_delay(F.cp, 0);
 }
 
-/* ------------------------------------------ output hygiene (issue 8) */
+/* ------------------------------------------------------- output hygiene */
 
 /* No raw ESC (or any C0 control but the newline) in TEXT. */
 static bool clean_text(const char *text)

@@ -1,6 +1,6 @@
 /*
  * tests/test_text.c - shm/text.h: what reaches a log line, the control
- * object's text fields and the flagshm tool's output (issue 8, finding 9).
+ * object's text fields and the flagshm tool's output.
  */
 #include <criterion/criterion.h>
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/valgrind_writer.sh WRITER SOURCE_ROOT - the writer's load, compile
-# and publish path under valgrind (issue 3): --check of a valid and of an
+# and publish path under valgrind: --check of a valid and of an
 # invalid document, --once, and the daemon republishing on a change and
 # exiting on SIGTERM. Fails on any memory error or definite/indirect leak.
 # Exit 77 (skipped) without valgrind.

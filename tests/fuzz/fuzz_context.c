@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_context.c - libFuzzer target: the context parser of the
- * flagshm tool (`flagshm eval KEY --context JSON`, reader/cli_context.c),
+ * flagshm tool (`flagshm eval KEY --context JSON`, tools/flagshm/cli_context.c),
  * and then the evaluator with whatever context it produced, over a fixed
  * snapshot that uses every operator. The context is the one input an
  * application takes from outside (request headers, user ids), so every

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_proto.c - libFuzzer target for the protobuf decoding
- * path (writer/proto_conv.h): any bytes either fail to decode with a
+ * path (writer/sync/proto_conv.h): any bytes either fail to decode with a
  * message, or decode to a JSON document that encodes back and decodes
  * again to the same document.
  */

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_sse.c - libFuzzer target for the SSE parser
- * (writer/sse.h). The input is split into chunks at places chosen by its
+ * (writer/sync/sse.h). The input is split into chunks at places chosen by its
  * first bytes, and the events must be the same as when it is fed whole:
  * chunk boundaries never change what a stream means.
  */

@@ -1,5 +1,5 @@
 /*
- * reader/cli.c - flagshm, the read-only inspection tool.
+ * tools/flagshm/cli.c - flagshm, the read-only inspection tool.
  *
  *   flagshm [--store NAME] status | list | show KEY | eval KEY [--context JSON] | dump
  *

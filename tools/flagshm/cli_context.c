@@ -1,5 +1,5 @@
 /*
- * reader/cli_context.c - `flagshm eval --context JSON`: a flat JSON object
+ * tools/flagshm/cli_context.c - `flagshm eval --context JSON`: a flat JSON object
  * to a flagshm_ctx. Anything the library's context cannot hold (null,
  * nested objects, lists of non-strings) is the user's mistake, reported
  * with the attribute's name.

@@ -1,5 +1,5 @@
 /*
- * reader/cli_dump.c - a compiled snapshot back to a format-1 document, for
+ * tools/flagshm/cli_dump.c - a compiled snapshot back to a format-1 document, for
  * `flagshm show` and `flagshm dump`, and the JSON printer of the tool.
  *
  * The document compiles to an equivalent snapshot: the snapshot keeps each

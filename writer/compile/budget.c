@@ -1,5 +1,5 @@
 /*
- * writer/budget.c - the parse budget of budget.h.
+ * writer/compile/budget.c - the parse budget of budget.h.
  *
  * jansson takes one allocator for the whole process
  * (json_set_alloc_funcs); ours is installed once and counts only while a

@@ -1,11 +1,11 @@
 /*
- * writer/budget.h - a byte budget for parsing untrusted documents.
+ * writer/compile/budget.h - a byte budget for parsing untrusted documents.
  *
  * A small document can expand a lot once parsed: 2 bytes of protobuf (an
  * empty Flag entry) become a 200-byte struct, 3 bytes of JSON ("{},") a
  * 200-byte jansson object. The count limits (max_flags, ...) apply only to
  * the parsed tree, so without a bound the writer can grow to gigabytes
- * before they do (issue 8, finding 7). A budget caps the bytes that the
+ * before they do. A budget caps the bytes that the
  * parser may allocate: every allocation counts (gross, frees are not given
  * back), so the peak stays below the budget. When it runs out the
  * allocation fails, the parser gives up as it would on out-of-memory, and

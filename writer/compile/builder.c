@@ -1,5 +1,5 @@
 /*
- * writer/builder.c - growable snapshot tables and the interning string pool.
+ * writer/compile/builder.c - growable snapshot tables and the interning string pool.
  * See builder.h.
  */
 #include "builder.h"

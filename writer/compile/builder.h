@@ -1,5 +1,5 @@
 /*
- * writer/builder.h - lays out a snapshot (shm/format.h) in memory: one
+ * writer/compile/builder.h - lays out a snapshot (shm/format.h) in memory: one
  * growable table per FS_T_* kind and a string pool that interns strings.
  *
  * Errors are sticky: an allocation failure or a table outgrowing uint32

@@ -1,5 +1,5 @@
 /*
- * writer/compile.c - a validated flag document to snapshot bytes
+ * writer/compile/compile.c - a validated flag document to snapshot bytes
  * (shm/format.h), with the overrides of one environment applied.
  *
  * Everything the reader would otherwise do per evaluation is done here

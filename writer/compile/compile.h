@@ -1,5 +1,5 @@
 /*
- * writer/compile.h - validate a flag document (docs/flag-format.md) and
+ * writer/compile/compile.h - validate a flag document (docs/flag-format.md) and
  * compile it into a snapshot (shm/format.h).
  */
 #ifndef FLAGSHM_WRITER_COMPILE_H

@@ -1,5 +1,5 @@
 /*
- * writer/load.c - read a flag file and parse it as JSON.
+ * writer/compile/load.c - read a flag file and parse it as JSON.
  *
  * jansson would report an empty file, binary data or bad UTF-8 with a
  * message about an unexpected token; those are checked first so the user

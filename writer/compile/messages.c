@@ -1,5 +1,5 @@
 /*
- * writer/errors.c - the list of problems found in one document.
+ * writer/compile/messages.c - the list of problems found in one document.
  * Each message is one malloc'd line; past WC_ERRORS_MAX (or when memory
  * runs out) messages are only counted in e->dropped.
  */

@@ -1,5 +1,5 @@
 /*
- * writer/validate.c - every check of a flag document (docs/flag-format.md).
+ * writer/compile/validate.c - every check of a flag document (docs/flag-format.md).
  *
  * The whole document is walked once and every problem is reported with its
  * JSON path, so a user fixes a file in one round. Environments are checked

@@ -1,5 +1,5 @@
 /*
- * writer/validate.h - the checks of a flag document (docs/flag-format.md),
+ * writer/compile/validate.h - the checks of a flag document (docs/flag-format.md),
  * and the parsers of values that the compiler shares with them, so that
  * what validates is exactly what compiles.
  */
@@ -72,9 +72,9 @@ int wc_op_parse(const char *name);
 const char *wc_percent(const json_t *v, uint32_t *out);
 
 /* An instant: an RFC 3339 string or a number of Unix seconds (fractions
- * allowed), as Unix milliseconds (reader/timeparse.h does the parsing, so
+ * allowed), as Unix milliseconds (semantics/timeparse.h does the parsing, so
  * operands and attributes read alike). SemVer operands use
- * reader/semver.h's semver_parse directly. */
+ * semantics/semver.h's semver_parse directly. */
 const char *wc_time(const json_t *v, int64_t *ms);
 
 #endif

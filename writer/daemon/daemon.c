@@ -1,5 +1,5 @@
 /*
- * writer/daemon.c - load, compile and publish a flag file; watch it.
+ * writer/daemon/daemon.c - load, compile and publish a flag file; watch it.
  *
  * An invalid document is rejected whole: every error goes to stderr, a
  * summary to the control object's ctl_last_error, and the last good
@@ -521,7 +521,7 @@ static int watch_file(wd *d)
 
 /* ------------------------------------------------ control-plane sync */
 
-/* The host side of writer/sync.h: the control object, signals, the log. */
+/* The host side of writer/sync/sync.h: the control object, signals, the log. */
 
 static int host_publish(void *ud, const wc_snapshot *snap, const char *what)
 {

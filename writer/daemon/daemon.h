@@ -1,5 +1,5 @@
 /*
- * writer/daemon.h - flagshm-writer's work: check a document, publish it
+ * writer/daemon/daemon.h - flagshm-writer's work: check a document, publish it
  * once, or keep a store in step with a file.
  */
 #ifndef FLAGSHM_WRITER_DAEMON_H
@@ -15,7 +15,7 @@ typedef struct wd_options {
 	const char *environment; /* --environment, NULL for none */
 	bool once;		 /* --once: publish and exit */
 	wc_limits limits;	 /* --limit NAME=VALUE, else defaults */
-	/* A URL source only (writer/sync.h): */
+	/* A URL source only (writer/sync/sync.h): */
 	const char *key_file;	 /* --key-file, NULL: $FLAGSHM_SDK_KEY */
 	const char *state_dir;	 /* --state-dir */
 	const char *ca_file;	 /* --ca-file */
@@ -36,7 +36,7 @@ int wd_check(const char *file, const char *environment, const wc_limits *lim);
  * Take store o->store (exit 1 when another writer holds it), publish
  * o->source, and unless o->once keep republishing it on every change of
  * the file and on SIGHUP, with a heartbeat every second, until SIGTERM or
- * SIGINT. A URL source is synced instead (writer/sync.h), recording
+ * SIGINT. A URL source is synced instead (writer/sync/sync.h), recording
  * ctl_last_sync_ms, ctl_stale_after_ms, ctl_last_error and ctl_sync_state. Logs
  * to stderr. Returns the exit status: 0, or 1 when the store cannot be
  * taken, the source's directory cannot be watched, there is no SDK key,

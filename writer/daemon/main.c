@@ -1,5 +1,5 @@
 /*
- * writer/main.c - flagshm-writer's command line.
+ * writer/daemon/main.c - flagshm-writer's command line.
  *
  *   flagshm-writer --store NAME --source FILE [--environment ENV] [--once]
  *                  [--limit NAME=VALUE ...]

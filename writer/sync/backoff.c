@@ -1,5 +1,5 @@
 /*
- * writer/backoff.c - backoff, circuit breaker and Retry-After (backoff.h).
+ * writer/sync/backoff.c - backoff, circuit breaker and Retry-After (backoff.h).
  */
 #include "backoff.h"
 

@@ -1,5 +1,5 @@
 /*
- * writer/backoff.h - when to try the control plane again after failures:
+ * writer/sync/backoff.h - when to try the control plane again after failures:
  * exponential backoff with full jitter up to a ceiling, a circuit breaker
  * after repeated failures, and the server's Retry-After honoured.
  *

@@ -1,5 +1,5 @@
 /*
- * writer/cache.c - the cold-start cache file (cache.h).
+ * writer/sync/cache.c - the cold-start cache file (cache.h).
  */
 #include "cache.h"
 #include "clock.h"

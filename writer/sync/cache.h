@@ -1,5 +1,5 @@
 /*
- * writer/cache.h - the cold-start cache: the last good document, kept in
+ * writer/sync/cache.h - the cold-start cache: the last good document, kept in
  * the writer's state directory as protobuf (proto/flagshm.proto,
  * CacheFile) so a restarted writer publishes flags before the control
  * plane answers, or while it is down.

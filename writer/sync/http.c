@@ -1,5 +1,5 @@
 /*
- * writer/http.c - fetch and stream from a control plane with libcurl
+ * writer/sync/http.c - fetch and stream from a control plane with libcurl
  * (http.h).
  *
  * Idle (stall) detection is ours, not curl's low-speed limit: the write

@@ -1,5 +1,5 @@
 /*
- * writer/http.h - the writer's two requests to a control plane
+ * writer/sync/http.h - the writer's two requests to a control plane
  * (docs/sync-protocol.md), with libcurl:
  *
  *   GET {url}/api/v1/flags          the whole document, conditional on an

@@ -1,5 +1,5 @@
 /*
- * writer/model.c - whole documents and stream events applied to the
+ * writer/sync/model.c - whole documents and stream events applied to the
  * writer's document (model.h).
  *
  * A candidate is a shallow copy down the path of the change (the root

@@ -1,5 +1,5 @@
 /*
- * writer/model.h - the writer's copy of the control plane's document, kept
+ * writer/sync/model.h - the writer's copy of the control plane's document, kept
  * current by whole documents (a poll, a stream `put`, the cache) and by the
  * stream's incremental events (docs/sync-protocol.md):
  *

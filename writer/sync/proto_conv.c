@@ -1,5 +1,5 @@
 /*
- * writer/proto_conv.c - JSON document <-> flagshm.v1.Document, driven by
+ * writer/sync/proto_conv.c - JSON document <-> flagshm.v1.Document, driven by
  * the protobuf-c descriptors (see proto_conv.h for the mapping).
  *
  * Three message shapes are not plain JSON objects:

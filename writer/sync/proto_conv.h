@@ -1,5 +1,5 @@
 /*
- * writer/proto_conv.h - a flag document as JSON (jansson) <-> as protobuf
+ * writer/sync/proto_conv.h - a flag document as JSON (jansson) <-> as protobuf
  * (proto/flagshm.proto, message flagshm.v1.Document).
  *
  * Both forms carry the same information. The conversion is driven by the
@@ -45,7 +45,7 @@ int ws_proto_encode(const json_t *doc, uint8_t **out, size_t *outlen, char *err,
  *                   anything is unpacked ("flags: more than the limit
  *                   max_flags (N): flags[N] starts at byte B ..."); and
  *                   whatever LIM: decoding would need more memory than the
- *                   parse budget (writer/budget.h), which only a body dense
+ *                   parse budget (writer/compile/budget.h), which only a body dense
  *                   in empty or tiny messages needs; ERR says so (and
  *                   where, once the unpack is done)
  * LIM NULL: no count limits, the default doc-bytes for the budget.

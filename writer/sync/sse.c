@@ -1,5 +1,5 @@
 /*
- * writer/sse.c - the event-stream parser of sse.h.
+ * writer/sync/sse.c - the event-stream parser of sse.h.
  *
  * Bytes go into the current line until CR or LF; each complete line is
  * then a comment, a field, or (empty) the end of an event. Buffers grow by

@@ -1,5 +1,5 @@
 /*
- * writer/sse.h - an incremental Server-Sent Events parser (the WHATWG
+ * writer/sync/sse.h - an incremental Server-Sent Events parser (the WHATWG
  * "event stream" format): fed whatever byte chunks the network delivers,
  * it calls back once per complete event. Pure: no I/O, no clock, no
  * printing; one parser per connection, one thread at a time.

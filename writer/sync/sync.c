@@ -1,5 +1,5 @@
 /*
- * writer/sync.c - the control-plane sync loop of flagshm-writer (sync.h).
+ * writer/sync/sync.c - the control-plane sync loop of flagshm-writer (sync.h).
  *
  * One thread, two endpoints, one backoff each: the stream (with --stream)
  * and the document, which is polled every interval, or, with --stream,
@@ -408,7 +408,7 @@ static void run_stream(ws *w)
 /* ---------------------------------------------------------- cold start */
 
 /* Create the state directory (0700) if missing and check it can be trusted
- * (writer/cache.h), in every mode, --once too: a directory refused now is
+ * (writer/sync/cache.h), in every mode, --once too: a directory refused now is
  * neither loaded from nor written to here; each later save checks again
  * and logs why it cannot persist. */
 static void state_dir_ready(ws *w)

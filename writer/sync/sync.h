@@ -1,5 +1,5 @@
 /*
- * writer/sync.h - keep a store in step with a control plane
+ * writer/sync/sync.h - keep a store in step with a control plane
  * (docs/sync-protocol.md): the network loop of flagshm-writer --source URL.
  *
  * At start the persisted document of the state directory is published
