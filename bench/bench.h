@@ -39,6 +39,7 @@
 
 #define BENCH_NIDS 10000 /* distinct user ids, cycled through in order */
 #define PROP_POLL_US_DEFAULT 10 /* see propagation.c */
+#define PROP_BIG_SNAPSHOT (8u << 20) /* propagation: fewer publishes above */
 
 /* Keys of the flags the cases evaluate (docs: bench/README.md). */
 #define K_SIMPLE "bench.simple"

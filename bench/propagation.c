@@ -39,7 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROP_WAIT_NS 1000000000LL /* per publish, for all readers to see it */
+/* Per publish, for all readers to see it: 1 s, plus 50 ms per MB each
+ * reader may have to map and check (several readers share the cores). */
+#define PROP_WAIT_NS 1000000000LL
+#define PROP_WAIT_NS_PER_MB_READER 50000000LL
 
 typedef struct prop_shared {
 	_Atomic int ready;
@@ -93,10 +96,10 @@ static int prop_reader(bench_env *e, void *arg, int idx)
 	return 0;
 }
 
-/* Wait until every reader has seen generation G; false after PROP_WAIT_NS. */
-static bool wait_seen(prop_shared *sh, uint64_t g)
+/* Wait until every reader has seen generation G; false after WAIT ns. */
+static bool wait_seen(prop_shared *sh, uint64_t g, int64_t wait)
 {
-	int64_t limit = now_ns() + PROP_WAIT_NS;
+	int64_t limit = now_ns() + wait;
 	for (;;) {
 		int n = 0;
 		for (int r = 0; r < sh->nreaders; r++)
@@ -159,6 +162,8 @@ bool propagation_run(bench_env *e)
 	sh->remap_ns = sh->seen_ns + npairs;
 	sh->npub = npub;
 	sh->nreaders = nreaders;
+	int64_t wait = PROP_WAIT_NS + (int64_t)(e->snap.size >> 20) * nreaders *
+					      PROP_WAIT_NS_PER_MB_READER;
 	/* Only a guard for readers whose parent is stuck (a dead parent kills
 	 * them): generous, as a 25 MB snapshot remapped by N readers on fewer
 	 * cores may take tens of ms a publish. */
@@ -175,14 +180,14 @@ bool propagation_run(bench_env *e)
 		}
 		usleep(200);
 	}
-	if (!wait_seen(sh, sh->base)) {
+	if (!wait_seen(sh, sh->base, wait)) {
 		bench_fail(e, "propagation: readers do not see generation %llu",
 			   (unsigned long long)sh->base);
 		goto out;
 	}
 	int stalls = 0, published = 0;
 	for (int i = 0; i < npub && !bench_stop; i++) {
-		if (i && !wait_seen(sh, sh->base + (uint64_t)i))
+		if (i && !wait_seen(sh, sh->base + (uint64_t)i, wait))
 			stalls++;
 		t_call[i] = now_ns();
 		int rc = shm_writer_publish(&e->writer, e->snap.bytes, e->snap.size, err, sizeof err);
@@ -193,7 +198,7 @@ bool propagation_run(bench_env *e)
 		}
 		published++;
 	}
-	if (published && !wait_seen(sh, sh->base + (uint64_t)published))
+	if (published && !wait_seen(sh, sh->base + (uint64_t)published, wait))
 		stalls++;
 	atomic_store_explicit(&sh->stop, 1, memory_order_release);
 	int bad = procs_wait_all(now_ns() + 10000000000LL);

@@ -224,8 +224,11 @@ static void targets_table(const json_t *out)
 	const json_t *t = json_object_get(out, "targets");
 	if (!t)
 		return;
-	printf("\nissue 10 targets (limit probe: lookup %.2f ns/eval; one view acquire/release "
-	       "%.2f ns)\n", jd(t, "lookup_ns"), jd(t, "view_section_ns"));
+	printf("\nissue 10 targets (limit probe: lookup");
+	col(jd(t, "lookup_ns"), 0, 2);
+	printf(" ns/eval; one view acquire/release");
+	col(jd(t, "view_section_ns"), 0, 2);
+	printf(" ns)\n");
 	printf("%-24s %10s %-4s %8s %10s  %-7s %s\n", "target", "figure", "", "x lookup", "limit",
 	       "", "rule");
 	size_t i;
