@@ -63,8 +63,8 @@ static const char *const known_names[] = {
 	"simple", "rollout", "rules10", "missing", "string", "json",
 	"simple_view", "rollout_view", "rules10_view", "missing_view", "string_view",
 	"json_view", "simple_handle", "rollout_handle", "rules10_handle",
-	"view_acquire_release", "loop_baseline",
-	"multiprocess", "propagation", "memory", "publish",
+	"view_acquire_release", "loop_baseline", "lookup",
+	"multiprocess", "propagation", "memory", "publish", "publish_tail",
 };
 
 bool bench_selected(const bench_opts *o, const char *name)
@@ -109,24 +109,33 @@ static void usage(FILE *f)
 	      "\n"
 	      "Measures flagshm on a store of its own (bench-PID, removed at exit):\n"
 	      "ns per evaluation and p50/p99 of the cases, 1-8 reader processes,\n"
-	      "publish cost, propagation to 8 readers, and memory per reader.\n"
+	      "publish cost, propagation to N readers, memory per reader, the tail\n"
+	      "latency a publish adds to a worker, and the performance targets beside a\n"
+	      "limit probe (lookup).\n"
 	      "See bench/README.md for the flags and the method.\n"
 	      "\n"
 	      "  --flags N          flags in the store (default 1000, at least 5)\n"
 	      "  --quick            3 runs of 0.1 s, 100 propagation publishes, publish\n"
-	      "                     sizes 1,000 and 10,000 only (the CI smoke run)\n"
+	      "                     sizes 1,000 and 10,000 only, publish_tail 3\n"
+	      "                     publishes of the 10,000-flag document (CI smoke run)\n"
 	      "  --json             print one JSON object instead of the table\n"
 	      "  --cases A,B        run only these: simple rollout rules10 missing string\n"
 	      "                     json (each with its _view variant; NAME_view alone\n"
 	      "                     selects just that), view_acquire_release,\n"
-	      "                     loop_baseline, multiprocess, propagation, memory,\n"
-	      "                     publish\n"
+	      "                     loop_baseline, lookup, multiprocess, propagation,\n"
+	      "                     memory, publish, publish_tail\n"
 	      "  --runs N           repetitions of each measurement (default 5; quick 3)\n"
 	      "  --seconds S        length of one run (default 1; quick 0.1)\n"
 	      "  --samples N        single-evaluation samples per run (default 50000)\n"
-	      "  --publishes N      propagation publishes (default 1000; quick 100)\n"
+	      "  --publishes N      propagation publishes (default 1000, quick 100; for a\n"
+	      "                     snapshot over 8 MiB 100, quick 20)\n"
 	      "  --poll-us N        propagation readers sleep N us between checks\n"
 	      "                     (default 10); 0: spin, with sched_yield\n"
+	      "  --readers N        propagation reader processes (default min(cpus, 8))\n"
+	      "  --tail-publishes N publish_tail publishes per document (default 25;\n"
+	      "                     quick 3; at most 49 fit its 10 s bound)\n"
+	      "  --regexes N        give N filler flags a distinct `matches` condition\n"
+	      "                     (the run's document and --emit-doc; default 0)\n"
 	      "  --emit-doc FILE    write the generated flag document (format 1) and exit\n"
 	      "  --emit-ids FILE    write the 10,000 user ids, one a line, and exit\n"
 	      "  --emit-context FILE  write the context's attributes besides userId\n"
@@ -150,7 +159,7 @@ static bool parse_size(const char *s, size_t min, size_t max, size_t *out)
 }
 
 enum { O_FLAGS = 256, O_RUNS, O_SECONDS, O_SAMPLES, O_PUBLISHES, O_EMIT_DOC, O_EMIT_IDS,
-       O_EMIT_CTX, O_CASES, O_POLL };
+       O_EMIT_CTX, O_CASES, O_POLL, O_READERS, O_TAIL_PUBS, O_REGEXES };
 
 /* 0 to run, 1 to exit 0 (help, emit), 2 on a usage error. */
 static int parse_opts(int argc, char **argv, bench_opts *o)
@@ -165,6 +174,9 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
 		{ "samples", required_argument, NULL, O_SAMPLES },
 		{ "publishes", required_argument, NULL, O_PUBLISHES },
 		{ "poll-us", required_argument, NULL, O_POLL },
+		{ "readers", required_argument, NULL, O_READERS },
+		{ "tail-publishes", required_argument, NULL, O_TAIL_PUBS },
+		{ "regexes", required_argument, NULL, O_REGEXES },
 		{ "emit-doc", required_argument, NULL, O_EMIT_DOC },
 		{ "emit-ids", required_argument, NULL, O_EMIT_IDS },
 		{ "emit-context", required_argument, NULL, O_EMIT_CTX },
@@ -172,7 +184,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
 		{ 0 },
 	};
 	const char *emit_doc = NULL, *emit_ids = NULL, *emit_ctx = NULL;
-	size_t runs = 0, samples = 0, pubs = 0, poll = 0;
+	size_t runs = 0, samples = 0, pubs = 0, poll = 0, readers = 0, tail_pubs = 0;
 	bool poll_set = false;
 	double secs = 0;
 	int c;
@@ -232,6 +244,24 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
 			}
 			poll_set = true;
 			break;
+		case O_READERS:
+			if (!parse_size(optarg, 1, PROCS_MAX, &readers)) {
+				fprintf(stderr, "flagshm-bench: --readers: 1 to %d\n", PROCS_MAX);
+				return 2;
+			}
+			break;
+		case O_TAIL_PUBS:
+			if (!parse_size(optarg, 1, 49, &tail_pubs)) {
+				fprintf(stderr, "flagshm-bench: --tail-publishes: 1 to 49\n");
+				return 2;
+			}
+			break;
+		case O_REGEXES:
+			if (!parse_size(optarg, 0, 100000, &o->regexes)) {
+				fprintf(stderr, "flagshm-bench: --regexes: 0 to 100000\n");
+				return 2;
+			}
+			break;
 		case O_EMIT_DOC:
 			emit_doc = optarg;
 			break;
@@ -255,7 +285,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
 		return 2;
 	}
 	if (emit_doc || emit_ids || emit_ctx) {
-		if (emit_doc && gen_emit_doc(emit_doc, o->nflags))
+		if (emit_doc && gen_emit_doc(emit_doc, o->nflags, o->regexes))
 			return 3;
 		if (emit_ids && gen_emit_ids(emit_ids))
 			return 3;
@@ -266,8 +296,14 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
 	o->runs = runs ? (int)runs : o->quick ? 3 : 5;
 	o->run_seconds = secs ? secs : o->quick ? 0.1 : 1.0;
 	o->samples = samples ? samples : o->quick ? 10000 : 50000;
-	o->prop_publishes = pubs ? (int)pubs : o->quick ? 100 : 1000;
+	o->prop_publishes = (int)pubs; /* 0: by snapshot size, set_defaults() */
 	o->poll_us = poll_set ? (int64_t)poll : PROP_POLL_US_DEFAULT;
+	if (!readers) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		readers = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus;
+	}
+	o->readers = (int)readers;
+	o->tail_publishes = tail_pubs ? (int)tail_pubs : o->quick ? 3 : 25;
 	return 0;
 }
 
@@ -331,7 +367,7 @@ static bool setup_store(bench_env *e)
 	e->writer_open = true;
 	store_created = true;
 
-	json_t *doc = gen_doc(e->opt->nflags);
+	json_t *doc = gen_doc_rx(e->opt->nflags, e->opt->regexes);
 	if (!doc) {
 		bench_fail(e, "out of memory generating %zu flags", e->opt->nflags);
 		return false;
@@ -364,6 +400,16 @@ static bool setup_store(bench_env *e)
 	gen_ids(e->ids);
 	gen_ctx(&e->ctx, e->ids);
 	return true;
+}
+
+/* Defaults that depend on the compiled document. */
+static void set_defaults(bench_opts *o, const bench_env *e)
+{
+	/* A large snapshot takes each of N readers tens of ms to remap
+	 * today: 1,000 publishes of 25 MB would take minutes. */
+	if (!o->prop_publishes)
+		o->prop_publishes = e->snap.size > PROP_BIG_SNAPSHOT ? (o->quick ? 20 : 100)
+								  : (o->quick ? 100 : 1000);
 }
 
 static json_t *machine_info(void)
@@ -421,15 +467,19 @@ int main(int argc, char **argv)
 	bench_note("calibrating the timer");
 	timer_calibrate(opts.quick);
 	bool ok = setup_store(&env);
+	set_defaults(&opts, &env);
 	json_object_set_new(env.out, "version", json_integer(1));
 	json_object_set_new(env.out, "quick", json_boolean(opts.quick));
 	json_object_set_new(env.out, "config",
-			    json_pack("{s:I,s:i,s:I,s:f,s:I,s:i,s:s,s:I}", "flags",
+			    json_pack("{s:I,s:i,s:I,s:f,s:I,s:i,s:s,s:I,s:i,s:I,s:i}", "flags",
 				      (json_int_t)opts.nflags, "ids", BENCH_NIDS, "runs",
 				      (json_int_t)opts.runs, "run_seconds", opts.run_seconds,
 				      "samples_per_run", (json_int_t)opts.samples,
 				      "propagation_publishes", opts.prop_publishes, "store",
-				      env.store_name, "snapshot_bytes", (json_int_t)env.snap.size));
+				      env.store_name, "snapshot_bytes", (json_int_t)env.snap.size,
+				      "propagation_readers", opts.readers, "regexes",
+				      (json_int_t)opts.regexes, "tail_publishes",
+				      opts.tail_publishes));
 	json_object_set_new(env.out, "machine", machine_info());
 	if (ok) {
 		/* The cases first, on a quiet machine; publish last, as it
@@ -442,7 +492,10 @@ int main(int argc, char **argv)
 		if (!bench_stop)
 			ok &= memory_run(&env);
 		if (!bench_stop)
+			ok &= tail_run(&env);
+		if (!bench_stop)
 			ok &= publish_run(&env);
+		targets_run(&env);
 	}
 	if (bench_stop)
 		json_array_append_new(env.failures, json_string("interrupted"));

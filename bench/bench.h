@@ -9,9 +9,14 @@
  * cases.c     the single-process cases: ns per evaluation, p50/p99
  * procs.c     child processes: spawn, wait with a deadline, kill on exit
  * multiproc.c aggregate decisions/s of 1, 2, 4, 8 reader processes
- * propagation.c  publish -> first sight in 8 reader processes
+ * propagation.c  publish -> first sight in N reader processes (--readers)
  * memory.c    RSS and PSS each reader process adds
  * publish.c   parse, compile and publish time by flag count
+ * tail.c      publish_tail: the thread CPU time of each one-shot call of a
+ *             worker while this process republishes every 200 ms
+ * lookup.c    the limit probe: a key looked up in an mmapped open-addressing
+ *             table, nothing else
+ * targets.c   issue 10's targets, each beside the limit probe, met or missed
  * report.c    the table on stdout (--json prints the results tree instead)
  *
  * Every result is put straight into one jansson tree (the --json output);
@@ -34,6 +39,7 @@
 
 #define BENCH_NIDS 10000 /* distinct user ids, cycled through in order */
 #define PROP_POLL_US_DEFAULT 10 /* see propagation.c */
+#define PROP_BIG_SNAPSHOT (8u << 20) /* propagation: fewer publishes above */
 
 /* Keys of the flags the cases evaluate (docs: bench/README.md). */
 #define K_SIMPLE "bench.simple"
@@ -56,6 +62,10 @@ typedef struct bench_id {
 /* The document with NFLAGS flags in all (the case flags first, then
  * filler flags "flag-000000"...). A new reference; NULL when out of memory. */
 json_t *gen_doc(size_t nflags);
+/* As gen_doc, with NREGEX filler flags (spread evenly) each given one more
+ * rule: userAgent `matches` gen_regex(i), all distinct. */
+json_t *gen_doc_rx(size_t nflags, size_t nregex);
+void gen_regex(size_t i, char *out, size_t n);
 /* Key of flag I of gen_doc(nflags)'s "flags" array, into buf. */
 void gen_key(size_t i, char *buf, size_t n);
 /* The BENCH_NIDS user ids: "u-" and 8 hex digits of a bijective mix of i+1. */
@@ -67,7 +77,7 @@ void gen_ctx(flagshm_ctx *c, const bench_id *ids);
 json_t *gen_ctx_json(void);
 /* --emit-doc/--emit-ids/--emit-context: write and return 0, or -1 with a
  * message on stderr. "-" is stdout. */
-int gen_emit_doc(const char *file, size_t nflags);
+int gen_emit_doc(const char *file, size_t nflags, size_t nregex);
 int gen_emit_ids(const char *file);
 int gen_emit_context(const char *file);
 
@@ -89,6 +99,9 @@ typedef struct bench_opts {
 	int prop_publishes;  /* propagation: publishes */
 	int64_t poll_us;     /* propagation: readers sleep this long between
 				checks; 0 = spin with sched_yield */
+	int readers;	     /* propagation: reader processes */
+	size_t regexes;	     /* --regexes: matches conditions in the run's doc */
+	int tail_publishes;  /* publish_tail: publishes per document */
 	const char *cases;   /* --cases, NULL = all */
 } bench_opts;
 
@@ -170,6 +183,22 @@ bool multiproc_run(bench_env *e);
 bool propagation_run(bench_env *e);
 bool memory_run(bench_env *e);
 bool publish_run(bench_env *e);
+bool tail_run(bench_env *e);
+/* Adds "targets" from the figures already in e->out; never fails. */
+void targets_run(bench_env *e);
+
+/* The limit probe (lookup.c): a read-only mapping of an open-addressing
+ * table of the run's keys plus LOOKUP_KEY (14 bytes), laid out as the
+ * snapshot's index (u32 slots, flag index + 1; records with the key's
+ * hash, offset and length; a string pool), hashed with fs_key_hash. */
+#define LOOKUP_KEY "bench.probe.14"
+typedef struct lookup_table lookup_table;
+lookup_table *lookup_build(size_t nkeys, char *err, size_t errlen);
+void lookup_free(lookup_table *t);
+/* The record's value byte for KEY (strlen'd, as flagshm_bool does), or
+ * 0xff when absent. */
+unsigned lookup_find(const lookup_table *t, const char *key);
+size_t lookup_slots(const lookup_table *t);
 
 /* The loop the multiprocess section runs in each child: N evaluations of
  * the rollout case through the store-level call; returns a sink. */

@@ -134,6 +134,9 @@ DEFINE_CASE(rollout_handle, 1, flagshm_view_bool_handle(&view, &h_rollout, ctx, 
 DEFINE_CASE(rules10_handle, 1, flagshm_view_bool_handle(&view, &h_rules10, ctx, false))
 DEFINE_CASE(view_acquire_release, 0, view_pair(s))
 DEFINE_CASE(loop_baseline, 0, nop_eval(ctx))
+/* The limit probe (lookup.c), in the same loop as every case. */
+static lookup_table *probe;
+DEFINE_CASE(lookup, 0, lookup_find(probe, LOOKUP_KEY))
 
 uint64_t cases_rollout_loop(bench_env *e, uint64_t n)
 {
@@ -169,6 +172,8 @@ static const bcase cases[] = {
 	CASE(view_acquire_release, "view_acquire_release",
 	     "flagshm_view_acquire + flagshm_view_release"),
 	CASE(loop_baseline, "loop_baseline", "the loop around a no-op call"),
+	CASE(lookup, "lookup",
+	     "limit probe: 14-byte key in an mmapped open-addressing table (fs_key_hash)"),
 };
 
 /* ------------------------------------------------------------- checks */
@@ -318,6 +323,19 @@ bool cases_run(bench_env *e)
 		return true;
 
 	bool ok = check_cases(e);
+	if (bench_selected(o, "lookup")) {
+		char err[256];
+		probe = lookup_build(o->nflags, err, sizeof err);
+		if (!probe) {
+			bench_fail(e, "%s", err);
+			return false;
+		}
+		if (lookup_find(probe, LOOKUP_KEY) == 0xff || lookup_find(probe, K_SIMPLE) == 0xff ||
+		    lookup_find(probe, K_MISSING) != 0xff) {
+			bench_fail(e, "check: the lookup probe does not find its keys");
+			ok = false;
+		}
+	}
 	if (flagshm_handle_init(&h_simple, K_SIMPLE) || flagshm_handle_init(&h_rollout, K_ROLLOUT) ||
 	    flagshm_handle_init(&h_rules10, K_RULES10)) {
 		bench_fail(e, "flagshm_handle_init failed");
@@ -340,5 +358,15 @@ bool cases_run(bench_env *e)
 			json_object_set_new(out, c->name, res);
 	}
 	free(samples);
+	if (probe) {
+		json_t *l = json_object_get(out, "lookup");
+		if (l) {
+			json_object_set_new(l, "key", json_string(LOOKUP_KEY));
+			json_object_set_new(l, "keys", json_integer((json_int_t)o->nflags + 1));
+			json_object_set_new(l, "slots", json_integer((json_int_t)lookup_slots(probe)));
+		}
+		lookup_free(probe);
+		probe = NULL;
+	}
 	return ok;
 }

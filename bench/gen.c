@@ -96,7 +96,7 @@ void gen_key(size_t i, char *buf, size_t n)
  * (j * 37) % 101; every third one has a rule on "country"; every
  * seventeenth is disabled. name and owner are kept for inspection.
  */
-static json_t *filler_flag(size_t j)
+static json_t *filler_flag(size_t j, const char *rx)
 {
 	char key[32], name[40], owner[32], sval[40];
 	snprintf(key, sizeof key, "flag-%06zu", j);
@@ -137,17 +137,64 @@ static json_t *filler_flag(size_t j)
 			f = NULL;
 		}
 	}
+	if (f && rx) {
+		/* One more rule, after any other: userAgent matches RX. */
+		json_t *rules = json_object_get(f, "targeting");
+		if (!rules) {
+			rules = json_array();
+			if (!rules || json_object_set_new(f, "targeting", rules)) {
+				json_decref(f);
+				f = NULL;
+			}
+		}
+		json_t *rule = f ? json_pack("{s:s,s:[{s:s,s:s,s:s}],s:O}", "id", "rx",
+					     "conditions", "attribute", "userAgent", "operator",
+					     "matches", "value", rx, "variation", var)
+				 : NULL;
+		if (f && (!rule || json_array_append_new(rules, rule))) {
+			json_decref(f);
+			f = NULL;
+		}
+	}
 	json_decref(var);
 	return f;
 }
 
+/* Regex I (0-based) of gen_doc_rx: five shapes seen in real flag sets
+ * (those of flagshm-cost-bench), each numbered apart, so all differ from
+ * each other and from the pattern of bench.rules10's r5. */
+void gen_regex(size_t i, char *out, size_t n)
+{
+	switch (i % 5) {
+	case 0: snprintf(out, n, "^user-%zu@(example|acme)\\.com$", i); break;
+	case 1: snprintf(out, n, "^/api/v%zu/(orders|carts)/[0-9]+$", i); break;
+	case 2: snprintf(out, n, "(?i)chrome/%zu\\.[0-9]+", i); break;
+	case 3: snprintf(out, n, "^10\\.%zu\\.[0-9]{1,3}\\.[0-9]{1,3}$", i); break;
+	default: snprintf(out, n, "^[a-z]{2}-[A-Z]{2}-%zu$", i); break;
+	}
+}
+
 json_t *gen_doc(size_t nflags)
+{
+	return gen_doc_rx(nflags, 0);
+}
+
+json_t *gen_doc_rx(size_t nflags, size_t nregex)
 {
 	json_t *flags = case_flags();
 	if (!flags)
 		return NULL;
+	size_t nfill = nflags > BENCH_CASE_FLAGS ? nflags - BENCH_CASE_FLAGS : 0;
+	if (nregex > nfill)
+		nregex = nfill;
+	/* Spread over the filler flags: every STEP-th carries one. */
+	size_t step = nregex ? nfill / nregex : 0;
 	for (size_t j = 0; j + BENCH_CASE_FLAGS < nflags; j++) {
-		json_t *f = filler_flag(j);
+		char rx[96];
+		bool has_rx = step && j % step == 0 && j / step < nregex;
+		if (has_rx)
+			gen_regex(j / step, rx, sizeof rx);
+		json_t *f = filler_flag(j, has_rx ? rx : NULL);
 		if (!f || json_array_append_new(flags, f)) {
 			json_decref(flags);
 			return NULL;
@@ -233,9 +280,9 @@ static int emit_json(const char *file, json_t *j)
 	return close_out(f, file) || rc ? -1 : 0;
 }
 
-int gen_emit_doc(const char *file, size_t nflags)
+int gen_emit_doc(const char *file, size_t nflags, size_t nregex)
 {
-	return emit_json(file, gen_doc(nflags));
+	return emit_json(file, gen_doc_rx(nflags, nregex));
 }
 
 int gen_emit_context(const char *file)

@@ -1,11 +1,12 @@
 /*
- * bench/propagation.c - from a publish to the moment each of 8 reader
- * processes first sees the new generation.
+ * bench/propagation.c - from a publish to the moment each of N reader
+ * processes (--readers, default min(cores, 8)) first sees the new
+ * generation.
  *
  * The readers are forked after this process opened the store. Each spins:
  * flagshm_view_acquire, read the view's generation, flagshm_view_release
  * (the check every evaluation makes, plus the remap when the generation
- * moved), then sched_yield(), so that 8 spinning readers on fewer cores
+ * moved), then sched_yield(), so that N spinning readers on fewer cores
  * still each get to check every few microseconds, as busy workers that
  * evaluate flags would. When a reader first sees generation G it records
  * CLOCK_MONOTONIC (one clock for all processes of the host) into shared
@@ -38,8 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROP_READERS 8
-#define PROP_WAIT_NS 1000000000LL /* per publish, for all readers to see it */
+/* Per publish, for all readers to see it: 1 s, plus 50 ms per MB each
+ * reader may have to map and check (several readers share the cores). */
+#define PROP_WAIT_NS 1000000000LL
+#define PROP_WAIT_NS_PER_MB_READER 50000000LL
 
 typedef struct prop_shared {
 	_Atomic int ready;
@@ -47,7 +50,8 @@ typedef struct prop_shared {
 	uint64_t base; /* generation before the first publish */
 	int npub;
 	int64_t deadline; /* readers give up then, whatever happens */
-	_Atomic uint64_t seen[PROP_READERS]; /* last generation each has seen */
+	int nreaders;
+	_Atomic uint64_t seen[PROCS_MAX]; /* last generation each has seen */
 	int64_t *remap_ns;		     /* [reader * npub + publish], in this mapping */
 	int64_t seen_ns[];		     /* [reader * npub + publish] */
 } prop_shared;
@@ -92,15 +96,15 @@ static int prop_reader(bench_env *e, void *arg, int idx)
 	return 0;
 }
 
-/* Wait until every reader has seen generation G; false after PROP_WAIT_NS. */
-static bool wait_seen(prop_shared *sh, uint64_t g)
+/* Wait until every reader has seen generation G; false after WAIT ns. */
+static bool wait_seen(prop_shared *sh, uint64_t g, int64_t wait)
 {
-	int64_t limit = now_ns() + PROP_WAIT_NS;
+	int64_t limit = now_ns() + wait;
 	for (;;) {
 		int n = 0;
-		for (int r = 0; r < PROP_READERS; r++)
+		for (int r = 0; r < sh->nreaders; r++)
 			n += atomic_load_explicit(&sh->seen[r], memory_order_acquire) >= g;
-		if (n == PROP_READERS)
+		if (n == sh->nreaders)
 			return true;
 		if (bench_stop || now_ns() > limit)
 			return false;
@@ -139,11 +143,12 @@ bool propagation_run(bench_env *e)
 	if (!bench_selected(e->opt, "propagation"))
 		return true;
 	int npub = e->opt->prop_publishes;
-	size_t shsize = sizeof(prop_shared) + 2 * (size_t)PROP_READERS * (size_t)npub * sizeof(int64_t);
+	const int nreaders = e->opt->readers;
+	size_t shsize = sizeof(prop_shared) + 2 * (size_t)nreaders * (size_t)npub * sizeof(int64_t);
 	prop_shared *sh = procs_shared(shsize);
 	int64_t *t_call = calloc((size_t)npub, sizeof *t_call);
 	int64_t *t_ret = calloc((size_t)npub, sizeof *t_ret);
-	size_t npairs = (size_t)PROP_READERS * (size_t)npub;
+	size_t npairs = (size_t)nreaders * (size_t)npub;
 	double *lat = calloc(npairs, sizeof *lat), *after = calloc(npairs, sizeof *after);
 	double *call = calloc((size_t)npub, sizeof *call), *remap = calloc(npairs, sizeof *remap);
 	bool ok = false;
@@ -152,17 +157,22 @@ bool propagation_run(bench_env *e)
 		bench_fail(e, "propagation: out of memory");
 		goto out;
 	}
-	bench_note("propagation: %d publishes, %d reader processes", npub, PROP_READERS);
+	bench_note("propagation: %d publishes, %d reader processes", npub, nreaders);
 	sh->base = e->writer.generation;
 	sh->remap_ns = sh->seen_ns + npairs;
 	sh->npub = npub;
-	/* Generous: a publish takes well under 10 ms even on a loaded host. */
-	sh->deadline = now_ns() + 30000000000LL + (int64_t)npub * 20000000LL;
-	for (int r = 0; r < PROP_READERS; r++)
+	sh->nreaders = nreaders;
+	int64_t wait = PROP_WAIT_NS + (int64_t)(e->snap.size >> 20) * nreaders *
+					      PROP_WAIT_NS_PER_MB_READER;
+	/* Only a guard for readers whose parent is stuck (a dead parent kills
+	 * them): generous, as a 25 MB snapshot remapped by N readers on fewer
+	 * cores may take tens of ms a publish. */
+	sh->deadline = now_ns() + 60000000000LL + (int64_t)npub * 200000000LL;
+	for (int r = 0; r < nreaders; r++)
 		if (procs_fork(e, prop_reader, sh, r) < 0)
 			goto out;
 	int64_t limit = now_ns() + 10000000000LL;
-	while (atomic_load_explicit(&sh->ready, memory_order_acquire) < PROP_READERS) {
+	while (atomic_load_explicit(&sh->ready, memory_order_acquire) < nreaders) {
 		if (bench_stop || now_ns() > limit) {
 			if (!bench_stop)
 				bench_fail(e, "propagation: readers not ready after 10 s");
@@ -170,14 +180,14 @@ bool propagation_run(bench_env *e)
 		}
 		usleep(200);
 	}
-	if (!wait_seen(sh, sh->base)) {
+	if (!wait_seen(sh, sh->base, wait)) {
 		bench_fail(e, "propagation: readers do not see generation %llu",
 			   (unsigned long long)sh->base);
 		goto out;
 	}
 	int stalls = 0, published = 0;
 	for (int i = 0; i < npub && !bench_stop; i++) {
-		if (i && !wait_seen(sh, sh->base + (uint64_t)i))
+		if (i && !wait_seen(sh, sh->base + (uint64_t)i, wait))
 			stalls++;
 		t_call[i] = now_ns();
 		int rc = shm_writer_publish(&e->writer, e->snap.bytes, e->snap.size, err, sizeof err);
@@ -188,7 +198,7 @@ bool propagation_run(bench_env *e)
 		}
 		published++;
 	}
-	if (published && !wait_seen(sh, sh->base + (uint64_t)published))
+	if (published && !wait_seen(sh, sh->base + (uint64_t)published, wait))
 		stalls++;
 	atomic_store_explicit(&sh->stop, 1, memory_order_release);
 	int bad = procs_wait_all(now_ns() + 10000000000LL);
@@ -196,7 +206,7 @@ bool propagation_run(bench_env *e)
 		bench_fail(e, "propagation: %d reader processes failed", bad);
 
 	size_t n = 0, missed = 0;
-	for (int r = 0; r < PROP_READERS; r++)
+	for (int r = 0; r < nreaders; r++)
 		for (int i = 0; i < published; i++) {
 			int64_t s = sh->seen_ns[(size_t)r * (size_t)npub + (size_t)i];
 			if (!s) {
@@ -211,7 +221,9 @@ bool propagation_run(bench_env *e)
 	for (int i = 0; i < published; i++)
 		call[i] = (double)(t_ret[i] - t_call[i]) / 1e3;
 	json_t *d = dist(lat, n);
-	json_object_set_new(d, "readers", json_integer(PROP_READERS));
+	json_object_set_new(d, "readers", json_integer(nreaders));
+	json_object_set_new(d, "cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+	json_object_set_new(d, "flags", json_integer((json_int_t)e->opt->nflags));
 	json_object_set_new(d, "publishes", json_integer(published));
 	json_object_set_new(d, "pairs", json_integer((json_int_t)n));
 	json_object_set_new(d, "missed_pairs", json_integer((json_int_t)missed));

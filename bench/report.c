@@ -140,10 +140,10 @@ static void propagation_table(const json_t *out)
 		return;
 	const json_t *a = json_object_get(p, "after_return_us"),
 		     *c = json_object_get(p, "publish_call_us");
-	printf("\npropagation: %.0f publishes of %.0f bytes to %.0f reader processes "
+	printf("\npropagation: %.0f publishes of %.0f bytes to %.0f reader processes on %.0f cpus "
 	       "(%.0f pairs, %.0f missed), readers check every %.0f us\n",
-	       jd(p, "publishes"), jd(p, "snapshot_bytes"), jd(p, "readers"), jd(p, "pairs"),
-	       jd(p, "missed_pairs"), jd(p, "reader_poll_us"));
+	       jd(p, "publishes"), jd(p, "snapshot_bytes"), jd(p, "readers"), jd(p, "cpus"),
+	       jd(p, "pairs"), jd(p, "missed_pairs"), jd(p, "reader_poll_us"));
 	printf("  from the call to shm_writer_publish:  p50 %8.1f us  p99 %8.1f us  max %8.1f us\n",
 	       jd(p, "p50"), jd(p, "p99"), jd(p, "max"));
 	printf("  from its return:                      p50 %8.1f us  p99 %8.1f us  max %8.1f us\n",
@@ -187,6 +187,78 @@ static void memory_table(const json_t *out)
 	       " Private_Dirty;\nPSS/snap = added PSS per reader / snapshot size\n");
 }
 
+static void tail_table(const json_t *out)
+{
+	const json_t *t = json_object_get(out, "publish_tail");
+	if (!t || !json_object_size(t))
+		return;
+	printf("\npublish_tail: one-shot %s in a worker thread, each call timed by its thread CPU "
+	       "clock, while this\nprocess republishes every 200 ms (us; own eval = median call)\n",
+	       K_SIMPLE);
+	printf("%-12s %10s %8s %9s %9s %9s %9s %8s %8s %7s %9s %9s\n", "document", "snapshot B",
+	       "publish", "calls", "own eval", "p99.99", "max", ">100us", ">1ms", ">1ms/pb",
+	       "worst/pb", "limit");
+	const char *key;
+	const json_t *d;
+	json_object_foreach((json_t *)t, key, d) {
+		printf("%-12s", key);
+		col(jd(d, "snapshot_bytes"), 10, 0);
+		col(jd(d, "publishes"), 8, 0);
+		col(jd(d, "calls"), 9, 0);
+		col(jd(d, "own_eval_median_us"), 9, 3);
+		col(jd(d, "p9999_us"), 9, 2);
+		col(jd(d, "max_us"), 9, 1);
+		col(jd(d, "over_100us"), 8, 0);
+		col(jd(d, "over_1ms"), 8, 0);
+		col(jd(d, "over_1ms_per_publish"), 7, 2);
+		col(jd(d, "worst_per_publish_median_us"), 9, 1);
+		col(jd(d, "limit_us"), 9, 1);
+		printf("\n");
+	}
+	printf("worst/pb: the worst call after each publish, median over the publishes; "
+	       "limit: 100 us + own eval\n");
+}
+
+/* A verdict: met, MISSED, or - when the figure did not run. */
+static const char *verdict(const json_t *met)
+{
+	return json_is_true(met) ? "met" : json_is_false(met) ? "MISSED" : "-";
+}
+
+static void targets_table(const json_t *out)
+{
+	const json_t *t = json_object_get(out, "targets");
+	if (!t)
+		return;
+	printf("\nperformance targets (limit probe: lookup");
+	col(jd(t, "lookup_ns"), 0, 2);
+	printf(" ns/eval; one view acquire/release");
+	col(jd(t, "view_section_ns"), 0, 2);
+	printf(" ns; CPU time: lookup");
+	col(jd(t, "lookup_cpu_ns"), 0, 2);
+	printf(", view");
+	col(jd(t, "view_section_cpu_ns"), 0, 2);
+	printf(" ns)\n");
+	printf("%-24s %10s %-4s %8s %10s  %-7s %8s %-7s %s\n", "target", "figure", "", "x lookup",
+	       "limit", "", "cpu x", "cpu", "rule");
+	size_t i;
+	const json_t *r;
+	json_array_foreach(json_object_get(t, "list"), i, r) {
+		printf("%-24s", js(r, "name"));
+		col(jd(r, "figure"), 10, 2);
+		printf(" %-4s", js(r, "unit"));
+		col(jd(r, "ratio"), 8, 2);
+		col(jd(r, "limit"), 10, 2);
+		printf("  %-7s", verdict(json_object_get(r, "met")));
+		col(jd(r, "ratio_cpu"), 8, 2);
+		printf(" %-7s %s\n", verdict(json_object_get(r, "met_cpu")), js(r, "rule"));
+		if (json_object_get(r, "note"))
+			printf("%24s   (%s)\n", "", js(r, "note"));
+	}
+	printf("figure, x lookup, limit: wall ns_per_eval (the keys other programs read); cpu x, cpu:"
+	       " the same over\ncpu_ns_per_eval, which a busy machine inflates less\n");
+}
+
 void report_table(const json_t *out)
 {
 	header(out);
@@ -195,6 +267,8 @@ void report_table(const json_t *out)
 	publish_table(out);
 	propagation_table(out);
 	memory_table(out);
+	tail_table(out);
+	targets_table(out);
 	const json_t *f = json_object_get(out, "failures");
 	size_t i;
 	const json_t *v;
