@@ -103,7 +103,10 @@ static void set_error(ws *w, const char *text)
 {
 	if (strncmp(w->err_txt, text, sizeof w->err_txt - 1) == 0)
 		return;
-	snprintf(w->err_txt, sizeof w->err_txt, "%s", text);
+	/* Cut to the control object's field, on purpose. */
+	size_t n = strnlen(text, sizeof w->err_txt - 1);
+	memcpy(w->err_txt, text, n);
+	w->err_txt[n] = '\0';
 	w->h->state(w->h->ud, 0, w->err_txt, NULL);
 }
 
