@@ -75,12 +75,29 @@ static bool prereq_walk(const snap *s, uint32_t fi, uint32_t *path, unsigned dep
 	return true;
 }
 
-uint8_t snap_flag_check(const snap *s, uint32_t i)
+uint8_t snap_flag_check(const snap *cs, uint32_t i)
 {
-	if (i >= s->count[FS_T_FLAGS])
+	const fs_flag *f = SNAP_FLAG(cs, i);
+	if (!f)
 		return SNAP_FLAG_BAD;
-	uint8_t st = s->flag_state ? atomic_load_explicit(&s->flag_state[i], memory_order_relaxed)
-				   : 0;
+	if (!f->f_prereq_count)
+		return SNAP_FLAG_OK; /* nothing spans records: no state at all */
+	snap *s = (snap *)cs; /* the lazily filled parts are the map's own memory */
+	/* The state array is made on the first flag with prerequisites: a
+	 * map of flags without any costs nothing here. Acquire: pairs with
+	 * the release CAS below (the zeroed array is seen whole). */
+	_Atomic uint8_t *state = atomic_load_explicit(&s->flag_state, memory_order_acquire);
+	if (!state) {
+		_Atomic uint8_t *mine = calloc(s->count[FS_T_FLAGS], 1), *none = NULL;
+		if (mine && !atomic_compare_exchange_strong_explicit(&s->flag_state, &none, mine,
+								     memory_order_acq_rel,
+								     memory_order_acquire)) {
+			free((void *)mine);
+			mine = none; /* another thread's */
+		}
+		state = mine; /* NULL without memory: checked every time */
+	}
+	uint8_t st = state ? atomic_load_explicit(&state[i], memory_order_relaxed) : 0;
 	if (st)
 		return st;
 	uint32_t path[SEM_PREREQ_DEPTH_MAX + 1];
@@ -88,8 +105,8 @@ uint8_t snap_flag_check(const snap *s, uint32_t i)
 	st = prereq_walk(s, i, path, 0, &visits) ? SNAP_FLAG_OK : SNAP_FLAG_BAD;
 	/* Relaxed: a racing check stores the same value; the answer is a
 	 * pure function of bytes that never change under a map. */
-	if (s->flag_state)
-		atomic_store_explicit(&s->flag_state[i], st, memory_order_relaxed);
+	if (state)
+		atomic_store_explicit(&state[i], st, memory_order_relaxed);
 	return st;
 }
 
@@ -160,11 +177,12 @@ static uint32_t regex_first(snap *s, uint32_t i, const char *pat)
 
 const void *snap_regex(const snap *cs, uint32_t i)
 {
-	if (i >= cs->count[FS_T_REGEXES] || !cs->regex)
+	if (i >= cs->count[FS_T_REGEXES])
 		return SNAP_RX_CORRUPT;
-	/* Acquire: pairs with the release store below; the compiled code is
-	 * complete before its pointer is seen. */
-	void *re = atomic_load_explicit(&cs->regex[i], memory_order_acquire);
+	/* Acquire: pairs with the release stores under rx_lock; the array
+	 * and the compiled code are complete before their pointers are seen. */
+	void *_Atomic *arr = atomic_load_explicit(&cs->regex, memory_order_acquire);
+	void *re = arr ? atomic_load_explicit(&arr[i], memory_order_acquire) : NULL;
 	if (re)
 		return re == SNAP_RX_NONE ? NULL : re;
 
@@ -177,6 +195,21 @@ const void *snap_regex(const snap *cs, uint32_t i)
 	int cs_old;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs_old);
 	pthread_mutex_lock(&rx_lock);
+	/* The arrays are made on the first match of the map (under the lock:
+	 * relaxed loads, release store). */
+	if (!atomic_load_explicit(&s->regex, memory_order_relaxed)) {
+		void *_Atomic *a = calloc(s->count[FS_T_REGEXES], sizeof *a);
+		s->regex_own = calloc(s->count[FS_T_REGEXES], 1);
+		if (!a || !s->regex_own) {
+			free((void *)a);
+			free(s->regex_own);
+			s->regex_own = NULL;
+			pthread_mutex_unlock(&rx_lock);
+			pthread_setcancelstate(cs_old, NULL);
+			return NULL; /* out of memory: no match, retried next time */
+		}
+		atomic_store_explicit(&s->regex, a, memory_order_release);
+	}
 	re = atomic_load_explicit(&s->regex[i], memory_order_relaxed); /* under the lock */
 	if (!re) {
 		uint32_t first = regex_first(s, i, pat);
@@ -294,19 +327,9 @@ int snap_map(snap *s, const void *base, size_t size, char *err, size_t errlen)
 		return fail(err, errlen, "%" PRIu32 " regexes, more than the %u a reader compiles",
 			    nrx, FS_REGEX_MAX);
 
-	/* Lazily filled state: zeroed pages cost nothing until touched. */
-	s->flag_state = calloc(s->count[FS_T_FLAGS] ? s->count[FS_T_FLAGS] : 1, 1);
-	if (nrx) {
-		s->regex = calloc(nrx, sizeof *s->regex);
-		s->regex_own = calloc(nrx, 1);
-	}
-	if (!s->flag_state || (nrx && (!s->regex || !s->regex_own))) {
-		snap_close(s);
-		s->base = NULL;
-		if (err && errlen)
-			snprintf(err, errlen, "snapshot: out of memory");
-		return FLAGSHM_ENOMEM;
-	}
+	/* Nothing is allocated here: the per-flag and per-regex state is
+	 * made on first use (snap_flag_check, snap_regex), so a map costs
+	 * the same whatever the snapshot's size. */
 	return 0;
 }
 
@@ -347,15 +370,16 @@ void snap_close(snap *s)
 {
 	if (!s)
 		return;
-	if (s->regex) {
+	void *_Atomic *arr = atomic_load_explicit(&s->regex, memory_order_relaxed);
+	if (arr) {
 		for (uint32_t i = 0; i < s->count[FS_T_REGEXES]; i++)
 			if (s->regex_own && s->regex_own[i])
-				pcre2_code_free(atomic_load_explicit(&s->regex[i], memory_order_relaxed));
+				pcre2_code_free(atomic_load_explicit(&arr[i], memory_order_relaxed));
 	}
-	free(s->regex);
+	free((void *)arr);
 	free(s->regex_own);
 	free(s->rx_slots);
-	free((void *)s->flag_state);
+	free((void *)atomic_load_explicit(&s->flag_state, memory_order_relaxed));
 	s->regex = NULL;
 	s->regex_own = NULL;
 	s->rx_slots = NULL;

@@ -41,18 +41,20 @@ typedef struct snap {
 	int64_t compile_us;
 	const void *tab[FS_T_COUNT_];	/* validated start of each table */
 	uint32_t count[FS_T_COUNT_];	/* its record count (pool: bytes) */
-	/* Per FS_T_REGEXES entry: NULL until first used, then its
-	 * pcre2_code * (entries with equal patterns share one) or
-	 * SNAP_RX_NONE when it does not compile. Set once, under the regex
-	 * lock, with a release store; read with acquire (snap_regex). */
-	void *_Atomic *regex;
+	/* Per FS_T_REGEXES entry, made on the map's first match: NULL until
+	 * first used, then its pcre2_code * (entries with equal patterns
+	 * share one) or SNAP_RX_NONE when it does not compile. Set once,
+	 * under the regex lock, with a release store; read with acquire
+	 * (snap_regex). */
+	void *_Atomic *_Atomic regex;
 	uint8_t *regex_own;		/* per entry: 1 when regex[i] is its own (snap_close frees it) */
 	uint32_t *rx_slots;		/* dedupe table of compiled patterns (entry + 1), lazily */
 	uint32_t rx_nslots;
-	/* Per flag: 0 not checked yet in this map, SNAP_FLAG_OK, or
-	 * SNAP_FLAG_BAD (snap_flag_check). Relaxed: racing checks of one flag
-	 * compute and store the same answer. */
-	_Atomic uint8_t *flag_state;
+	/* Per flag, made on the first check of a flag with prerequisites
+	 * (release CAS, acquire load): 0 not checked yet in this map,
+	 * SNAP_FLAG_OK, or SNAP_FLAG_BAD (snap_flag_check). Relaxed
+	 * elements: racing checks of one flag store the same answer. */
+	_Atomic uint8_t *_Atomic flag_state;
 	void *owner;			/* reader/store.c: the mapping this came from */
 } snap;
 
