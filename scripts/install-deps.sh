@@ -8,7 +8,7 @@ packages=(
 	build-essential     # gcc, make, libc headers; gcc brings the ASan/UBSan/TSan runtimes
 	clang               # second compiler, fuzz targets
 	meson ninja-build pkg-config
-	liburcu-dev         # reader: RCU reclamation of superseded snapshots
+	liburcu-dev         # tests: an application that uses liburcu beside libflagshm
 	libjansson-dev      # writer and flagshm tool: JSON
 	libpcre2-dev        # the "matches" operator
 	libprotobuf-c-dev protobuf-c-compiler  # control-plane protocol (proto/)
