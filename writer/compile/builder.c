@@ -96,6 +96,23 @@ uint32_t wb_add(wb *b, int t, const void *rec)
 	return (uint32_t)tb->count++;
 }
 
+uint32_t wb_add_zeroed(wb *b, int t, size_t n)
+{
+	wb_table *tb = &b->tab[t];
+	size_t first = tb->count;
+
+	if (reserve(b, t, n) < 0)
+		return 0;
+	memset(tb->data + first * tb->recsize, 0, n * tb->recsize);
+	tb->count += n;
+	return (uint32_t)first;
+}
+
+void wb_reserve(wb *b, int t, size_t n)
+{
+	(void)reserve(b, t, n);
+}
+
 uint32_t wb_count(const wb *b, int t)
 {
 	return (uint32_t)b->tab[t].count;

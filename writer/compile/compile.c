@@ -13,6 +13,7 @@
 #include "compile.h"
 #include "rules.h"
 #include "hash.h"
+#include "keyidx.h"
 #include "semver.h"
 #include "validate.h"
 
@@ -25,7 +26,8 @@
 typedef struct cctx {
 	wb b;
 	const char *env;
-	json_t *keys;	  /* flag key -> flag index */
+	json_t *flags;	  /* the document's flags array */
+	wc_kidx keys;	  /* flag key -> flag index, built on the first prerequisite */
 	json_t *segindex; /* segment name -> segment index */
 	json_t *regexes;  /* "off:len:flags" of a pattern -> its regex index */
 	uint32_t *segstamp; /* per segment: the last rule that referred to it */
@@ -465,6 +467,25 @@ static fs_str opt_str(cctx *c, json_t *flag, const char *name)
 	return s ? str_of(c, s) : (fs_str){0, 0};
 }
 
+/* Flag keys to indexes, for prerequisites: built only when a document has
+ * any (most have none, and this is a walk over every flag). Keys are
+ * unique (validated); strlen as json_object_get did. */
+static void map_keys(cctx *c)
+{
+	json_t *flag;
+	size_t i;
+
+	if (wc_kidx_init(&c->keys, json_array_size(c->flags)) < 0) {
+		c->b.failed = 1;
+		return;
+	}
+	json_array_foreach(c->flags, i, flag) {
+		const char *k = json_string_value(json_object_get(flag, "key"));
+		if (wc_kidx_put(&c->keys, k, strlen(k), (uint32_t)i) < 0)
+			c->b.failed = 1;
+	}
+}
+
 static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
 {
 	json_t *a = json_object_get(flag, "prerequisites"), *p;
@@ -479,11 +500,14 @@ static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
 		vals[i] = emit_value(c, json_object_get(p, "value"), 0);
 	f->f_prereq_first = wb_count(&c->b, FS_T_PREREQS);
 	f->f_prereq_count = (uint32_t)n;
+	if (n && !c->keys.e)
+		map_keys(c);
 	json_array_foreach(a, i, p) {
 		fs_prereq q;
+		const char *k = json_string_value(json_object_get(p, "key"));
+		long idx = wc_kidx_get(&c->keys, k, strlen(k));
 		memset(&q, 0, sizeof q);
-		q.pq_flag = (uint32_t)json_integer_value(
-			json_object_get(c->keys, json_string_value(json_object_get(p, "key"))));
+		q.pq_flag = idx < 0 ? 0 : (uint32_t)idx;
 		q.pq_value = vals[i];
 		wb_add(&c->b, FS_T_PREREQS, &q);
 	}
@@ -533,39 +557,36 @@ static void emit_flag(cctx *c, json_t *flag)
 }
 
 /* Open-addressing index over the flags: a power of two of at least twice
- * the flag count, so probes stay short; a slot holds flag index + 1. */
-static void emit_index(cctx *c, json_t *flags)
+ * the flag count, so probes stay short; a slot holds flag index + 1. The
+ * key hashes come from the flag records (flag I is record I), not from
+ * another walk over the document. */
+static size_t index_slots(size_t nflags)
 {
-	size_t nflags = json_array_size(flags), n = 1, i;
-	uint32_t *slots, zero = 0, first;
-	json_t *flag;
+	size_t n = 1;
 
 	while (n < 2 * nflags)
 		n *= 2;
-	first = wb_count(&c->b, FS_T_INDEX);
-	for (i = 0; i < n; i++)
-		wb_add(&c->b, FS_T_INDEX, &zero);
-	if (c->b.failed)
+	return n;
+}
+
+static void emit_index(cctx *c, size_t nflags)
+{
+	size_t n = index_slots(nflags);
+	uint32_t *slots, first;
+
+	first = wb_add_zeroed(&c->b, FS_T_INDEX, n);
+	if (c->b.failed || wb_count(&c->b, FS_T_FLAGS) != nflags)
 		return;
 	slots = wb_at(&c->b, FS_T_INDEX, first);
-	json_array_foreach(flags, i, flag) {
-		json_t *key = json_object_get(flag, "key");
-		size_t s = fs_key_hash(json_string_value(key), json_string_length(key)) & (n - 1);
+	for (size_t i = 0; i < nflags; i++) {
+		const fs_flag *f = wb_at(&c->b, FS_T_FLAGS, (uint32_t)i);
+		size_t s = f->f_key_hash & (n - 1);
 		while (slots[s])
 			s = (s + 1) & (n - 1);
 		slots[s] = (uint32_t)i + 1;
 	}
 }
 
-static void map_keys(cctx *c, json_t *flags)
-{
-	json_t *flag;
-	size_t i;
-
-	json_array_foreach(flags, i, flag)
-		json_object_set_new(c->keys, json_string_value(json_object_get(flag, "key")),
-				    json_integer((json_int_t)i));
-}
 
 /* ------------------------------------------------------------- public */
 
@@ -602,7 +623,13 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wc_limits *li
 	uint8_t *bytes = NULL;
 	int rc;
 
-	map_keys(c, flags);
+	c->flags = flags;
+	/* Tables whose size is known (or roughly: a flag has a default and
+	 * an off value, and a few dozen bytes of strings) are sized once. */
+	wb_reserve(&c->b, FS_T_FLAGS, json_array_size(flags));
+	wb_reserve(&c->b, FS_T_INDEX, index_slots(json_array_size(flags)));
+	wb_reserve(&c->b, FS_T_VALUES, 4 * json_array_size(flags));
+	wb_reserve(&c->b, FS_T_POOL, 48 * json_array_size(flags));
 	if (segs)
 		emit_segments(c, segs);
 	c->segstamp = calloc(segs ? json_object_size(segs) + 1 : 1, sizeof *c->segstamp);
@@ -612,7 +639,7 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wc_limits *li
 	}
 	json_array_foreach(flags, i, flag)
 		emit_flag(c, flag);
-	emit_index(c, flags);
+	emit_index(c, json_array_size(flags));
 	rc = wb_finish(&c->b, c->env, now_us() - t0, lim->max_snapshot, &bytes, &size);
 	if (rc == -2) {
 		wc_errors_add(errs, "%s: the snapshot would be %zu bytes, more than the limit max_snapshot (%zu)",
@@ -647,17 +674,16 @@ int wc_compile(json_t *doc, const char *environment, const char *label,
 		return -1;
 	memset(&c, 0, sizeof c);
 	c.env = environment && *environment ? environment : NULL;
-	c.keys = json_object();
 	c.segindex = json_object();
 	c.regexes = json_object();
-	if (!c.keys || !c.segindex || !c.regexes || wb_init(&c.b) < 0) {
+	if (!c.segindex || !c.regexes || wb_init(&c.b) < 0) {
 		wc_errors_add(errs, "%s: out of memory while compiling", label);
 		rc = -1;
 	} else {
 		rc = emit_all(&c, doc, label, lim, t0, out, errs);
 	}
 	wb_free(&c.b);
-	json_decref(c.keys);
+	wc_kidx_free(&c.keys);
 	json_decref(c.segindex);
 	json_decref(c.regexes);
 	free(c.segstamp);
