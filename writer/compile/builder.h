@@ -46,6 +46,8 @@ uint32_t wb_add_zeroed(wb *b, int t, size_t n);
  * can foresee is not copied again and again as it grows. Only a hint: a
  * failure is sticky as usual. */
 void wb_reserve(wb *b, int t, size_t n);
+/* Room in the intern table for about N distinct strings (a hint). */
+void wb_expect_strings(wb *b, size_t n);
 /* Records in table T so far: the index the next wb_add will return. */
 uint32_t wb_count(const wb *b, int t);
 /* Record I of table T, valid until the next wb_add to T. */

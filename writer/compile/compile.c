@@ -630,6 +630,7 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wc_limits *li
 	wb_reserve(&c->b, FS_T_INDEX, index_slots(json_array_size(flags)));
 	wb_reserve(&c->b, FS_T_VALUES, 4 * json_array_size(flags));
 	wb_reserve(&c->b, FS_T_POOL, 48 * json_array_size(flags));
+	wb_expect_strings(&c->b, 2 * json_array_size(flags));
 	if (segs)
 		emit_segments(c, segs);
 	c->segstamp = calloc(segs ? json_object_size(segs) + 1 : 1, sizeof *c->segstamp);
