@@ -18,6 +18,7 @@
 #include "validate.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,11 +291,14 @@ static int bytes_cmp(const void *a, const void *b)
 static void emit_strs(cctx *c, json_t *a, int sort, uint32_t *first, uint32_t *count)
 {
 	size_t n = json_array_size(a), i;
-	bytes_ref *r = calloc(n ? n : 1, sizeof *r);
+	bytes_ref *r;
 	json_t *e;
 
 	*first = wb_count(&c->b, FS_T_STRS);
 	*count = (uint32_t)n;
+	if (n == 0) /* most flags have no tags: no allocation */
+		return;
+	r = calloc(n, sizeof *r);
 	if (!r) {
 		c->b.failed = 1;
 		return;
@@ -449,10 +453,73 @@ static void emit_rules(cctx *c, json_t *targeting, uint32_t *first, uint32_t *co
 
 /* -------------------------------------------------------------- flags */
 
-static uint8_t kind_of(json_t *flag)
+/*
+ * The fields of one flag object, found in one walk over its members
+ * instead of a hash lookup per field name: most of the names the compiler
+ * asks for are absent from most flags, and at 100,000 flags each lookup is
+ * a few cache misses in jansson's table. Names compare by length and bytes,
+ * so a member whose name has an embedded NUL matches nothing, as with
+ * json_object_get. Members are unique (the parser rejects duplicates).
+ */
+typedef struct flag_fields {
+	json_t *key, *dv, *off, *enabled, *rollout, *targeting, *bucket, *salt, *version, *type,
+		*prereqs, *name, *description, *owner, *created, *updated, *expires, *tags, *envs;
+} flag_fields;
+
+static void fields_of(json_t *flag, flag_fields *ff)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} map[] = {
+		{"key", offsetof(flag_fields, key)},
+		{"defaultValue", offsetof(flag_fields, dv)},
+		{"offValue", offsetof(flag_fields, off)},
+		{"enabled", offsetof(flag_fields, enabled)},
+		{"rolloutPercentage", offsetof(flag_fields, rollout)},
+		{"targeting", offsetof(flag_fields, targeting)},
+		{"bucketBy", offsetof(flag_fields, bucket)},
+		{"salt", offsetof(flag_fields, salt)},
+		{"version", offsetof(flag_fields, version)},
+		{"type", offsetof(flag_fields, type)},
+		{"prerequisites", offsetof(flag_fields, prereqs)},
+		{"name", offsetof(flag_fields, name)},
+		{"description", offsetof(flag_fields, description)},
+		{"owner", offsetof(flag_fields, owner)},
+		{"createdAt", offsetof(flag_fields, created)},
+		{"updatedAt", offsetof(flag_fields, updated)},
+		{"expiresAt", offsetof(flag_fields, expires)},
+		{"tags", offsetof(flag_fields, tags)},
+		{"environments", offsetof(flag_fields, envs)},
+	};
+	const char *k;
+	size_t klen;
+	json_t *val;
+
+	memset(ff, 0, sizeof *ff);
+	json_object_keylen_foreach(flag, k, klen, val) {
+		for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+			if (map[i].name[0] == k[0] && strlen(map[i].name) == klen &&
+			    memcmp(map[i].name, k, klen) == 0) {
+				*(json_t **)((char *)ff + map[i].off) = val;
+				break;
+			}
+		}
+	}
+}
+
+/* Field F of the flag, overridden by environment ENV when it sets it. */
+static json_t *env_field(json_t *env, const char *name, json_t *f)
+{
+	json_t *o = env ? json_object_get(env, name) : NULL;
+
+	return o ? o : f;
+}
+
+static uint8_t kind_of(json_t *type)
 {
 	static const char *const names[] = {"release", "operational", "experiment", "permission"};
-	const char *t = json_string_value(json_object_get(flag, "type"));
+	const char *t = json_string_value(type);
 
 	for (uint8_t k = 0; t && k < 4; k++)
 		if (strcmp(t, names[k]) == 0)
@@ -460,10 +527,8 @@ static uint8_t kind_of(json_t *flag)
 	return FS_K_RELEASE;
 }
 
-static fs_str opt_str(cctx *c, json_t *flag, const char *name)
+static fs_str opt_str(cctx *c, json_t *s)
 {
-	json_t *s = json_object_get(flag, name);
-
 	return s ? str_of(c, s) : (fs_str){0, 0};
 }
 
@@ -486,12 +551,18 @@ static void map_keys(cctx *c)
 	}
 }
 
-static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
+static void emit_prereqs(cctx *c, json_t *a, fs_flag *f)
 {
-	json_t *a = json_object_get(flag, "prerequisites"), *p;
+	json_t *p;
 	size_t n = json_array_size(a), i;
-	uint32_t *vals = calloc(n ? n : 1, sizeof *vals);
+	uint32_t *vals;
 
+	if (n == 0) { /* the common case: no allocation, no key map */
+		f->f_prereq_first = wb_count(&c->b, FS_T_PREREQS);
+		f->f_prereq_count = 0;
+		return;
+	}
+	vals = calloc(n, sizeof *vals);
 	if (!vals) {
 		c->b.failed = 1;
 		return;
@@ -516,22 +587,24 @@ static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
 
 static void emit_flag(cctx *c, json_t *flag)
 {
-	json_t *env = wc_flag_env(flag, c->env);
-	json_t *key = json_object_get(flag, "key");
-	json_t *dv = wc_flag_field(flag, env, "defaultValue");
-	json_t *off = wc_flag_field(flag, env, "offValue");
-	json_t *en = wc_flag_field(flag, env, "enabled");
-	json_t *rollout = wc_flag_field(flag, env, "rolloutPercentage");
-	json_t *bucket = json_object_get(flag, "bucketBy");
-	json_t *salt = json_object_get(flag, "salt");
-	json_t *version = json_object_get(flag, "version");
+	flag_fields ff;
+	fields_of(flag, &ff);
+	json_t *env = c->env && ff.envs ? json_object_get(ff.envs, c->env) : NULL;
+	json_t *key = ff.key;
+	json_t *dv = env_field(env, "defaultValue", ff.dv);
+	json_t *off = env_field(env, "offValue", ff.off);
+	json_t *en = env_field(env, "enabled", ff.enabled);
+	json_t *rollout = env_field(env, "rolloutPercentage", ff.rollout);
+	json_t *bucket = ff.bucket;
+	json_t *salt = ff.salt;
+	json_t *version = ff.version;
 	fs_flag f;
 
 	memset(&f, 0, sizeof f);
 	f.f_key = str_of(c, key);
 	f.f_key_hash = fs_key_hash(json_string_value(key), json_string_length(key));
 	f.f_vtype = (uint8_t)wc_vtype(dv);
-	f.f_kind = kind_of(flag);
+	f.f_kind = kind_of(ff.type);
 	f.f_enabled = en ? json_is_true(en) : 1;
 	f.f_default = emit_value(c, dv, 0);
 	if (off) {
@@ -543,15 +616,15 @@ static void emit_flag(cctx *c, json_t *flag)
 	f.f_rollout = percent(rollout);
 	f.f_bucket_by = bucket ? str_of(c, bucket) : wb_str(&c->b, "userId", 6);
 	f.f_salt = salt ? str_of(c, salt) : f.f_key;
-	emit_rules(c, wc_flag_field(flag, env, "targeting"), &f.f_rule_first, &f.f_rule_count);
-	emit_prereqs(c, flag, &f);
-	f.f_name = opt_str(c, flag, "name");
-	f.f_description = opt_str(c, flag, "description");
-	f.f_owner = opt_str(c, flag, "owner");
-	f.f_created_at = opt_str(c, flag, "createdAt");
-	f.f_updated_at = opt_str(c, flag, "updatedAt");
-	f.f_expires_at = opt_str(c, flag, "expiresAt");
-	emit_strs(c, json_object_get(flag, "tags"), 0, &f.f_tag_first, &f.f_tag_count);
+	emit_rules(c, env_field(env, "targeting", ff.targeting), &f.f_rule_first, &f.f_rule_count);
+	emit_prereqs(c, ff.prereqs, &f);
+	f.f_name = opt_str(c, ff.name);
+	f.f_description = opt_str(c, ff.description);
+	f.f_owner = opt_str(c, ff.owner);
+	f.f_created_at = opt_str(c, ff.created);
+	f.f_updated_at = opt_str(c, ff.updated);
+	f.f_expires_at = opt_str(c, ff.expires);
+	emit_strs(c, ff.tags, 0, &f.f_tag_first, &f.f_tag_count);
 	f.f_version = version ? (int64_t)json_integer_value(version) : INT64_MIN;
 	wb_add(&c->b, FS_T_FLAGS, &f);
 }
