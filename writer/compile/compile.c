@@ -711,8 +711,10 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wc_limits *li
 		wc_errors_add(errs, "%s: out of memory while compiling", label);
 		return -1;
 	}
-	json_array_foreach(flags, i, flag)
+	json_array_foreach(flags, i, flag) {
+		wc_prefetch_flag(flags, i);
 		emit_flag(c, flag);
+	}
 	emit_index(c, json_array_size(flags));
 	rc = wb_finish(&c->b, c->env, now_us() - t0, lim->max_snapshot, &bytes, &size);
 	if (rc == -2) {

@@ -1132,6 +1132,7 @@ static void index_flags(vctx *v, json_t *flags)
 	json_array_foreach(flags, i, flag) {
 		size_t o = path_idx(v, i);
 		json_t *dv;
+		wc_prefetch_flag(flags, i);
 		if (!json_is_object(flag)) {
 			verr(v, "must be an object (got %s)", jtype(flag));
 			path_pop(v, o);
@@ -1340,6 +1341,7 @@ static void check_flags(vctx *v, json_t *flags)
 	json_array_foreach(flags, i, flag) {
 		size_t o = path_idx(v, i);
 		v->cur_flag = i;
+		wc_prefetch_flag(flags, i);
 		if (json_is_object(flag))
 			check_flag(v, flag, v->vtypes[i]);
 		path_pop(v, o);
