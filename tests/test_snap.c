@@ -11,6 +11,7 @@
 #include "format.h"
 #include "helpers.h"
 #include "snap.h"
+#include "compile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -739,4 +740,53 @@ Test(snap, random_damage_never_crashes, .timeout = 120)
 	}
 	cr_expect_gt(opened, 0u, "some damaged snapshots pass validation and get evaluated");
 	drop(&orig);
+}
+
+/* The compiler's output for one document is pinned: a change that speeds
+ * up compiling (issue 10) must not change a byte of what readers get.
+ * Every kind of record is in it: segments (a repeated one), prerequisites
+ * forward and back, rules out of priority order, a shared regex, semver,
+ * an instant, a mixed in-list, a split, JSON values, an environment. The
+ * checksum covers every byte after the header's first fields, with
+ * sh_compile_us (a timing) zeroed; the values are those of the compiler
+ * before issue 10. */
+static const char pinned_doc[] =
+	"{\"formatVersion\": 1,\n"
+	" \"segments\": {\"beta\": {\"included\": [\"u3\", \"u1\", \"u2\"], \"conditions\": [{\"attribute\": \"country\", \"operator\": \"in\", \"value\": [\"US\", \"fr\", \"De\"], \"caseInsensitive\": true}]},\n"
+	"              \"staff\": {\"conditions\": [{\"attribute\": \"email\", \"operator\": \"endsWith\", \"value\": \"@example.com\"}]}},\n"
+	" \"flags\": [\n"
+	"  {\"key\": \"a.base\", \"defaultValue\": true, \"tags\": [\"x\", \"y\"], \"name\": \"Base\", \"owner\": \"team\", \"version\": 3},\n"
+	"  {\"key\": \"b.dep\", \"defaultValue\": \"blue\", \"offValue\": \"grey\", \"prerequisites\": [{\"key\": \"a.base\", \"value\": true}, {\"key\": \"c.later\", \"value\": 7}],\n"
+	"   \"targeting\": [{\"id\": \"r2\", \"priority\": 2, \"segments\": [\"beta\", \"beta\", \"staff\"], \"variation\": \"green\"},\n"
+	"                 {\"id\": \"r1\", \"priority\": 1, \"conditions\": [{\"attribute\": \"email\", \"operator\": \"matches\", \"value\": \".*@ex\\\\.com$\"}, {\"attribute\": \"v\", \"operator\": \"semverGreaterThan\", \"value\": \"1.2.3-rc.1\"}], \"split\": [{\"value\": \"red\", \"weight\": 33.333}, {\"value\": \"blue\", \"weight\": 66.667}]},\n"
+	"                 {\"id\": \"r0\", \"priority\": 1, \"conditions\": [{\"attribute\": \"name\", \"operator\": \"matches\", \"value\": \".*@ex\\\\.com$\", \"caseInsensitive\": true}, {\"attribute\": \"at\", \"operator\": \"before\", \"value\": \"2030-01-02T03:04:05Z\"}, {\"attribute\": \"n\", \"operator\": \"in\", \"value\": [3, 1, \"b\", \"a\", 2]}], \"rolloutPercentage\": 12.5, \"variation\": \"red\"}],\n"
+	"   \"environments\": {\"staging\": {\"enabled\": false, \"defaultValue\": \"pink\", \"rolloutPercentage\": 50}}},\n"
+	"  {\"key\": \"c.later\", \"defaultValue\": 7, \"offValue\": 0, \"rolloutPercentage\": 25, \"bucketBy\": \"orgId\", \"salt\": \"s1\",\n"
+	"   \"prerequisites\": [{\"key\": \"a.base\", \"value\": true}], \"targeting\": [{\"id\": \"only\", \"conditions\": [{\"attribute\": \"email\", \"operator\": \"matches\", \"value\": \".*@ex\\\\.com$\"}], \"variation\": 8}]},\n"
+	"  {\"key\": \"d.json\", \"defaultValue\": {\"b\": [1, 2], \"a\": null}, \"offValue\": {}, \"description\": \"json\", \"createdAt\": \"2024-01-01T00:00:00Z\"}\n"
+	" ]}\n";
+
+static uint64_t pinned_sum(const char *env)
+{
+	wc_limits lim = wc_limits_default();
+	wc_errors errs = {0};
+	wc_snapshot out = {0};
+	json_t *doc = NULL;
+
+	cr_assert_eq(wc_load_buffer(pinned_doc, strlen(pinned_doc), "pinned", &lim, &doc, &errs), 0);
+	cr_assert_eq(wc_compile(doc, env, "pinned", &lim, &out, &errs), 0, "%s",
+		     errs.n ? errs.msg[0] : "");
+	((fs_snap_hdr *)out.bytes)->sh_compile_us = 0;
+	uint64_t sum = fs_checksum(out.bytes + FS_SNAP_SUMMED_FROM, out.size - FS_SNAP_SUMMED_FROM);
+	cr_expect_eq(out.size, env ? 2152u : 2136u);
+	json_decref(doc);
+	wc_snapshot_free(&out);
+	wc_errors_free(&errs);
+	return sum;
+}
+
+Test(snap, compiled_bytes_of_a_document_stay_the_same)
+{
+	cr_expect_eq(pinned_sum(NULL), 0x74519fbb021a37f7ull);
+	cr_expect_eq(pinned_sum("staging"), 0x1826c767b4e4a7e0ull);
 }

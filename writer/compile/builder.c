@@ -7,8 +7,38 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define SLOT_EMPTY UINT32_MAX
+
+#define BIG_ALIGN ((size_t)2 << 20)
+
+/*
+ * N bytes for a large table or the snapshot, free()-able, not zeroed. A
+ * fresh buffer costs one page fault per 4 KiB as it is first written, and
+ * a fault is dear in a virtual machine (most of wb_finish at 100,000 flags
+ * was faults): one MADV_POPULATE_WRITE maps every page in a single call
+ * (half the compile time at 10,000 flags on the bench host). Only a hint:
+ * EINVAL before Linux 5.14, and the buffer works the same.
+ *
+ * Measured on the bench host, 100,000 flags: aligned to 2 MiB (its own
+ * mapping, populated once) compiled in 0.6 times the time of a plain malloc
+ * with the same populate; adding MADV_HUGEPAGE made it 1.7 times slower
+ * (with THP "madvise" the kernel compacts memory synchronously).
+ */
+static void *snap_alloc(size_t n)
+{
+	void *p;
+
+	if (n < BIG_ALIGN)
+		return malloc(n);
+	if (posix_memalign(&p, BIG_ALIGN, n) != 0)
+		return NULL;
+#ifdef MADV_POPULATE_WRITE
+	(void)madvise(p, n & ~((size_t)4095), MADV_POPULATE_WRITE);
+#endif
+	return p;
+}
 
 /* Make room for N more records in T. Indexes are uint32 with FS_NONE
  * reserved, and the pool's offsets are uint32 too. */
@@ -30,7 +60,15 @@ static int reserve(wb *b, int t, size_t n)
 	cap = tb->cap ? tb->cap : 64;
 	while (cap < need)
 		cap *= 2;
-	p = realloc(tb->data, cap * tb->recsize);
+	if (cap * tb->recsize >= BIG_ALIGN) { /* populated in one go, see snap_alloc */
+		p = snap_alloc(cap * tb->recsize);
+		if (p && tb->count)
+			memcpy(p, tb->data, tb->count * tb->recsize);
+		if (p)
+			free(tb->data);
+	} else {
+		p = realloc(tb->data, cap * tb->recsize);
+	}
 	if (!p) {
 		b->failed = 1;
 		return -1;
@@ -40,9 +78,8 @@ static int reserve(wb *b, int t, size_t n)
 	return 0;
 }
 
-static int slots_grow(wb *b)
+static int slots_grow(wb *b, size_t n)
 {
-	size_t n = b->nslots ? b->nslots * 2 : 1024;
 	wb_intern *s = malloc(n * sizeof *s);
 
 	if (!s) {
@@ -72,7 +109,7 @@ int wb_init(wb *b)
 	memset(b, 0, sizeof *b);
 	for (int t = 0; t < FS_T_COUNT_; t++)
 		b->tab[t].recsize = fs_table_recsize[t];
-	if (slots_grow(b) < 0)
+	if (slots_grow(b, 1024) < 0)
 		return -1;
 	wb_add(b, FS_T_POOL, &nul);
 	return b->failed ? -1 : 0;
@@ -94,6 +131,33 @@ uint32_t wb_add(wb *b, int t, const void *rec)
 		return 0;
 	memcpy(tb->data + tb->count * tb->recsize, rec, tb->recsize);
 	return (uint32_t)tb->count++;
+}
+
+uint32_t wb_add_zeroed(wb *b, int t, size_t n)
+{
+	wb_table *tb = &b->tab[t];
+	size_t first = tb->count;
+
+	if (reserve(b, t, n) < 0)
+		return 0;
+	memset(tb->data + first * tb->recsize, 0, n * tb->recsize);
+	tb->count += n;
+	return (uint32_t)first;
+}
+
+void wb_reserve(wb *b, int t, size_t n)
+{
+	(void)reserve(b, t, n);
+}
+
+void wb_expect_strings(wb *b, size_t n)
+{
+	size_t slots = b->nslots;
+
+	while (slots < 2 * n && slots < ((size_t)1 << 32))
+		slots *= 2;
+	if (!b->failed && slots > b->nslots)
+		slots_grow(b, slots);
 }
 
 uint32_t wb_count(const wb *b, int t)
@@ -135,7 +199,7 @@ fs_str wb_str(wb *b, const char *s, size_t len)
 	b->slots[i] = (wb_intern){out.off, out.len, h};
 	/* Keep the load under one half so probes stay short. */
 	if (++b->nused * 2 > b->nslots)
-		slots_grow(b);
+		slots_grow(b, b->nslots * 2);
 	return out;
 }
 
@@ -166,11 +230,12 @@ int wb_finish(wb *b, const char *env, int64_t compile_us, uint64_t max,
 		max = FS_SNAP_MAX;
 	if (total > max)
 		return -2;
-	p = calloc(1, (size_t)total);
+	p = snap_alloc((size_t)total);
 	if (!p) {
 		b->failed = 1;
 		return -1;
 	}
+	memset(p + sizeof h, 0, (size_t)(off[0] - sizeof h)); /* padding */
 	h.sh_magic = FS_SNAP_MAGIC;
 	h.sh_version = FS_FORMAT_VERSION;
 	h.sh_hdr_size = sizeof h;
@@ -180,8 +245,11 @@ int wb_finish(wb *b, const char *env, int64_t compile_us, uint64_t max,
 	for (int t = 0; t < FS_T_COUNT_; t++) {
 		h.sh_tables[t].t_off = (uint32_t)off[t];
 		h.sh_tables[t].t_count = (uint32_t)b->tab[t].count;
-		if (b->tab[t].count)
-			memcpy(p + off[t], b->tab[t].data, b->tab[t].count * b->tab[t].recsize);
+		size_t len = b->tab[t].count * b->tab[t].recsize;
+		uint64_t end = t + 1 < FS_T_COUNT_ ? off[t + 1] : total;
+		if (len)
+			memcpy(p + off[t], b->tab[t].data, len);
+		memset(p + off[t] + len, 0, (size_t)(end - off[t] - len)); /* padding */
 	}
 	memcpy(p, &h, sizeof h);
 	/* Last: the checksum covers the header from sh_compile_us on. */

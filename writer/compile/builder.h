@@ -39,6 +39,15 @@ void wb_free(wb *b);
 /* Append a copy of REC (the table's record size) to table T; returns its
  * index (0 after a failure: check b->failed before using the result). */
 uint32_t wb_add(wb *b, int t, const void *rec);
+/* Append N zeroed records to table T; returns the first one's index (0
+ * after a failure, as wb_add). */
+uint32_t wb_add_zeroed(wb *b, int t, size_t n);
+/* Room for N more records in T now, so that a table whose size the caller
+ * can foresee is not copied again and again as it grows. Only a hint: a
+ * failure is sticky as usual. */
+void wb_reserve(wb *b, int t, size_t n);
+/* Room in the intern table for about N distinct strings (a hint). */
+void wb_expect_strings(wb *b, size_t n);
 /* Records in table T so far: the index the next wb_add will return. */
 uint32_t wb_count(const wb *b, int t);
 /* Record I of table T, valid until the next wb_add to T. */

@@ -13,10 +13,12 @@
 #include "compile.h"
 #include "rules.h"
 #include "hash.h"
+#include "keyidx.h"
 #include "semver.h"
 #include "validate.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,8 @@
 typedef struct cctx {
 	wb b;
 	const char *env;
-	json_t *keys;	  /* flag key -> flag index */
+	json_t *flags;	  /* the document's flags array */
+	wc_kidx keys;	  /* flag key -> flag index, built on the first prerequisite */
 	json_t *segindex; /* segment name -> segment index */
 	json_t *regexes;  /* "off:len:flags" of a pattern -> its regex index */
 	uint32_t *segstamp; /* per segment: the last rule that referred to it */
@@ -288,11 +291,14 @@ static int bytes_cmp(const void *a, const void *b)
 static void emit_strs(cctx *c, json_t *a, int sort, uint32_t *first, uint32_t *count)
 {
 	size_t n = json_array_size(a), i;
-	bytes_ref *r = calloc(n ? n : 1, sizeof *r);
+	bytes_ref *r;
 	json_t *e;
 
 	*first = wb_count(&c->b, FS_T_STRS);
 	*count = (uint32_t)n;
+	if (n == 0) /* most flags have no tags: no allocation */
+		return;
+	r = calloc(n, sizeof *r);
 	if (!r) {
 		c->b.failed = 1;
 		return;
@@ -447,10 +453,73 @@ static void emit_rules(cctx *c, json_t *targeting, uint32_t *first, uint32_t *co
 
 /* -------------------------------------------------------------- flags */
 
-static uint8_t kind_of(json_t *flag)
+/*
+ * The fields of one flag object, found in one walk over its members
+ * instead of a hash lookup per field name: most of the names the compiler
+ * asks for are absent from most flags, and at 100,000 flags each lookup is
+ * a few cache misses in jansson's table. Names compare by length and bytes,
+ * so a member whose name has an embedded NUL matches nothing, as with
+ * json_object_get. Members are unique (the parser rejects duplicates).
+ */
+typedef struct flag_fields {
+	json_t *key, *dv, *off, *enabled, *rollout, *targeting, *bucket, *salt, *version, *type,
+		*prereqs, *name, *description, *owner, *created, *updated, *expires, *tags, *envs;
+} flag_fields;
+
+static void fields_of(json_t *flag, flag_fields *ff)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} map[] = {
+		{"key", offsetof(flag_fields, key)},
+		{"defaultValue", offsetof(flag_fields, dv)},
+		{"offValue", offsetof(flag_fields, off)},
+		{"enabled", offsetof(flag_fields, enabled)},
+		{"rolloutPercentage", offsetof(flag_fields, rollout)},
+		{"targeting", offsetof(flag_fields, targeting)},
+		{"bucketBy", offsetof(flag_fields, bucket)},
+		{"salt", offsetof(flag_fields, salt)},
+		{"version", offsetof(flag_fields, version)},
+		{"type", offsetof(flag_fields, type)},
+		{"prerequisites", offsetof(flag_fields, prereqs)},
+		{"name", offsetof(flag_fields, name)},
+		{"description", offsetof(flag_fields, description)},
+		{"owner", offsetof(flag_fields, owner)},
+		{"createdAt", offsetof(flag_fields, created)},
+		{"updatedAt", offsetof(flag_fields, updated)},
+		{"expiresAt", offsetof(flag_fields, expires)},
+		{"tags", offsetof(flag_fields, tags)},
+		{"environments", offsetof(flag_fields, envs)},
+	};
+	const char *k;
+	size_t klen;
+	json_t *val;
+
+	memset(ff, 0, sizeof *ff);
+	json_object_keylen_foreach(flag, k, klen, val) {
+		for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+			if (map[i].name[0] == k[0] && strlen(map[i].name) == klen &&
+			    memcmp(map[i].name, k, klen) == 0) {
+				*(json_t **)((char *)ff + map[i].off) = val;
+				break;
+			}
+		}
+	}
+}
+
+/* Field F of the flag, overridden by environment ENV when it sets it. */
+static json_t *env_field(json_t *env, const char *name, json_t *f)
+{
+	json_t *o = env ? json_object_get(env, name) : NULL;
+
+	return o ? o : f;
+}
+
+static uint8_t kind_of(json_t *type)
 {
 	static const char *const names[] = {"release", "operational", "experiment", "permission"};
-	const char *t = json_string_value(json_object_get(flag, "type"));
+	const char *t = json_string_value(type);
 
 	for (uint8_t k = 0; t && k < 4; k++)
 		if (strcmp(t, names[k]) == 0)
@@ -458,19 +527,42 @@ static uint8_t kind_of(json_t *flag)
 	return FS_K_RELEASE;
 }
 
-static fs_str opt_str(cctx *c, json_t *flag, const char *name)
+static fs_str opt_str(cctx *c, json_t *s)
 {
-	json_t *s = json_object_get(flag, name);
-
 	return s ? str_of(c, s) : (fs_str){0, 0};
 }
 
-static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
+/* Flag keys to indexes, for prerequisites: built only when a document has
+ * any (most have none, and this is a walk over every flag). Keys are
+ * unique (validated); strlen as json_object_get did. */
+static void map_keys(cctx *c)
 {
-	json_t *a = json_object_get(flag, "prerequisites"), *p;
-	size_t n = json_array_size(a), i;
-	uint32_t *vals = calloc(n ? n : 1, sizeof *vals);
+	json_t *flag;
+	size_t i;
 
+	if (wc_kidx_init(&c->keys, json_array_size(c->flags)) < 0) {
+		c->b.failed = 1;
+		return;
+	}
+	json_array_foreach(c->flags, i, flag) {
+		const char *k = json_string_value(json_object_get(flag, "key"));
+		if (wc_kidx_put(&c->keys, k, strlen(k), (uint32_t)i) < 0)
+			c->b.failed = 1;
+	}
+}
+
+static void emit_prereqs(cctx *c, json_t *a, fs_flag *f)
+{
+	json_t *p;
+	size_t n = json_array_size(a), i;
+	uint32_t *vals;
+
+	if (n == 0) { /* the common case: no allocation, no key map */
+		f->f_prereq_first = wb_count(&c->b, FS_T_PREREQS);
+		f->f_prereq_count = 0;
+		return;
+	}
+	vals = calloc(n, sizeof *vals);
 	if (!vals) {
 		c->b.failed = 1;
 		return;
@@ -479,11 +571,14 @@ static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
 		vals[i] = emit_value(c, json_object_get(p, "value"), 0);
 	f->f_prereq_first = wb_count(&c->b, FS_T_PREREQS);
 	f->f_prereq_count = (uint32_t)n;
+	if (n && !c->keys.e)
+		map_keys(c);
 	json_array_foreach(a, i, p) {
 		fs_prereq q;
+		const char *k = json_string_value(json_object_get(p, "key"));
+		long idx = wc_kidx_get(&c->keys, k, strlen(k));
 		memset(&q, 0, sizeof q);
-		q.pq_flag = (uint32_t)json_integer_value(
-			json_object_get(c->keys, json_string_value(json_object_get(p, "key"))));
+		q.pq_flag = idx < 0 ? 0 : (uint32_t)idx;
 		q.pq_value = vals[i];
 		wb_add(&c->b, FS_T_PREREQS, &q);
 	}
@@ -492,22 +587,24 @@ static void emit_prereqs(cctx *c, json_t *flag, fs_flag *f)
 
 static void emit_flag(cctx *c, json_t *flag)
 {
-	json_t *env = wc_flag_env(flag, c->env);
-	json_t *key = json_object_get(flag, "key");
-	json_t *dv = wc_flag_field(flag, env, "defaultValue");
-	json_t *off = wc_flag_field(flag, env, "offValue");
-	json_t *en = wc_flag_field(flag, env, "enabled");
-	json_t *rollout = wc_flag_field(flag, env, "rolloutPercentage");
-	json_t *bucket = json_object_get(flag, "bucketBy");
-	json_t *salt = json_object_get(flag, "salt");
-	json_t *version = json_object_get(flag, "version");
+	flag_fields ff;
+	fields_of(flag, &ff);
+	json_t *env = c->env && ff.envs ? json_object_get(ff.envs, c->env) : NULL;
+	json_t *key = ff.key;
+	json_t *dv = env_field(env, "defaultValue", ff.dv);
+	json_t *off = env_field(env, "offValue", ff.off);
+	json_t *en = env_field(env, "enabled", ff.enabled);
+	json_t *rollout = env_field(env, "rolloutPercentage", ff.rollout);
+	json_t *bucket = ff.bucket;
+	json_t *salt = ff.salt;
+	json_t *version = ff.version;
 	fs_flag f;
 
 	memset(&f, 0, sizeof f);
 	f.f_key = str_of(c, key);
 	f.f_key_hash = fs_key_hash(json_string_value(key), json_string_length(key));
 	f.f_vtype = (uint8_t)wc_vtype(dv);
-	f.f_kind = kind_of(flag);
+	f.f_kind = kind_of(ff.type);
 	f.f_enabled = en ? json_is_true(en) : 1;
 	f.f_default = emit_value(c, dv, 0);
 	if (off) {
@@ -519,53 +616,50 @@ static void emit_flag(cctx *c, json_t *flag)
 	f.f_rollout = percent(rollout);
 	f.f_bucket_by = bucket ? str_of(c, bucket) : wb_str(&c->b, "userId", 6);
 	f.f_salt = salt ? str_of(c, salt) : f.f_key;
-	emit_rules(c, wc_flag_field(flag, env, "targeting"), &f.f_rule_first, &f.f_rule_count);
-	emit_prereqs(c, flag, &f);
-	f.f_name = opt_str(c, flag, "name");
-	f.f_description = opt_str(c, flag, "description");
-	f.f_owner = opt_str(c, flag, "owner");
-	f.f_created_at = opt_str(c, flag, "createdAt");
-	f.f_updated_at = opt_str(c, flag, "updatedAt");
-	f.f_expires_at = opt_str(c, flag, "expiresAt");
-	emit_strs(c, json_object_get(flag, "tags"), 0, &f.f_tag_first, &f.f_tag_count);
+	emit_rules(c, env_field(env, "targeting", ff.targeting), &f.f_rule_first, &f.f_rule_count);
+	emit_prereqs(c, ff.prereqs, &f);
+	f.f_name = opt_str(c, ff.name);
+	f.f_description = opt_str(c, ff.description);
+	f.f_owner = opt_str(c, ff.owner);
+	f.f_created_at = opt_str(c, ff.created);
+	f.f_updated_at = opt_str(c, ff.updated);
+	f.f_expires_at = opt_str(c, ff.expires);
+	emit_strs(c, ff.tags, 0, &f.f_tag_first, &f.f_tag_count);
 	f.f_version = version ? (int64_t)json_integer_value(version) : INT64_MIN;
 	wb_add(&c->b, FS_T_FLAGS, &f);
 }
 
 /* Open-addressing index over the flags: a power of two of at least twice
- * the flag count, so probes stay short; a slot holds flag index + 1. */
-static void emit_index(cctx *c, json_t *flags)
+ * the flag count, so probes stay short; a slot holds flag index + 1. The
+ * key hashes come from the flag records (flag I is record I), not from
+ * another walk over the document. */
+static size_t index_slots(size_t nflags)
 {
-	size_t nflags = json_array_size(flags), n = 1, i;
-	uint32_t *slots, zero = 0, first;
-	json_t *flag;
+	size_t n = 1;
 
 	while (n < 2 * nflags)
 		n *= 2;
-	first = wb_count(&c->b, FS_T_INDEX);
-	for (i = 0; i < n; i++)
-		wb_add(&c->b, FS_T_INDEX, &zero);
-	if (c->b.failed)
+	return n;
+}
+
+static void emit_index(cctx *c, size_t nflags)
+{
+	size_t n = index_slots(nflags);
+	uint32_t *slots, first;
+
+	first = wb_add_zeroed(&c->b, FS_T_INDEX, n);
+	if (c->b.failed || wb_count(&c->b, FS_T_FLAGS) != nflags)
 		return;
 	slots = wb_at(&c->b, FS_T_INDEX, first);
-	json_array_foreach(flags, i, flag) {
-		json_t *key = json_object_get(flag, "key");
-		size_t s = fs_key_hash(json_string_value(key), json_string_length(key)) & (n - 1);
+	for (size_t i = 0; i < nflags; i++) {
+		const fs_flag *f = wb_at(&c->b, FS_T_FLAGS, (uint32_t)i);
+		size_t s = f->f_key_hash & (n - 1);
 		while (slots[s])
 			s = (s + 1) & (n - 1);
 		slots[s] = (uint32_t)i + 1;
 	}
 }
 
-static void map_keys(cctx *c, json_t *flags)
-{
-	json_t *flag;
-	size_t i;
-
-	json_array_foreach(flags, i, flag)
-		json_object_set_new(c->keys, json_string_value(json_object_get(flag, "key")),
-				    json_integer((json_int_t)i));
-}
 
 /* ------------------------------------------------------------- public */
 
@@ -602,7 +696,14 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wc_limits *li
 	uint8_t *bytes = NULL;
 	int rc;
 
-	map_keys(c, flags);
+	c->flags = flags;
+	/* Tables whose size is known (or roughly: a flag has a default and
+	 * an off value, and a few dozen bytes of strings) are sized once. */
+	wb_reserve(&c->b, FS_T_FLAGS, json_array_size(flags));
+	wb_reserve(&c->b, FS_T_INDEX, index_slots(json_array_size(flags)));
+	wb_reserve(&c->b, FS_T_VALUES, 4 * json_array_size(flags));
+	wb_reserve(&c->b, FS_T_POOL, 48 * json_array_size(flags));
+	wb_expect_strings(&c->b, 2 * json_array_size(flags));
 	if (segs)
 		emit_segments(c, segs);
 	c->segstamp = calloc(segs ? json_object_size(segs) + 1 : 1, sizeof *c->segstamp);
@@ -610,9 +711,11 @@ static int emit_all(cctx *c, json_t *doc, const char *label, const wc_limits *li
 		wc_errors_add(errs, "%s: out of memory while compiling", label);
 		return -1;
 	}
-	json_array_foreach(flags, i, flag)
+	json_array_foreach(flags, i, flag) {
+		wc_prefetch_flag(flags, i);
 		emit_flag(c, flag);
-	emit_index(c, flags);
+	}
+	emit_index(c, json_array_size(flags));
 	rc = wb_finish(&c->b, c->env, now_us() - t0, lim->max_snapshot, &bytes, &size);
 	if (rc == -2) {
 		wc_errors_add(errs, "%s: the snapshot would be %zu bytes, more than the limit max_snapshot (%zu)",
@@ -647,17 +750,16 @@ int wc_compile(json_t *doc, const char *environment, const char *label,
 		return -1;
 	memset(&c, 0, sizeof c);
 	c.env = environment && *environment ? environment : NULL;
-	c.keys = json_object();
 	c.segindex = json_object();
 	c.regexes = json_object();
-	if (!c.keys || !c.segindex || !c.regexes || wb_init(&c.b) < 0) {
+	if (!c.segindex || !c.regexes || wb_init(&c.b) < 0) {
 		wc_errors_add(errs, "%s: out of memory while compiling", label);
 		rc = -1;
 	} else {
 		rc = emit_all(&c, doc, label, lim, t0, out, errs);
 	}
 	wb_free(&c.b);
-	json_decref(c.keys);
+	wc_kidx_free(&c.keys);
 	json_decref(c.segindex);
 	json_decref(c.regexes);
 	free(c.segstamp);

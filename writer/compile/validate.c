@@ -12,6 +12,7 @@
 
 #include "validate.h"
 #include "hash.h"
+#include "keyidx.h"
 #include "semver.h"
 #include "timeparse.h"
 
@@ -54,8 +55,10 @@ typedef struct vctx {
 	const wc_limits *lim;
 	wc_errors *errs;
 	json_t *segments; /* the document's segments object, or NULL */
-	json_t *keys;	  /* flag key -> index of its first definition */
+	wc_kidx keys;	  /* flag key -> index of its first definition */
+	wc_kidx ids;	  /* rule id -> position, in the targeting being checked */
 	int *vtypes;	  /* per flag: wc_vtype of defaultValue, 0 if unusable */
+	json_t **pre;	  /* per flag: its prerequisites array, or NULL */
 	size_t nflags;
 	const char *flags_path; /* "flags", or "" for a bare array */
 	/* The cost bound and the regex limit. */
@@ -102,9 +105,25 @@ static size_t path_key(vctx *v, const char *key)
 	return old;
 }
 
+/* Append "[I]": as path_push(v, "[%zu]", i), cut the same way, without
+ * printf (it ran for every element of the document). */
 static size_t path_idx(vctx *v, size_t i)
 {
-	return path_push(v, "[%zu]", i);
+	char t[24], *e = t + sizeof t, *d = e;
+	size_t old = v->plen, room = sizeof v->path - v->plen, n;
+
+	*--d = ']';
+	do
+		*--d = (char)('0' + i % 10);
+	while ((i /= 10) != 0);
+	*--d = '[';
+	n = (size_t)(e - d);
+	if (n > room - 1)
+		n = room - 1;
+	memcpy(v->path + v->plen, d, n);
+	v->plen += n;
+	v->path[v->plen] = '\0';
+	return old;
 }
 
 static void path_pop(vctx *v, size_t old)
@@ -227,7 +246,7 @@ static void check_fields(vctx *v, json_t *obj, const char *const *allowed)
 
 	json_object_foreach(obj, k, val) {
 		size_t i;
-		for (i = 0; allowed[i] && strcmp(allowed[i], k) != 0; i++)
+		for (i = 0; allowed[i] && (allowed[i][0] != k[0] || strcmp(allowed[i], k) != 0); i++)
 			;
 		if (!allowed[i])
 			verr_at(v, k, "unknown field");
@@ -867,8 +886,8 @@ static void check_priority(vctx *v, json_t *rule)
 			(long long)json_integer_value(p));
 }
 
-/* Rule I of a targeting list; IDS maps the ids seen so far to positions. */
-static void check_rule(vctx *v, json_t *rule, int vt, json_t *ids, size_t i)
+/* Rule I of a targeting list; v->ids maps the ids seen so far to positions. */
+static void check_rule(vctx *v, json_t *rule, int vt, size_t i)
 {
 	static const char *const fields[] = {"id",		  "priority",  "conditions",
 					     "segments",	  "rolloutPercentage",
@@ -881,14 +900,15 @@ static void check_rule(vctx *v, json_t *rule, int vt, json_t *ids, size_t i)
 	}
 	check_fields(v, rule, fields);
 	if (get_str(v, rule, "id", 1, 1, &id) == 1) {
-		json_t *first = json_object_get(ids, json_string_value(id));
+		const char *ids = json_string_value(id);
+		long first = wc_kidx_get(&v->ids, ids, strlen(ids));
 		char q[QBUF];
-		if (first)
+		if (first >= 0)
 			verr_at(v, "id", "duplicate rule id %s (also targeting[%lld])",
 				quote(q, json_string_value(id), json_string_length(id)),
-				(long long)json_integer_value(first));
-		else
-			json_object_set_new(ids, json_string_value(id), json_integer((json_int_t)i));
+				(long long)first);
+		else if (wc_kidx_put(&v->ids, ids, strlen(ids), (uint32_t)i) < 0)
+			wc_errors_add(v->errs, "%s: out of memory", v->label);
 	}
 	check_priority(v, rule);
 	check_conds(v, rule);
@@ -916,20 +936,19 @@ static void check_rule(vctx *v, json_t *rule, int vt, json_t *ids, size_t i)
 static void check_targeting(vctx *v, json_t *obj, int vt)
 {
 	json_t *a = get_array(v, obj, "targeting", v->lim->max_rules, "max_rules", "rules");
-	json_t *ids, *rule;
+	json_t *rule;
 	size_t i, old;
 
 	if (!a)
 		return;
-	ids = json_object();
+	wc_kidx_reset(&v->ids);
 	old = path_key(v, "targeting");
 	json_array_foreach(a, i, rule) {
 		size_t o = path_idx(v, i);
-		check_rule(v, rule, vt, ids, i);
+		check_rule(v, rule, vt, i);
 		path_pop(v, o);
 	}
 	path_pop(v, old);
-	json_decref(ids);
 	if (v->own) {
 		vcost k = targeting_cost(v, a);
 		if (cost_total(&k) > cost_total(&v->own[v->cur_flag]))
@@ -965,10 +984,11 @@ static void check_prereqs(vctx *v, json_t *flag)
 
 	if (!a)
 		return;
+	v->pre[v->cur_flag] = a; /* for check_prereq_graph */
 	old = path_key(v, "prerequisites");
 	json_array_foreach(a, i, p) {
 		size_t o = path_idx(v, i);
-		json_t *idx;
+		long idx;
 		char q[QBUF], like[QBUF + 32];
 		if (!json_is_object(p)) {
 			verr(v, "must be an object with key and value (got %s)", jtype(p));
@@ -983,12 +1003,12 @@ static void check_prereqs(vctx *v, json_t *flag)
 			continue;
 		}
 		quote(q, json_string_value(key), json_string_length(key));
-		idx = json_object_get(v->keys, json_string_value(key));
-		if (!idx) {
+		idx = wc_kidx_get(&v->keys, json_string_value(key), strlen(json_string_value(key)));
+		if (idx < 0) {
 			verr_at(v, "key", "unknown flag %s", q);
 		} else {
 			snprintf(like, sizeof like, "the defaultValue of %s", q);
-			check_value_at(v, p, "value", v->vtypes[json_integer_value(idx)], like);
+			check_value_at(v, p, "value", v->vtypes[idx], like);
 		}
 		path_pop(v, o);
 	}
@@ -1112,6 +1132,7 @@ static void index_flags(vctx *v, json_t *flags)
 	json_array_foreach(flags, i, flag) {
 		size_t o = path_idx(v, i);
 		json_t *dv;
+		wc_prefetch_flag(flags, i);
 		if (!json_is_object(flag)) {
 			verr(v, "must be an object (got %s)", jtype(flag));
 			path_pop(v, o);
@@ -1128,16 +1149,16 @@ static void index_flags(vctx *v, json_t *flags)
 		else {
 			size_t ko = path_key(v, "key");
 			const char *k = json_string_value(key);
-			json_t *first = json_object_get(v->keys, k);
+			long first = wc_kidx_get(&v->keys, k, strlen(k));
 			char q[QBUF];
 			if (!name_ok(v, k, json_string_length(key)))
 				;
-			else if (first)
+			else if (first >= 0)
 				verr(v, "duplicate key %s (also %s[%lld])",
 				     quote(q, k, json_string_length(key)), v->flags_path,
-				     (long long)json_integer_value(first));
-			else
-				json_object_set_new(v->keys, k, json_integer((json_int_t)i));
+				     (long long)first);
+			else if (wc_kidx_put(&v->keys, k, strlen(k), (uint32_t)i) < 0)
+				wc_errors_add(v->errs, "%s: out of memory", v->label);
 			path_pop(v, ko);
 		}
 		path_pop(v, o);
@@ -1150,17 +1171,16 @@ static void index_flags(vctx *v, json_t *flags)
 static long prereq_target(vctx *v, json_t *p)
 {
 	json_t *k = json_is_object(p) ? json_object_get(p, "key") : NULL;
-	json_t *idx = json_is_string(k) ? json_object_get(v->keys, json_string_value(k)) : NULL;
 
-	return idx ? (long)json_integer_value(idx) : -1;
+	return json_is_string(k) ? wc_kidx_get(&v->keys, json_string_value(k),
+						strlen(json_string_value(k)))
+				 : -1;
 }
 
-static json_t *prereqs_of(json_t *flags, size_t i)
+/* Flag I's prerequisites array (noted by check_prereqs), or NULL. */
+static json_t *prereqs_of(vctx *v, size_t i)
 {
-	json_t *f = json_array_get(flags, i);
-	json_t *a = json_is_object(f) ? json_object_get(f, "prerequisites") : NULL;
-
-	return json_is_array(a) ? a : NULL;
+	return v->pre[i];
 }
 
 static const char *key_of(json_t *flags, size_t i)
@@ -1194,12 +1214,14 @@ static void report_cycle(vctx *v, json_t *flags, const size_t *stack, const size
 static void report_cost(vctx *v, json_t *flags, size_t i, const vcost *c)
 {
 	uint64_t total = cost_total(c);
-	const char *key = key_of(flags, i);
 	char q[QBUF];
 	size_t o = v->plen;
 
 	if (total <= v->lim->max_eval_cost)
 		return;
+	/* Only now: the key is one more lookup in a flag's object, a cache
+	 * miss per flag at 100,000 flags, for a message that is rare. */
+	const char *key = key_of(flags, i);
 	path_push(v, "%s[%zu] (%s)", v->flags_path, i, key ? quote(q, key, strlen(key)) : "?");
 	verr(v, "worst-case evaluation cost %llu exceeds the limit eval-cost=%zu (%llu condition "
 	     "evaluations, %llu of them regex matches; %llu segment lookups, %llu rules, %llu flag "
@@ -1236,7 +1258,7 @@ static void check_prereq_graph(vctx *v, json_t *flags)
 		stack[sp] = root, edge[sp++] = 0, colour[root] = 1;
 		while (sp) {
 			size_t i = stack[sp - 1];
-			json_t *a = prereqs_of(flags, i);
+			json_t *a = prereqs_of(v, i);
 			if (a && edge[sp - 1] < json_array_size(a)) {
 				long j = prereq_target(v, json_array_get(a, edge[sp - 1]++));
 				if (j < 0)
@@ -1306,7 +1328,9 @@ static void check_flags(vctx *v, json_t *flags)
 	v->nflags = json_array_size(flags);
 	v->vtypes = calloc(v->nflags ? v->nflags : 1, sizeof *v->vtypes);
 	v->own = calloc(v->nflags ? v->nflags : 1, sizeof *v->own);
-	if (!v->vtypes || !v->own) {
+	v->pre = calloc(v->nflags ? v->nflags : 1, sizeof *v->pre);
+	if (!v->vtypes || !v->own || !v->pre || wc_kidx_init(&v->keys, v->nflags) < 0 ||
+	    wc_kidx_init(&v->ids, 8) < 0) {
 		wc_errors_add(v->errs, "%s: out of memory", v->label);
 		return;
 	}
@@ -1317,6 +1341,7 @@ static void check_flags(vctx *v, json_t *flags)
 	json_array_foreach(flags, i, flag) {
 		size_t o = path_idx(v, i);
 		v->cur_flag = i;
+		wc_prefetch_flag(flags, i);
 		if (json_is_object(flag))
 			check_flag(v, flag, v->vtypes[i]);
 		path_pop(v, o);
@@ -1363,11 +1388,6 @@ int wc_validate(json_t *doc, const char *label, const wc_limits *lim, wc_errors 
 	v.label = label ? label : "flags";
 	v.lim = lim;
 	v.errs = errs;
-	v.keys = json_object();
-	if (!v.keys) {
-		wc_errors_add(errs, "%s: out of memory", v.label);
-		return -1;
-	}
 	if (json_is_array(doc)) {
 		v.flags_path = "";
 		check_flags(&v, doc);
@@ -1378,7 +1398,9 @@ int wc_validate(json_t *doc, const char *label, const wc_limits *lim, wc_errors 
 		verr(&v, "must be a format-1 object or an array of flags (got %s)",
 		     doc ? jtype(doc) : "nothing");
 	}
-	json_decref(v.keys);
+	wc_kidx_free(&v.keys);
+	wc_kidx_free(&v.ids);
+	free(v.pre);
 	json_decref(v.segidx);
 	free(v.segcost);
 	free(v.segstamp);

@@ -56,6 +56,19 @@ json_t *wc_flag_env(json_t *flag, const char *name);
  * flag mentions is likely misspelt (the writer warns). */
 bool wc_doc_mentions_env(json_t *doc, const char *name);
 
+/* Ask for flag I + WC_PREFETCH_AHEAD of FLAGS to be brought into the cache
+ * while flag I is worked on. Each pass over 100,000 flags (they are spread
+ * over hundreds of MB of parsed JSON) otherwise stalls on a cache miss at
+ * every flag's first byte. Only a hint. */
+#define WC_PREFETCH_AHEAD 8
+static inline void wc_prefetch_flag(json_t *flags, size_t i)
+{
+	json_t *f = json_array_get(flags, i + WC_PREFETCH_AHEAD);
+
+	if (f)
+		__builtin_prefetch(f);
+}
+
 /* The index of the first byte of S[0..LEN) outside a name's alphabet
  * [A-Za-z0-9._-] (flag keys, segment and environment names), or LEN. The
  * length rule (1 to WC_NAME_MAX) is the caller's. */
