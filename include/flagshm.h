@@ -11,18 +11,24 @@
  *    call to make; the child sees every later generation. A view (below)
  *    held across fork() must be released in both processes.
  *  - threads: a store handle may be shared by any number of threads. A view
- *    belongs to the thread that acquired it (it is an RCU read-side section
- *    of liburcu's "bulletproof" flavour; threads register themselves).
+ *    belongs to the thread that acquired it: it pins its snapshot with a
+ *    slot of that thread, and a release on another thread is refused.
  *  - memory: each process maps the current snapshot, and keeps an older
- *    one mapped until no view of its own holds it. /dev/shm must have room
- *    for two snapshots (the writer keeps the previous one for late readers).
- *  - permissions: snapshot objects are created mode 0444 and the control
- *    object 0644 by the writer's user; readers open them O_RDONLY and map
- *    them PROT_READ, so no reader can change what another reader sees.
- *  - a store whose snapshot fails validation (magic, version, layout,
- *    size, checksum, any offset) is never used: the last good snapshot
- *    keeps serving, or, if there was none, results are ERROR with
- *    STORE_UNAVAILABLE.
+ *    one mapped while a view of its own holds it (only that one). /dev/shm
+ *    must have room for two snapshots (the writer keeps the previous one
+ *    for late readers).
+ *  - trust: a reader maps only objects of a writer user it trusts (root,
+ *    its own user, the packaged writer user, or FLAGSHM_WRITER_UID /
+ *    flagshm_store_options.writer_user), regular files not writable by
+ *    group or others; snapshot objects are mode 0444 and the control object
+ *    0644. Readers open them O_RDONLY and map them PROT_READ, so no reader
+ *    can change what another reader sees.
+ *  - a snapshot whose header or table positions fail the checks at map
+ *    (magic, version, layout, size, any table outside the object) is never
+ *    used: the last good snapshot keeps serving, or, if there was none,
+ *    results are ERROR with STORE_UNAVAILABLE. A flag whose records fail a
+ *    check when it is first evaluated answers ERROR with SNAPSHOT_INVALID;
+ *    the other flags are not affected.
  *
  * Errors: fallible calls return 0 or a negative FLAGSHM_E* code; see
  * flagshm_strerror(). No call prints anything.
@@ -161,7 +167,10 @@ typedef struct flagshm_store_options {
 FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options *opts,
 				   flagshm_store **out, char *err, size_t errlen);
 
-/* Close *s and set *s to NULL. All views of it must be released first. */
+/* Close *s and set *s to NULL (NULL or an already closed handle is
+ * ignored). All views of it must be released first: a snapshot a view
+ * still pins stays mapped until that view's release, but the handle is
+ * gone. */
 FLAGSHM_API void flagshm_close(flagshm_store **s);
 
 typedef struct flagshm_info {
@@ -175,8 +184,12 @@ typedef struct flagshm_info {
 	char environment[64];  /* --environment of the writer, "" if none */
 } flagshm_info;
 
-/* Fill *info about the store's current snapshot. Returns 0, FLAGSHM_EINVAL,
- * or FLAGSHM_EUNAVAIL when nothing valid is published. */
+/* Fill *info about the store's current snapshot. Returns 0, or:
+ *   FLAGSHM_EINVAL   s or info is NULL, or s is not an open store handle
+ *   FLAGSHM_EUNAVAIL nothing valid is published (the writer fields are
+ *                    filled all the same)
+ * For a store of another user, writer_alive is judged by the heartbeat
+ * (at most 3 s old), since its lock cannot be inspected. */
 FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info);
 
 /*
@@ -229,8 +242,10 @@ typedef struct flagshm_ctx {
 } flagshm_ctx;
 
 FLAGSHM_API void flagshm_ctx_init(flagshm_ctx *c);
-/* Set an attribute, replacing one of the same name. Return 0, FLAGSHM_EINVAL
- * (NULL name or value) or FLAGSHM_EFULL. */
+/* Set an attribute, replacing one of the same name. Return 0, or:
+ *   FLAGSHM_EINVAL   c, name or value is NULL (for a list: items, or one of
+ *                    its n strings)
+ *   FLAGSHM_EFULL    c has FLAGSHM_CTX_MAX attributes and none is NAME */
 FLAGSHM_API int flagshm_ctx_string(flagshm_ctx *c, const char *name, const char *value);
 FLAGSHM_API int flagshm_ctx_number(flagshm_ctx *c, const char *name, double value);
 FLAGSHM_API int flagshm_ctx_bool(flagshm_ctx *c, const char *name, bool value);
@@ -305,9 +320,14 @@ typedef struct flagshm_view {
 	void *pin_; /* internal: what holds the snapshot mapped */
 } flagshm_view;
 
-/* Returns 0, or FLAGSHM_EINVAL. A view of a store with nothing valid
- * published is still a view: its evaluations give STORE_UNAVAILABLE. */
+/* Returns 0, or:
+ *   FLAGSHM_EINVAL   s or v is NULL, or s is not an open store handle
+ * A view of a store with nothing valid published (or not created yet) is
+ * still a view: its evaluations give STORE_UNAVAILABLE. */
 FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v);
+/* Release V on the thread that acquired it. A view never acquired, or
+ * released twice, is ignored; one acquired on another thread is refused
+ * (the store's log callback says so) and stays valid. */
 FLAGSHM_API void flagshm_view_release(flagshm_view *v);
 
 /*
