@@ -78,10 +78,11 @@ void snap_close(snap *s);
  * SNAP_FLAG_OK or SNAP_FLAG_BAD. */
 uint8_t snap_flag_check(const snap *s, uint32_t i);
 
-/* The compiled regex of entry I (compiling it on first use), NULL when it
- * does not compile (it never matches), or SNAP_RX_NONE's caller-visible
- * twin: (void *)-1 when the entry is outside the table or its pattern
- * outside the pool (a corrupt snapshot). */
+/* The compiled regex of entry I (compiling it on first use): a pcre2_code,
+ * NULL when the pattern does not compile (it never matches), or
+ * SNAP_RX_CORRUPT when the entry is outside the table or its pattern
+ * outside the pool (a corrupt snapshot: the caller answers
+ * SNAPSHOT_INVALID). */
 #define SNAP_RX_CORRUPT ((const void *)-1)
 const void *snap_regex(const snap *s, uint32_t i);
 
