@@ -114,24 +114,17 @@ static void squat_message(char *err, size_t errlen, const char *store, const cha
 }
 
 /* Open object NAME for writing, creating it (mode 0600 until the caller
- * sets the final mode) when absent; *created says which. An existing
+ * sets the final mode) when absent. An existing
  * object must be a regular file that our own user owns and that group and
  * others cannot write: anything else is somebody else's (squatting) and
  * gives FLAGSHM_EUNTRUSTED with a message, untouched. FLAGSHM_ENOSTORE when
  * it vanished between the two opens (the caller retries). */
-static int open_own(const char *store, const char *name, bool create, int *fdp, bool *created,
-		    char *err, size_t errlen)
+static int open_own(const char *store, const char *name, int *fdp, char *err, size_t errlen)
 {
 	struct stat st;
-	int rc = create ? shm_obj_open(name, O_RDWR | O_CREAT | O_EXCL, fdp, &st, err, errlen)
-			: FLAGSHM_EBUSY;
-	if (rc == 0) {
-		*created = true;
-		return 0;
-	}
+	int rc = shm_obj_open(name, O_RDWR | O_CREAT | O_EXCL, fdp, &st, err, errlen);
 	if (rc != FLAGSHM_EBUSY)
-		return rc;
-	*created = false;
+		return rc; /* created (0), or a real failure */
 	rc = shm_obj_open(name, O_RDWR, fdp, &st, err, errlen);
 	if (rc == FLAGSHM_ENOSTORE)
 		return rc;
@@ -213,8 +206,7 @@ static int take_lock(const char *store, int *fdp, char *err, size_t errlen)
 	snprintf(path, sizeof path, "%s%s", SHM_DIR, name);
 	for (int attempt = 0; attempt < 8; attempt++) {
 		int fd;
-		bool created;
-		int rc = open_own(store, name, true, &fd, &created, err, errlen);
+		int rc = open_own(store, name, &fd, err, errlen);
 		if (rc == FLAGSHM_ENOSTORE)
 			continue;
 		if (rc)
@@ -293,9 +285,8 @@ int shm_writer_open(shm_writer *w, const char *store, char *err, size_t errlen)
 	 * but us; somebody else's object under its name is refused. */
 	shm_ctl_name(name, sizeof name, store);
 	int fd = -1;
-	bool created = false;
 	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = open_own(store, name, true, &fd, &created, err, errlen);
+		rc = open_own(store, name, &fd, err, errlen);
 		if (rc != FLAGSHM_ENOSTORE)
 			break;
 	}

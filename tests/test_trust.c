@@ -183,6 +183,16 @@ static void publish(shm_writer *w, const wc_snapshot *s)
 	cr_assert_eq(rc, 0, "publish: %s (%s)", flagshm_strerror(rc), err);
 }
 
+/* A root writer of the store that has published the document saying
+ * "writer" (GOOD, for later publishes; the caller frees it). */
+static void open_and_publish(shm_writer *w, wc_snapshot *good)
+{
+	char err[512] = "";
+	compile_who("writer", good);
+	cr_assert_eq(shm_writer_open(w, store, err, sizeof err), 0, "%s", err);
+	publish(w, good);
+}
+
 /* What a reader opening the store now serves for "who" ("" when it cannot
  * open or evaluate). */
 static const char *served(const char *writer_user, char *buf, size_t n)
@@ -251,9 +261,7 @@ Test(trust, squatted_control_object_is_refused_by_readers_and_the_writer)
 	/* As the message says: root removes the store, and a writer starts. */
 	cr_assert_eq(shm_store_remove(store, err, sizeof err), 0, "%s", err);
 	wc_snapshot good;
-	compile_who("writer", &good);
-	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
-	publish(&w, &good);
+	open_and_publish(&w, &good);
 	char buf[64];
 	cr_expect_str_eq(served(NULL, buf, sizeof buf), "writer");
 	shm_writer_close(&w);
@@ -359,9 +367,7 @@ Test(trust, a_lock_held_on_the_control_object_does_not_block_the_writer)
 	shm_writer w;
 	char err[512] = "";
 	wc_snapshot good;
-	compile_who("writer", &good);
-	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
-	publish(&w, &good);
+	open_and_publish(&w, &good);
 	shm_writer_close(&w);
 
 	int ready[2], release[2];
@@ -445,11 +451,8 @@ static int tamper_fn(void *p)
 Test(trust, every_user_reads_the_flags_nobody_else_changes_them)
 {
 	shm_writer w;
-	char err[512] = "";
 	wc_snapshot good;
-	compile_who("writer", &good);
-	cr_assert_eq(shm_writer_open(&w, store, err, sizeof err), 0, "%s", err);
-	publish(&w, &good);
+	open_and_publish(&w, &good);
 	cr_expect_eq(as_user(ATTACKER_UID, tamper_fn, store), 0);
 	shm_writer_close(&w);
 	wc_snapshot_free(&good);
