@@ -18,10 +18,26 @@ exec </dev/null
 passed=0
 failed=0
 stages=()
+failed_dirs=()
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/flagshm-test.XXXXXX")
 trap 'rm -rf "$logdir"' EXIT
 
+# failures DIR: the end of each failed test's record in DIR's meson log, so
+# that the tail of CI's output names what failed and why.
+failures() {
+	local tl="$1/meson-logs/testlog.txt"
+	[ -f "$tl" ] || return 0
+	awk -v RS='\n=+ [0-9]+/[0-9]+ =+\n' '
+		/\nresult: +(exit status [1-9]|killed|timed out|[^\n]*[Ff]ail)/ {
+			n = split($0, line, "\n"); from = n > 40 ? n - 40 : 1
+			print "---- failed in '"$1"':"; for (i = 1; i <= 6 && i <= n; i++) print line[i]
+			print "...."; for (i = from; i <= n; i++) print line[i]
+		}' "$tl" | head -n 300
+}
+
 finish() {
+	echo
+	for d in "${failed_dirs[@]}"; do failures "$d"; done
 	echo
 	for s in "${stages[@]}"; do echo "  $s"; done
 	echo "$passed passed, $failed failed"
@@ -76,6 +92,7 @@ stage() {
 	fi
 	passed=$((passed + ok + xfail))
 	failed=$((failed + bad))
+	[ "$bad" -eq 0 ] || failed_dirs+=("$dir")
 	stages+=("$dir: $((ok + xfail)) passed, $bad failed, $skip skipped")
 }
 
