@@ -138,14 +138,14 @@ static bool read_stat(pid_t pid, const char *store, mem_stat *st)
 /* Read one byte from each of N pipes, within 10 s. */
 static bool await_ready(bench_env *e, const int *fds, int n)
 {
-	int64_t limit = now_ns() + 10000000000LL;
+	int64_t limit = now_ns() + 60000000000LL;
 	for (int i = 0; i < n; i++) {
 		struct pollfd p = { .fd = fds[i], .events = POLLIN };
 		for (;;) {
 			int left = (int)((limit - now_ns()) / 1000000);
 			if (left <= 0 || bench_stop) {
 				if (!bench_stop)
-					bench_fail(e, "memory: a reader was not ready after 10 s");
+					bench_fail(e, "memory: a reader was not ready after 60 s");
 				return false;
 			}
 			int rc = poll(&p, 1, left);

@@ -39,7 +39,7 @@ static int mp_child(bench_env *e, void *arg, int idx)
 	e->k = (unsigned)(idx * (BENCH_NIDS / MP_MAX));
 	cases_rollout_loop(e, MP_BATCH); /* touch the pages before the start */
 	atomic_fetch_add_explicit(&sh->ready, 1, memory_order_release);
-	int64_t limit = now_ns() + 10000000000LL;
+	int64_t limit = now_ns() + 60000000000LL;
 	while (!atomic_load_explicit(&sh->go, memory_order_acquire)) {
 		if (bench_stop || now_ns() > limit)
 			return 2;
@@ -66,12 +66,12 @@ static double mp_once(bench_env *e, mp_shared *sh, int p, double *per_proc_ns)
 			procs_kill_all();
 			return -1;
 		}
-	int64_t limit = now_ns() + 10000000000LL;
+	int64_t limit = now_ns() + 60000000000LL;
 	while (atomic_load_explicit(&sh->ready, memory_order_acquire) < p) {
 		if (bench_stop || now_ns() > limit) {
 			procs_kill_all();
 			if (!bench_stop)
-				bench_fail(e, "multiprocess: children not ready after 10 s");
+				bench_fail(e, "multiprocess: children not ready after 60 s");
 			return -1;
 		}
 		usleep(200);

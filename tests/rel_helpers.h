@@ -43,6 +43,16 @@ static inline int64_t rh_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* This thread's CPU time in us: a cost bound measured with it holds
+ * however loaded the machine is (time spent waiting for a CPU is not
+ * counted), so such a bound can be generous and still mean something. */
+static inline int64_t rh_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static inline int64_t rh_mono_us(void)
 {
 	struct timespec ts;

@@ -340,7 +340,7 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 		_exit(127);
 	}
 	flagshm_store *s = NULL;
-	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end; usleep(5000))
+	for (int64_t end = ts_now_ms() + 30000; ts_now_ms() < end; usleep(5000))
 		if (ts_open_existing(g_store, &s) == 0)
 			break;
 	cr_assert_not_null(s, "the daemon created the store");
@@ -363,7 +363,7 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	cr_assert_eq(shm_ctl_map(g_store, &ctl, err, sizeof err), 0, "%s", err);
 	bool recorded = false;
 	char last[sizeof ctl->ctl_last_error + 1] = "";
-	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end && !recorded; usleep(5000)) {
+	for (int64_t end = ts_now_ms() + 30000; ts_now_ms() < end && !recorded; usleep(5000)) {
 		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
 		recorded = strstr(last, "flags[0].offValue") != NULL;
 	}
@@ -380,7 +380,7 @@ Test(process, the_writer_daemon_republishes_on_change_and_keeps_the_last_good_sn
 	kill(d, SIGHUP);
 	cr_expect(wait_value(s, 5, 10000), "fixed document seen");
 	/* The error is cleared right after the publish: wait for it too. */
-	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end; usleep(5000)) {
+	for (int64_t end = ts_now_ms() + 30000; ts_now_ms() < end; usleep(5000)) {
 		shm_ctl_text_get(ctl, SHM_TEXT_LAST_ERROR, last, sizeof last);
 		if (!last[0])
 			break;
@@ -432,7 +432,7 @@ Test(process, editing_the_target_of_a_symlinked_source_is_noticed)
 		_exit(127);
 	}
 	flagshm_store *s = NULL;
-	for (int64_t end = ts_now_ms() + 10000; ts_now_ms() < end; usleep(5000))
+	for (int64_t end = ts_now_ms() + 30000; ts_now_ms() < end; usleep(5000))
 		if (ts_open_existing(g_store, &s) == 0)
 			break;
 	cr_assert_not_null(s, "the daemon created the store");

@@ -112,7 +112,7 @@ Test(store, a_worker_started_before_its_writer_attaches_by_itself)
 	ts_publish_next(&w);
 	/* Attach attempts are 250 ms apart: poll, bounded in time. */
 	double got = -1;
-	int64_t until = ts_now_ms() + 10000;
+	int64_t until = ts_now_ms() + 30000;
 	while ((got = flagshm_number(s, "n0", NULL, -1)) != 1 && ts_now_ms() < until)
 		usleep(10000);
 	cr_expect_eq(got, 1, "the worker never attached");

@@ -85,7 +85,7 @@ int wp_stop(pid_t pid, int timeout_ms)
 	if (st != -2)
 		return st;
 	kill(pid, SIGKILL);
-	wp_wait_exit(pid, 5000);
+	wp_wait_exit(pid, 30000);
 	return -1;
 }
 
