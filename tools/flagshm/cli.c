@@ -26,6 +26,7 @@ enum { EXIT_OK = 0, EXIT_STORE = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
 	"usage: flagshm [--store NAME] COMMAND\n"
+	"       flagshm --version | --help\n"
 	"\n"
 	"Read-only inspection of a flagshm store (default: $FLAGSHM_STORE, else \"default\").\n"
 	"\n"
@@ -456,6 +457,7 @@ int main(int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"context", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *store = getenv("FLAGSHM_STORE");
@@ -464,7 +466,7 @@ int main(int argc, char **argv)
 		store = "default";
 
 	int ch;
-	while ((ch = getopt_long(argc, argv, "s:c:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:c:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			store = optarg;
@@ -474,6 +476,10 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("flagshm %s (snapshot format %u)\n", flagshm_version(),
+			       flagshm_format_version());
 			return EXIT_OK;
 		default: /* getopt said what */
 			fputs("try 'flagshm --help'\n", stderr);

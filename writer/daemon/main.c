@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"                      [--ca-file PEM] [--idle-timeout S] [--environment ENV] [--once]\n"
 		"       flagshm-writer --check FILE [--environment ENV] [--limit NAME=VALUE ...]\n"
 		"       flagshm-writer --remove --store NAME\n"
+		"       flagshm-writer --version | --help\n"
 		"\n"
 		"  --store NAME        store to publish (1-64 of [A-Za-z0-9_-])\n"
 		"  --source FILE       flag document (docs/flag-format.md); watched for changes\n"
@@ -125,7 +126,8 @@ static int environment_check(const char *env, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	enum { O_STORE = 1, O_SOURCE, O_ENV, O_ONCE, O_LIMIT, O_CHECK, O_REMOVE, O_HELP,
-	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE };
+	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE,
+	       O_VERSION };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, O_STORE },
 		{ "source", required_argument, NULL, O_SOURCE },
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
 		{ "check", required_argument, NULL, O_CHECK },
 		{ "remove", no_argument, NULL, O_REMOVE },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ "key-file", required_argument, NULL, O_KEY_FILE },
 		{ "stream", no_argument, NULL, O_STREAM },
 		{ "poll-interval", required_argument, NULL, O_POLL },
@@ -166,6 +169,10 @@ int main(int argc, char **argv)
 				return usage_error("%s", err);
 			break;
 		case O_HELP: usage(stdout); return 0;
+		case O_VERSION:
+			printf("flagshm-writer %s (snapshot format %u)\n", FLAGSHM_VERSION_STRING,
+			       FS_FORMAT_VERSION);
+			return 0;
 		case O_KEY_FILE: o.key_file = optarg; sync_opt = true; break;
 		case O_STREAM: o.stream = true; sync_opt = true; break;
 		case O_STATE_DIR: o.state_dir = optarg; sync_opt = true; break;
