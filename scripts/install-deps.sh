@@ -18,6 +18,14 @@ packages=(
 	libmicrohttpd-dev   # the control-plane test server (tests/cp_server.c)
 	nginx-light         # the polling test serves a flags file through real nginx
 	valgrind            # the writer's compile-and-publish path, checked for leaks
+	debhelper           # the .deb packages (debian/, dh with meson; scripts/test-install.sh deb)
+	dpkg-dev            # dpkg-buildpackage
+	fakeroot            # dpkg-buildpackage when not run as root
+	lintian             # the packages are checked for errors
+	man-db              # man --warnings -l renders every man page (dist/man)
+	groff-base          # the formatter behind man
+	bash-completion     # completion dir from bash-completion.pc; the completion test sources it
+	systemd             # systemd-analyze verify on the units; systemd.pc; systemd-sysusers
 )
 
 missing=()
