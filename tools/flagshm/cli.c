@@ -454,10 +454,10 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"version", no_argument, NULL, 'V'},
 		{"store", required_argument, NULL, 's'},
 		{"context", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *store = getenv("FLAGSHM_STORE");
@@ -466,7 +466,7 @@ int main(int argc, char **argv)
 		store = "default";
 
 	int ch;
-	while ((ch = getopt_long(argc, argv, "s:c:hV", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:c:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			store = optarg;

@@ -126,8 +126,7 @@ static int environment_check(const char *env, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	enum { O_STORE = 1, O_SOURCE, O_ENV, O_ONCE, O_LIMIT, O_CHECK, O_REMOVE, O_HELP,
-	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE,
-	       O_VERSION };
+	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, O_STORE },
 		{ "source", required_argument, NULL, O_SOURCE },
@@ -137,7 +136,7 @@ int main(int argc, char **argv)
 		{ "check", required_argument, NULL, O_CHECK },
 		{ "remove", no_argument, NULL, O_REMOVE },
 		{ "help", no_argument, NULL, O_HELP },
-		{ "version", no_argument, NULL, O_VERSION },
+		{ "version", no_argument, NULL, 'V' }, /* above the O_ values */
 		{ "key-file", required_argument, NULL, O_KEY_FILE },
 		{ "stream", no_argument, NULL, O_STREAM },
 		{ "poll-interval", required_argument, NULL, O_POLL },
@@ -169,7 +168,7 @@ int main(int argc, char **argv)
 				return usage_error("%s", err);
 			break;
 		case O_HELP: usage(stdout); return 0;
-		case O_VERSION:
+		case 'V':
 			printf("flagshm-writer %s (snapshot format %u)\n", FLAGSHM_VERSION_STRING,
 			       FS_FORMAT_VERSION);
 			return 0;
