@@ -150,7 +150,8 @@ print(o["prefix"], o["libdir"], o["bindir"])')
 
 	# Man pages: each expected one, and no warning from any.
 	local pages=(man1/flagshm.1 man8/flagshm-writer.8 man3/libflagshm.3 man5/flagshm-format.5)
-	[ -f control/meson.build ] && pages+=(man8/flagshm-control.8 man1/flagshm-ctl.1)
+	[ -x "$dest$bindir/flagshm-control" ] && pages+=(man8/flagshm-control.8)
+	[ -x "$dest$bindir/flagshm-ctl" ] && pages+=(man1/flagshm-ctl.1)
 	local p missing=()
 	for p in "${pages[@]}"; do [ -f "$dest$prefix/share/man/$p" ] || missing+=("$p"); done
 	check "man pages installed: ${pages[*]##*/}" test ${#missing[@]} -eq 0
