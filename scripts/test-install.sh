@@ -229,6 +229,10 @@ stage_deb() {
 		apt-get install -y -q --no-install-recommends "${debs[@]}"
 	check "the system user flagshm exists" getent passwd flagshm
 	check "man flagshm-writer finds the installed page" man -w flagshm-writer
+	if [[ " ${pkgs[*]} " == *" flagshm-control "* ]]; then
+		check "flagshm-control --version, flagshm-ctl --help, their man pages" bash -c \
+			'flagshm-control --version && flagshm-ctl --help && man -w flagshm-control flagshm-ctl'
+	fi
 	check "pkg-config --cflags --libs flagshm builds the example" bash -c \
 		'cc -std=c17 -Wall -Werror -o "$1/worker-deb" /usr/share/flagshm/examples/worker.c \
 		$(pkg-config --cflags --libs flagshm)' _ "$tmp"
