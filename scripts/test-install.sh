@@ -243,6 +243,7 @@ stage_deb() {
 	install -m 0644 /usr/share/flagshm/examples/flags.json /etc/flagshm/demo.json
 	if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
 		cleanups+=("systemctl stop flagshm-writer@demo; /usr/bin/flagshm-writer --remove --store demo >/dev/null 2>&1")
+		systemctl daemon-reload
 		check "systemctl start flagshm-writer@demo" systemctl start flagshm-writer@demo
 	else
 		echo "    (PID 1 is not systemd: running the unit's ExecStart as its user)"
