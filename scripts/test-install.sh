@@ -203,8 +203,8 @@ stage_deb() {
 	local src="$tmp/deb/src"
 	mkdir -p "$src"
 	git ls-files -co --exclude-standard -z | xargs -0 cp --parents -P -t "$src"
-	check "dpkg-buildpackage -us -uc -b (nocheck)" bash -c "cd '$src' && \
-		DEB_BUILD_OPTIONS='nocheck parallel=2' dpkg-buildpackage -us -uc -b"
+	check "dpkg-buildpackage -us -uc -b -Pnocheck (nocheck)" bash -c "cd '$src' && \
+		DEB_BUILD_OPTIONS='nocheck parallel=2' dpkg-buildpackage -us -uc -b -Pnocheck"
 	local debs=()
 	for p in "${pkgs[@]}"; do debs+=("$tmp/deb/${p}_"*.deb); done
 	check "built ${pkgs[*]}" ls "${debs[@]}"
