@@ -8,6 +8,14 @@ packages=(
 	build-essential     # gcc, make, libc headers; gcc brings the ASan/UBSan/TSan runtimes
 	clang               # second compiler, fuzz targets
 	meson ninja-build pkg-config
+	debhelper           # the .deb packages (debian/, dh with meson; scripts/test-install.sh deb)
+	dpkg-dev            # dpkg-buildpackage
+	fakeroot            # dpkg-buildpackage when not run as root
+	lintian             # the packages are checked for errors
+	man-db              # man --warnings -l renders every man page (dist/man)
+	groff-base          # the formatter behind man
+	bash-completion     # completion dir from bash-completion.pc; the completion test sources it
+	systemd             # systemd-analyze verify on the units; systemd.pc; systemd-sysusers
 	liburcu-dev         # tests: an application that uses liburcu beside libflagshm
 	libjansson-dev      # writer and flagshm tool: JSON
 	libpcre2-dev        # the "matches" operator

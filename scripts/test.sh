@@ -4,11 +4,14 @@
 #   2. build/       --werror, every test (meson test);
 #   3. build-asan/  ASan + UBSan, every test;
 #   4. build-tsan/  TSan, the concurrency programs (tsan_stress, soak);
-#   5. build-fuzz/  clang + libFuzzer, every fuzz target for a short time.
+#   5. build-fuzz/  clang + libFuzzer, every fuzz target for a short time;
+#   6. install:     build/ installed into a DESTDIR and used from there, and
+#                   the .deb packages built, installed, used and purged
+#                   (scripts/test-install.sh; each check counts as one test).
 # Ends with one line, "N passed, N failed" (meson tests, summed over the
-# builds, the fuzz run counting as one; a build that fails counts as one
-# failure), and exits
-# non-zero when anything failed.
+# builds, the fuzz run counting as one, each install check as one; a build
+# that fails counts as one failure), and exits non-zero when anything
+# failed.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -128,5 +131,28 @@ else
 	failed=$((failed + 1))
 	stages+=("build-fuzz: 0 passed, 1 failed")
 fi
+
+# install-stage NAME ARGS...: scripts/test-install.sh ARGS, each PASS/FAIL
+# line one test.
+install_stage() {
+	local name=$1 log="$logdir/install-$1.log"
+	shift
+	echo
+	echo "==== $name: scripts/test-install.sh $*"
+	bash scripts/test-install.sh "$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]} ok bad skip
+	ok=$(grep -c '^PASS: ' "$log")
+	bad=$(grep -c '^FAIL: ' "$log")
+	skip=$(grep -c '^SKIP: ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1 # the script failed without a FAIL line saying so
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	stages+=("$name: $ok passed, $bad failed, $skip skipped")
+}
+
+install_stage install-destdir destdir build
+install_stage install-deb deb
 
 finish

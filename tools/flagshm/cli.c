@@ -26,6 +26,7 @@ enum { EXIT_OK = 0, EXIT_STORE = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
 	"usage: flagshm [--store NAME] COMMAND\n"
+	"       flagshm --version | --help\n"
 	"\n"
 	"Read-only inspection of a flagshm store (default: $FLAGSHM_STORE, else \"default\").\n"
 	"\n"
@@ -453,6 +454,7 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"version", no_argument, NULL, 'V'},
 		{"store", required_argument, NULL, 's'},
 		{"context", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
@@ -474,6 +476,10 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("flagshm %s (snapshot format %u)\n", flagshm_version(),
+			       flagshm_format_version());
 			return EXIT_OK;
 		default: /* getopt said what */
 			fputs("try 'flagshm --help'\n", stderr);

@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"                      [--ca-file PEM] [--idle-timeout S] [--environment ENV] [--once]\n"
 		"       flagshm-writer --check FILE [--environment ENV] [--limit NAME=VALUE ...]\n"
 		"       flagshm-writer --remove --store NAME\n"
+		"       flagshm-writer --version | --help\n"
 		"\n"
 		"  --store NAME        store to publish (1-64 of [A-Za-z0-9_-])\n"
 		"  --source FILE       flag document (docs/flag-format.md); watched for changes\n"
@@ -135,6 +136,7 @@ int main(int argc, char **argv)
 		{ "check", required_argument, NULL, O_CHECK },
 		{ "remove", no_argument, NULL, O_REMOVE },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, 'V' }, /* above the O_ values */
 		{ "key-file", required_argument, NULL, O_KEY_FILE },
 		{ "stream", no_argument, NULL, O_STREAM },
 		{ "poll-interval", required_argument, NULL, O_POLL },
@@ -166,6 +168,10 @@ int main(int argc, char **argv)
 				return usage_error("%s", err);
 			break;
 		case O_HELP: usage(stdout); return 0;
+		case 'V':
+			printf("flagshm-writer %s (snapshot format %u)\n", FLAGSHM_VERSION_STRING,
+			       FS_FORMAT_VERSION);
+			return 0;
 		case O_KEY_FILE: o.key_file = optarg; sync_opt = true; break;
 		case O_STREAM: o.stream = true; sync_opt = true; break;
 		case O_STATE_DIR: o.state_dir = optarg; sync_opt = true; break;
