@@ -1,0 +1,100 @@
+/*
+ * control/model.h - what one flagshm-control instance knows of etcd: the
+ * document (flags, segments, epoch), the tokens, and the recent changes as
+ * SSE events, kept current by one watch on PREFIX/ (the watcher thread).
+ *
+ * Reads that must be current (a write's precondition, GET of one flag)
+ * go to etcd; the model serves the document, the streams and the token
+ * checks, and is waited on (cs_model_wait) until it has seen a revision
+ * etcd named, so a client reads its own writes.
+ *
+ * Layout under PREFIX (docs/control.md, "etcd layout"):
+ *   flags/KEY      {"object":FLAG,"version","createdAt","updatedAt","updatedBy"}
+ *   segments/NAME  the same with the segment
+ *   tokens/NAME    {"name","role","sha256","createdAt","createdBy","groups"}
+ *   meta/epoch     the document's epoch (JSON)
+ *   meta/docrev    touched by every change of the document (see api.c)
+ *   meta/bootstrapped  set once the bootstrap token was stored
+ *   audit/ID, audit-key/KIND/KEY/ID   the audit record, twice
+ *   rollouts/      reserved (issue 13)
+ */
+#ifndef FLAGSHM_CONTROL_MODEL_H
+#define FLAGSHM_CONTROL_MODEL_H
+
+#include "etcd.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CS_RING 4096 /* SSE events kept for resuming streams */
+
+/* The document as served at one revision, built once (refcounted). */
+typedef struct cs_doc {
+	_Atomic int refs;
+	int64_t rev;
+	json_t *doc; /* read-only once built */
+	char *json;
+	size_t json_len;
+	pthread_mutex_t pb_mu; /* guards pb, made on first use */
+	uint8_t *pb;
+	size_t pb_len;
+	bool pb_failed;
+} cs_doc;
+
+void cs_doc_unref(cs_doc **d);
+/* The protobuf form; NULL when it cannot be made. Valid while D is held. */
+const uint8_t *cs_doc_pb(cs_doc *d, size_t *len);
+
+typedef struct cs_event {
+	int64_t rev;
+	char *text; /* the whole SSE event, "event: ...\nid: ...\ndata: ...\n\n" */
+	size_t len;
+} cs_event;
+
+typedef struct cs_model {
+	cs_etcd *etcd;
+	char *prefix; /* "/flagshm/" (with the slash) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* broadcast on every change of what follows */
+	json_t *flags;	   /* key -> served flag object (version, times inside) */
+	json_t *segments;  /* name -> segment object */
+	json_t *tokens;	   /* name -> token record */
+	json_t *epoch;	   /* NULL: none */
+	int64_t seen_rev;  /* etcd revision the model is at */
+	int64_t doc_rev;   /* last revision that changed the document */
+	bool up;	   /* the watch is connected */
+	cs_doc *cache;	   /* the document at doc_rev, or NULL */
+	cs_event ring[CS_RING];
+	uint64_t ring_n;   /* events ever pushed; ring[i % CS_RING] */
+	int64_t ring_floor; /* every event after this revision is in the ring */
+	volatile bool stop;
+	pthread_t watcher;
+	bool started;
+	char last_error[256];
+} cs_model;
+
+/* Load everything from etcd and start the watcher. 0, or a CS_E* error. */
+int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_t errlen);
+void cs_model_stop(cs_model *m);
+
+/* Wait (up to TIMEOUT_MS) until the model has seen revision REV. */
+bool cs_model_wait(cs_model *m, int64_t rev, int timeout_ms);
+
+/* The document at the model's revision (a reference: cs_doc_unref). */
+cs_doc *cs_model_doc(cs_model *m);
+/* The same with m->mu held. */
+cs_doc *cs_model_doc_locked(cs_model *m);
+
+/* A new document object (shallow: shares the model's flag and segment
+ * objects) with flag KEY replaced by FLAG (NULL: removed) or segment NAME
+ * replaced by SEG (NULL: removed); KEY and NAME may be NULL. For
+ * validation. */
+json_t *cs_model_doc_with(cs_model *m, const char *key, json_t *flag, const char *name,
+			  json_t *seg);
+
+/* The key of PREFIX + WHAT ("flags/" + KEY): malloc'd. */
+char *cs_key(const cs_model *m, const char *what, const char *name);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * control/server.h - flagshm-control's shared types: the options, the
+ * server (etcd client, model, HTTP daemon) and one request as the
+ * handlers see it, with the reply helpers (every error is
+ * {"error":{"code","message","details"}} with the status that says the
+ * same, and every reply carries X-Request-Id).
+ */
+#ifndef FLAGSHM_CONTROL_SERVER_H
+#define FLAGSHM_CONTROL_SERVER_H
+
+#include "compile.h"
+#include "model.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cs_options {
+	const char *listen;	/* "127.0.0.1:8080" */
+	const char *etcd;	/* "http://127.0.0.1:2379" */
+	const char *prefix;	/* "/flagshm" */
+	const char *etcd_user_file;
+	const char *tls_cert, *tls_key;
+	const char *bootstrap_token_file;
+	size_t max_body;	/* bytes, 8 MiB */
+	unsigned max_connections; /* 2048 */
+	unsigned client_timeout; /* seconds without a byte from a client, 30 */
+	unsigned max_txn_ops;	/* 128, etcd's own default */
+	unsigned keepalive;	/* seconds between SSE comments, 15 */
+} cs_options;
+
+/* What a token may do (roles are sets of rights, docs/control.md). */
+enum {
+	CS_R_SYNC = 1,	  /* the two sync endpoints */
+	CS_R_READ = 2,	  /* every GET, the audit */
+	CS_R_WRITE = 4,	  /* flags, segments, import, bust */
+	CS_R_APPROVE = 8, /* rollout approvals (issue 13) */
+	CS_R_ADMIN = 16,  /* tokens */
+};
+
+typedef struct cs_server {
+	cs_options opt;
+	cs_etcd *etcd;
+	cs_model model;
+	wc_limits lim;
+	struct MHD_Daemon *d;
+	unsigned port;
+	_Atomic unsigned conns;	/* open HTTP connections */
+	_Atomic uint64_t req_seq;
+} cs_server;
+
+typedef struct cs_req {
+	cs_server *s;
+	struct MHD_Connection *c;
+	const char *method, *url;
+	char *body;
+	size_t len, cap;
+	bool too_big, answered;
+	char id[48];	    /* the request id */
+	char actor[160];    /* the token's name, "" before auth */
+	unsigned rights;
+	const char *reason; /* X-Flagshm-Reason */
+	int status;	    /* for the log line */
+	int64_t t0_us;
+} cs_req;
+
+/* Replies. BODY is consumed. */
+enum MHD_Result cs_reply(cs_req *r, int status, json_t *body, const char *etag);
+enum MHD_Result cs_reply_raw(cs_req *r, int status, const char *ctype, const void *p,
+			     size_t n, const char *etag, bool copy);
+enum MHD_Result cs_error(cs_req *r, int status, const char *code, json_t *details,
+			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 503 with Retry-After for etcd trouble (RC a CS_E* error). */
+enum MHD_Result cs_etcd_error(cs_req *r, int rc, const char *msg);
+const char *cs_header(cs_req *r, const char *name);
+
+/* auth.c: find the bearer token's name and rights; 0, or 401. */
+int cs_auth(cs_req *r);
+/* The rights of a role name; 0 for an unknown role. */
+unsigned cs_role_rights(const char *role);
+/* SHA-256 of S as 64 hex digits into HEX[65]. */
+void cs_sha256_hex(const char *s, size_t n, char hex[65]);
+/* A new random token "fsh_" + 43 base64url characters into OUT[64]. */
+int cs_token_new(char out[64]);
+/* Store the bootstrap token's hash once (the first start). */
+int cs_bootstrap(cs_server *s, const char *file, char *err, size_t errlen);
+
+/* http.c: listen on --listen (port 0: any; s->port says which). */
+int cs_http_start(cs_server *s, char *err, size_t errlen);
+void cs_http_stop(cs_server *s);
+
+/* api.c: the management endpoints; stream.c: the two sync endpoints and
+ * cs_current, meta/rev's mod_revision read from etcd (linearizable) and the
+ * model waited for until it is there: 0, or a reply was queued. */
+int cs_current(cs_req *r, int64_t *meta_rev, int64_t *head_rev, enum MHD_Result *ret);
+enum MHD_Result cs_api(cs_req *r);
+enum MHD_Result cs_serve_doc(cs_req *r);
+enum MHD_Result cs_serve_stream(cs_req *r);
+
+/* change.c: one etcd transaction with its audit record. */
+typedef struct cs_change {
+	const char *kind;    /* "flag", "segment", "token", "import" */
+	const char *action;  /* "create", "update", "delete", "bust", "import" */
+	const char *name;    /* the audit "key" (NULL: null) */
+	int64_t version;     /* the audit "version" (0: null) */
+	json_t *before, *after; /* borrowed, may be NULL */
+	json_t *cmps;	     /* compares besides meta/rev's (consumed) */
+	json_t *ops;	     /* puts and deletes (consumed) */
+	int64_t rev_seen;    /* meta/rev's mod_revision validated against */
+} cs_change;
+/* Run C; 1 when committed (*rev its revision), 0 when a compare failed,
+ * or a CS_E* error. */
+int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen);
+/* "2026-12-03T12:42:07.123Z" for now. */
+void cs_now(char out[32]);
+
+#endif
