@@ -230,17 +230,27 @@ static enum change apply_kv(cs_model *m, const char *key, const char *value, siz
 
 static void ring_push(cs_model *m, int64_t rev, char *text)
 {
-	cs_event *e = &m->ring[m->ring_n % CS_RING];
+	size_t len = text ? strlen(text) : 0;
+	cs_event *e;
 
 	if (!text)
 		return;
-	if (e->text) {
-		m->ring_floor = e->rev; /* everything after it is still here */
-		free(e->text);
+	/* Drop the oldest events while the ring is full by count or bytes;
+	 * a stream still behind them gets a `put` instead. */
+	while (m->ring_first < m->ring_n &&
+	       (m->ring_n - m->ring_first >= CS_RING || m->ring_bytes + len > CS_RING_BYTES)) {
+		cs_event *old = &m->ring[m->ring_first % CS_RING];
+		m->ring_floor = old->rev; /* everything after it is still here */
+		m->ring_bytes -= old->len;
+		free(old->text);
+		old->text = NULL;
+		m->ring_first++;
 	}
+	e = &m->ring[m->ring_n % CS_RING];
 	e->rev = rev;
 	e->text = text;
-	e->len = strlen(text);
+	e->len = len;
+	m->ring_bytes += len;
 	m->ring_n++;
 }
 

@@ -28,7 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CS_RING 4096 /* SSE events kept for resuming streams */
+#define CS_RING 4096 /* SSE events kept for resuming streams ... */
+#define CS_RING_BYTES (64u << 20) /* ... and at most this many bytes of them */
 
 /* The document as served at one revision, built once (refcounted). */
 typedef struct cs_doc {
@@ -68,6 +69,8 @@ typedef struct cs_model {
 	cs_doc *cache;	   /* the document at doc_rev, or NULL */
 	cs_event ring[CS_RING];
 	uint64_t ring_n;   /* events ever pushed; ring[i % CS_RING] */
+	uint64_t ring_first; /* the oldest event kept (ring_first..ring_n-1) */
+	size_t ring_bytes;
 	int64_t ring_floor; /* every event after this revision is in the ring */
 	volatile bool stop;
 	pthread_t watcher;

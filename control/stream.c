@@ -139,7 +139,7 @@ static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
 			pthread_mutex_unlock(&m->mu);
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		}
-		if (x->need_put || x->pos + CS_RING < m->ring_n) {
+		if (x->need_put || x->pos < m->ring_first) {
 			take_put(m, x); /* new or fallen too far behind */
 			continue;
 		}
@@ -225,7 +225,7 @@ enum MHD_Result cs_serve_stream(cs_req *r)
 	pthread_mutex_lock(&m->mu);
 	if (last >= 0 && last >= m->ring_floor && last <= m->seen_rev) {
 		uint64_t p = m->ring_n;
-		while (p > 0 && p + CS_RING > m->ring_n && m->ring[(p - 1) % CS_RING].rev > last)
+		while (p > m->ring_first && m->ring[(p - 1) % CS_RING].rev > last)
 			p--;
 		x->pos = p;
 	} else {

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static struct {
 	tc_etcd e;
@@ -679,4 +682,132 @@ Test(control, two_instances_over_three_members_lose_no_acknowledged_write, .time
 	if (!getenv("FLAGSHM_KEEP_LOGS"))
 		wp_rmdir(b.dir);
 	free(sdk);
+}
+
+/* ------------------------------------------------ limits and hostility */
+
+static int raw_connect(unsigned port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+Test(control, over_max_connections_503_and_slow_clients_time_out)
+{
+	const char *extra[] = {"--max-connections", "2", "--client-timeout", "5", NULL};
+	int fd[2];
+
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = raw_connect(F.c.port);
+		cr_assert_geq(fd[i], 0);
+		/* Half a request: a slow client. */
+		cr_assert_eq(write(fd[i], "GET /api/v1/flags HTTP/1.1\r\n", 28), 28);
+	}
+	/* Once the server has accepted both, a third connection is one too
+	 * many (polled: no speed assumed). */
+	int st = 0;
+	for (int64_t end = wp_mono_ms() + 4000; wp_mono_ms() < end && st != 503;)
+		st = call("GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+	cr_expect_eq(st, 503);
+	cr_expect(strstr(F.hdrs, "Retry-After:"), "%s", F.hdrs);
+	/* The slow clients are dropped after --client-timeout: the server
+	 * closes them (EOF), within a generous bound. */
+	for (int i = 0; i < 2; i++) {
+		struct timeval tv = {20, 0};
+		char b[256];
+		setsockopt(fd[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		ssize_t n;
+		int64_t end = wp_mono_ms() + 20000;
+		while ((n = read(fd[i], b, sizeof b)) > 0 && wp_mono_ms() < end)
+			;
+		cr_expect_leq(n, 0, "slow client %d not dropped", i);
+		close(fd[i]);
+	}
+	/* With them gone, requests are served again. */
+	int64_t end = wp_mono_ms() + 20000;
+	while ((st = call("GET", "/api/v1/flags", F.c.admin, NULL, NULL)) != 200 &&
+	       wp_mono_ms() < end)
+		wp_sleep_ms(100);
+	cr_expect_eq(st, 200);
+}
+
+Test(control, keepalive_comments_bad_last_event_id_and_audit_after_compaction)
+{
+	const char *extra[] = {"--keepalive", "1", NULL};
+	char url[200];
+	int st;
+
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	cr_assert_eq(create_flag("f1", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, ": keep-alive", 20000, &st);
+	cr_expect(strstr(s, ": keep-alive\n\n"), "no keep-alive comment: %s", s);
+	free(s);
+	/* Ids that are not ours get a put. */
+	const char *bad[] = {"abc", "-5", "99999999999", "1\r\nX: y", ""};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		s = tc_sse(url, F.c.admin, bad[i], "}\n\n", 20000, &st);
+		cr_expect_eq(st, 200);
+		cr_expect(strstr(s, "event: put"), "Last-Event-ID '%s': no put: %s", bad[i], s);
+		free(s);
+	}
+	/* Audit records are keys, not history: compaction keeps them. */
+	char cu[200], *r = NULL;
+	snprintf(cu, sizeof cu, "%s/v3/kv/range", F.e.url[0]);
+	tc_http("POST", cu, NULL, NULL, "{\"key\":\"AA==\"}", &r, NULL);
+	json_t *j = json_loads(r, 0, NULL);
+	char cb[96];
+	snprintf(cb, sizeof cb, "{\"revision\":\"%s\"}",
+		 json_string_value(json_object_get(json_object_get(j, "header"), "revision")));
+	json_decref(j);
+	free(r);
+	snprintf(cu, sizeof cu, "%s/v3/kv/compaction", F.e.url[0]);
+	cr_assert_eq(tc_http("POST", cu, NULL, NULL, cb, &r, NULL), 200);
+	free(r);
+	cr_expect_eq(call("GET", "/api/v1/audit?key=f1", F.c.admin, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"action\":\"create\""), "%s", F.body);
+	/* Unknown endpoints and methods. */
+	cr_expect_eq(call("GET", "/api/v2/flags", F.c.admin, NULL, NULL), 404);
+	cr_expect_eq(call("POST", "/api/v1/flags", F.c.admin, "{}", REASON, NULL), 405);
+	cr_expect_eq(call("GET", "/healthz", NULL, NULL, NULL), 200);
+}
+
+Test(control, import_replaces_the_document_and_respects_max_txn_ops)
+{
+	const char *A = F.c.admin;
+
+	cr_assert_eq(create_flag("old", "{\"defaultValue\":true}"), 201);
+	cr_assert_eq(call("POST", "/api/v1/import", A,
+			  "{\"formatVersion\":1,\"segments\":{\"s\":{\"included\":[\"u\"]}},"
+			  "\"flags\":[{\"key\":\"a\",\"defaultValue\":true,\"version\":99},"
+			  "{\"key\":\"b\",\"defaultValue\":false}]}", REASON, NULL), 200, "%s", F.body);
+	cr_expect(strstr(F.body, "\"deleted\":1"), "%s", F.body);
+	cr_assert_eq(call("GET", "/api/v1/flags", A, NULL, NULL), 200);
+	cr_expect(!strstr(F.body, "\"old\"") && strstr(F.body, "\"a\"") && strstr(F.body, "\"s\""),
+		  "%s", F.body);
+	cr_assert_eq(call("GET", "/api/v1/flags/a", A, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"version\":1"), "server-set version ignored: %s", F.body);
+	/* Over --max-txn-ops: 413, nothing changed. */
+	const char *extra[] = {"--max-txn-ops", "8", NULL};
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	char doc[4096] = "{\"formatVersion\":1,\"flags\":[";
+	for (int i = 0; i < 20; i++) {
+		size_t l = strlen(doc);
+		snprintf(doc + l, sizeof doc - l, "%s{\"key\":\"k%d\",\"defaultValue\":true}",
+			 i ? "," : "", i);
+	}
+	strcat(doc, "]}");
+	cr_expect_eq(call("POST", "/api/v1/import", A, doc, REASON, NULL), 413, "%s", F.body);
+	cr_expect(strstr(F.body, "--max-txn-ops"), "%s", F.body);
+	cr_expect_eq(call("GET", "/api/v1/flags/k1", A, NULL, NULL), 404);
 }
