@@ -86,6 +86,8 @@ int tc_http(const char *method, const char *url, const char *token,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (getenv("TC_CA_FILE"))
+		curl_easy_setopt(c, CURLOPT_CAINFO, getenv("TC_CA_FILE"));
 	CURLcode cc = curl_easy_perform(c);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);

@@ -811,3 +811,81 @@ Test(control, import_replaces_the_document_and_respects_max_txn_ops)
 	cr_expect(strstr(F.body, "--max-txn-ops"), "%s", F.body);
 	cr_expect_eq(call("GET", "/api/v1/flags/k1", A, NULL, NULL), 404);
 }
+
+/* ------------------------------------------------- etcd auth and TLS */
+
+static int etcd_post(const char *path, const char *body, const char *auth_token)
+{
+	char u[200], *r = NULL, h[600];
+	const char *hs[] = {h, NULL};
+	snprintf(u, sizeof u, "%s%s", F.e.url[0], path);
+	snprintf(h, sizeof h, "Authorization: %s", auth_token ? auth_token : "");
+	int st = tc_http("POST", u, NULL, auth_token ? hs : NULL, body, &r, NULL);
+	free(r);
+	return st;
+}
+
+Test(control, works_with_etcd_auth_on)
+{
+	char file[200];
+
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(etcd_post("/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"pw-root\"}", NULL),
+		     200);
+	cr_assert_eq(etcd_post("/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}", NULL),
+		     200);
+	cr_assert_eq(etcd_post("/v3/auth/enable", "{}", NULL), 200);
+	/* Without credentials etcd refuses. */
+	cr_assert_neq(etcd_post("/v3/kv/range", "{\"key\":\"AA==\"}", NULL), 200);
+	snprintf(file, sizeof file, "%s/etcd-user", F.dir);
+	cr_assert_eq(wp_write_file(file, "root:pw-root\n", 13), 0);
+	const char *extra[] = {"--etcd-user-file", file, NULL};
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	cr_expect_eq(create_flag("f1", "{\"defaultValue\":true}"), 201, "%s", F.body);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"f1\""), "%s", F.body);
+	char url[200];
+	int st;
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, "}\n\n", 20000, &st);
+	cr_expect(strstr(s, "event: put"), "%s", s);
+	free(s);
+	char *log = wp_read_file(F.c.log, NULL);
+	cr_expect(!log || !strstr(log, "pw-root"), "the etcd password is in the log");
+	free(log);
+}
+
+Test(control, serves_https_to_a_writer)
+{
+	char cert[200], key[200], cmd[1024];
+
+	snprintf(cert, sizeof cert, "%s/cert.pem", F.dir);
+	snprintf(key, sizeof key, "%s/key.pem", F.dir);
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+		 "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s 2>/dev/null", key, cert);
+	cr_assert_eq(system(cmd), 0, "openssl (Debian's openssl) could not make a certificate");
+	tc_control_stop(&F.c, false);
+	const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	cr_assert_eq(strncmp(F.c.url, "https://", 8), 0, "%s", F.c.url);
+	setenv("TC_CA_FILE", cert, 1);
+	cr_assert_eq(create_flag("price", "{\"defaultValue\":5,\"offValue\":0}"), 201, "%s", F.body);
+	char *sdk = mk_token("host1", "sdk");
+	char line[128];
+	int n = snprintf(line, sizeof line, "%s\n", sdk);
+	cr_assert_eq(wp_write_file(F.keyfile, line, (size_t)n), 0);
+	const char *argv[] = {"--store", F.store, "--source", F.c.url, "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--stream", "--ca-file", cert, NULL};
+	F.writer = wp_spawn(argv, F.log, NULL);
+	int rc = -1;
+	for (int i = 0; i < 3000 && rc != 0; i++) {
+		rc = wp_open_existing(F.store, &F.rd);
+		if (rc)
+			wp_sleep_ms(10);
+	}
+	cr_assert_eq(rc, 0);
+	cr_expect(wait_num(F.rd, "price", 5, 30000), "the writer never got the flag over https");
+	unsetenv("TC_CA_FILE");
+	free(sdk);
+}
