@@ -309,15 +309,17 @@ typedef struct watch_ctx {
 static size_t watch_write(char *d, size_t sz, size_t nm, void *arg)
 {
 	watch_ctx *w = arg;
-	size_t n = sz * nm;
+	size_t n = sz * nm, i = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		if (d[i] != '\n') {
-			char ch = d[i];
-			if (buf_write(&ch, 1, 1, &w->line) != 1)
-				return 0;
-			continue;
-		}
+	while (i < n) {
+		char *nl = memchr(d + i, '\n', n - i);
+		size_t take = nl ? (size_t)(nl - (d + i)) : n - i;
+		if (take && buf_write(d + i, 1, take, &w->line) != take)
+			return 0;
+		i += take;
+		if (!nl)
+			break;
+		i++; /* the newline: one whole JSON object in w->line */
 		json_t *o = w->line.n ? json_loadb(w->line.p, w->line.n, 0, NULL) : NULL;
 		json_t *r = json_object_get(o, "result");
 		w->line.n = 0;
