@@ -308,6 +308,12 @@ Test(control, token_lifecycle_shown_once_hashed_revocable)
 	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 204);
 	cr_expect_eq(call("GET", "/api/v1/flags", t, NULL, NULL), 401);
 	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 404);
+	free(mk_token("carol", "viewer"));
+	free(mk_token("dave", "viewer"));
+	cr_expect_eq(call("DELETE", "/api/v1/tokens?name=carol", F.c.admin, NULL, REASON, NULL), 204);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens", F.c.admin, "{\"name\":\"dave\"}", REASON, NULL),
+		     204);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens", F.c.admin, NULL, REASON, NULL), 400);
 	/* The bootstrap token is revoked like any other, and a restart does
 	 * not bring it back. */
 	char *admin2 = mk_token("admin2", "admin");
