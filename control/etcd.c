@@ -41,6 +41,18 @@ static void curl_key_make(void)
 	pthread_key_create(&curl_key, curl_key_free);
 }
 
+void cs_etcd_thread_done(void)
+{
+	CURL *c;
+
+	pthread_once(&curl_once, curl_key_make);
+	c = pthread_getspecific(curl_key);
+	if (c) {
+		curl_easy_cleanup(c);
+		pthread_setspecific(curl_key, NULL);
+	}
+}
+
 static CURL *thread_curl(void)
 {
 	CURL *c;
@@ -361,7 +373,9 @@ int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_re
 
 	snprintf(rev, sizeof rev, "%lld", (long long)start_rev);
 	json_object_set_new(cr, "start_revision", json_string(rev));
-	body = json_dumps(json_pack("{s:o}", "create_request", cr), JSON_COMPACT);
+	json_t *req = json_pack("{s:o}", "create_request", cr);
+	body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
 	*compact_rev = 0;
 	if (e->user && authenticate(e, i) < 0) {
 		free(body);

@@ -201,6 +201,8 @@ enum MHD_Result cs_import(cs_req *r)
 				json_decref(after);
 			}
 		}
+		else
+			json_decref(ops);
 		json_decref(have_f);
 		json_decref(have_s);
 		if (rc != 0)

@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&s.model.mu);
 	cs_http_stop(&s);
 	cs_model_stop(&s.model);
+	cs_etcd_thread_done();
 	cs_etcd_free(&s.etcd);
 	curl_global_cleanup();
 	return 0;
