@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -127,6 +128,14 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A socket per connection and per etcd call: the soft limit on
+	 * descriptors (often 1024) would cap --max-connections below its
+	 * default, so take what the hard limit allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	curl_global_init(CURL_GLOBAL_ALL);
 	s.lim = wc_limits_default();
 	s.etcd = cs_etcd_new(s.opt.etcd, s.opt.etcd_user_file, err, sizeof err);
