@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -53,6 +54,17 @@ static int parse_num(const char *opt, const char *v, unsigned long long lo, unsi
 	}
 	*out = n;
 	return 0;
+}
+
+/* A file of secrets that other users may read is worth a warning: the
+ * operator meant it for this service alone. */
+static void warn_if_shared(const char *opt, const char *file)
+{
+	struct stat st;
+
+	if (file && stat(file, &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr, "flagshm-control: warning: %s %s is readable or writable by other "
+			"users (mode %04o); chmod 600 it\n", opt, file, (unsigned)(st.st_mode & 07777));
 }
 
 int main(int argc, char **argv)
@@ -122,6 +134,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flagshm-control: --etcd-prefix %s: must start with '/'\n", s.opt.prefix);
 		return 2;
 	}
+	warn_if_shared("--bootstrap-token-file", s.opt.bootstrap_token_file);
+	warn_if_shared("--etcd-user-file", s.opt.etcd_user_file);
+	warn_if_shared("--tls-key", s.opt.tls_key);
 	/* Signals are taken by sigwait below; every thread inherits the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

@@ -895,3 +895,40 @@ Test(control, serves_https_to_a_writer)
 	unsetenv("TC_CA_FILE");
 	free(sdk);
 }
+
+/* A hostile neighbour on the loopback port: garbage, lies and floods cost
+ * it bounded time and memory, and the server keeps serving. */
+Test(control, hostile_bytes_on_the_port_leave_it_serving)
+{
+	static const char *attacks[] = {
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage-tls-hello\r\n\r\n",
+		"GET /api/v1/flags HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"PUT /api/v1/flags/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+		"GET /\x01\x02\x7f HTTP/1.1\r\n\r\n",
+		"POST /api/v1/import HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	};
+	for (size_t i = 0; i < sizeof attacks / sizeof *attacks; i++) {
+		int fd = raw_connect(F.c.port);
+		cr_assert_geq(fd, 0);
+		ssize_t w = write(fd, attacks[i], strlen(attacks[i]));
+		(void)w;
+		close(fd);
+	}
+	/* A 1 MiB header line. */
+	int fd = raw_connect(F.c.port);
+	cr_assert_geq(fd, 0);
+	char *big = malloc(1 << 20);
+	memset(big, 'a', 1 << 20);
+	ssize_t w = write(fd, "GET /api/v1/flags HTTP/1.1\r\nX-A: ", 33);
+	w = write(fd, big, 1 << 20);
+	(void)w;
+	free(big);
+	close(fd);
+	/* A token as long as a header can be, a header with a NUL-like byte. */
+	char longtok[8192];
+	memset(longtok, 'x', sizeof longtok - 1);
+	longtok[sizeof longtok - 1] = 0;
+	cr_expect_eq(call("GET", "/api/v1/flags", longtok, NULL, NULL), 401);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
+	cr_expect_eq(create_flag("after", "{\"defaultValue\":true}"), 201);
+}
