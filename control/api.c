@@ -466,6 +466,8 @@ enum MHD_Result cs_api(cs_req *r)
 		return post ? cs_bust(r) : method_not_allowed(r);
 	if (!strcmp(r->url, "/api/v1/audit"))
 		return get ? cs_audit(r) : method_not_allowed(r);
+	if (!strcmp(r->url, "/api/v1/instances"))
+		return get ? cs_instances_list(r) : method_not_allowed(r);
 	if (!strcmp(r->url, "/api/v1/tokens"))
 		return cs_tokens(r, NULL);
 	if ((name = tail(r->url, "/api/v1/tokens")))

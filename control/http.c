@@ -94,6 +94,19 @@ enum MHD_Result cs_etcd_error(cs_req *r, int rc, const char *msg)
 	return cs_error(r, 503, "etcd_unavailable", NULL, "%s", msg);
 }
 
+void cs_log(const char *fmt, ...)
+{
+	char t[32], msg[512], clean[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fs_text_escape(clean, sizeof clean, msg, strlen(msg), FS_TEXT_PLAIN);
+	cs_now(t);
+	fprintf(stderr, "%s flagshm-control: %s\n", t, clean);
+}
+
 static void log_line(cs_req *r)
 {
 	char path[256], actor[200], t[32];

@@ -180,15 +180,18 @@ int main(int argc, char **argv)
 		cs_model_stop(&s.model);
 		return 1;
 	}
-	fprintf(stderr, "flagshm-control: serving %s://127.0.0.1:%u from etcd %s prefix %s\n",
-		s.opt.tls_cert ? "https" : "http", s.port, s.opt.etcd, s.model.prefix);
+	char url[128], host[64];
+	snprintf(host, sizeof host, "%.*s", (int)strcspn(s.opt.listen, ":"), s.opt.listen);
+	snprintf(url, sizeof url, "%s://%s:%u", s.opt.tls_cert ? "https" : "http", host, s.port);
+	fprintf(stderr, "flagshm-control: serving %s from etcd %s prefix %s\n", url, s.opt.etcd,
+		s.model.prefix);
+	if (cs_instances_start(&s, url, err, sizeof err) < 0)
+		fprintf(stderr, "flagshm-control: %s\n", err);
 	if (ready) {
-		char tmp[4096], url[128];
+		char tmp[4096];
 		snprintf(tmp, sizeof tmp, "%s.tmp", ready);
-		snprintf(url, sizeof url, "%s://127.0.0.1:%u\n", s.opt.tls_cert ? "https" : "http",
-			 s.port);
 		FILE *f = fopen(tmp, "w");
-		if (!f || fputs(url, f) < 0 || fclose(f) != 0 || rename(tmp, ready) != 0)
+		if (!f || fprintf(f, "%s\n", url) < 0 || fclose(f) != 0 || rename(tmp, ready) != 0)
 			fprintf(stderr, "flagshm-control: --ready-file %s: %s\n", ready,
 				strerror(errno));
 	}
@@ -201,6 +204,7 @@ int main(int argc, char **argv)
 	pthread_cond_broadcast(&s.model.cv);
 	pthread_mutex_unlock(&s.model.mu);
 	cs_http_stop(&s);
+	cs_instances_stop(&s);
 	cs_model_stop(&s.model);
 	cs_etcd_thread_done();
 	cs_etcd_free(&s.etcd);

@@ -97,6 +97,9 @@ cs_doc *cs_model_doc_locked(cs_model *m);
 json_t *cs_model_doc_with(cs_model *m, const char *key, json_t *flag, const char *name,
 			  json_t *seg);
 
+/* One line on stderr: "TIME flagshm-control: MESSAGE" (http.c). */
+void cs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The key of PREFIX + WHAT ("flags/" + KEY): malloc'd. */
 char *cs_key(const cs_model *m, const char *what, const char *name);
 

@@ -48,6 +48,13 @@ typedef struct cs_server {
 	struct MHD_Daemon *d;
 	unsigned port;
 	_Atomic unsigned conns;	/* open HTTP connections */
+	/* instances.c: this instance's registration on a lease */
+	char instance_id[128];
+	json_t *instance;
+	int64_t lease_id;
+	pthread_t inst_thread;
+	volatile bool inst_stop;
+	bool inst_started;
 	_Atomic uint64_t req_seq;
 } cs_server;
 
@@ -122,6 +129,10 @@ enum MHD_Result cs_import(cs_req *r);
 enum MHD_Result cs_bust(cs_req *r);
 enum MHD_Result cs_audit(cs_req *r);
 enum MHD_Result cs_tokens(cs_req *r, const char *name);
+/* instances.c: register this instance (URL) on a lease; list; revoke. */
+int cs_instances_start(cs_server *s, const char *url, char *err, size_t errlen);
+void cs_instances_stop(cs_server *s);
+enum MHD_Result cs_instances_list(cs_req *r);
 
 /* change.c: one etcd transaction with its audit record. */
 typedef struct cs_change {

@@ -785,6 +785,11 @@ Test(control, keepalive_comments_bad_last_event_id_and_audit_after_compaction)
 	cr_expect_eq(call("GET", "/api/v2/flags", F.c.admin, NULL, NULL), 404);
 	cr_expect_eq(call("POST", "/api/v1/flags", F.c.admin, "{}", REASON, NULL), 405);
 	cr_expect_eq(call("GET", "/healthz", NULL, NULL, NULL), 200);
+	/* The instance is registered on a lease. */
+	cr_expect_eq(call("GET", "/api/v1/instances", F.c.admin, NULL, NULL), 200);
+	char want[96];
+	snprintf(want, sizeof want, "\"url\":\"%s\"", F.c.url);
+	cr_expect(strstr(F.body, want), "%s not in %s", want, F.body);
 }
 
 Test(control, import_replaces_the_document_and_respects_max_txn_ops)
