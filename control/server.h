@@ -113,8 +113,11 @@ typedef struct cs_cur {
 	int64_t mod;	  /* its mod_revision (0: absent) */
 	int64_t meta_rev; /* meta/rev's mod_revision at the same revision */
 } cs_cur;
-/* Read KEY and meta/rev in one txn; wait for the model to reach meta/rev. */
-int cs_read_key(cs_req *r, const char *key, cs_cur *cur, enum MHD_Result *ret);
+/* Read KEY and meta/rev in one txn; with WAIT, wait for the model to reach
+ * meta/rev (a write validates against the model). */
+int cs_read_key(cs_req *r, const char *key, cs_cur *cur, bool wait, enum MHD_Result *ret);
+/* True when the If-None-Match list H holds ETAG (weak tags and * match). */
+bool cs_etag_listed(const char *h, const char *etag);
 int cs_need_reason(cs_req *r, enum MHD_Result *ret);
 int cs_check_name(cs_req *r, const char *what, const char *name, enum MHD_Result *ret);
 /* The body as JSON, or NULL with a 400 naming line and column. */

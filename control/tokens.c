@@ -80,7 +80,7 @@ static enum MHD_Result token_create(cs_req *r)
 		int64_t rev;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			break;
 		if (cur.value) {
 			json_decref(cur.value);
@@ -144,7 +144,7 @@ static enum MHD_Result token_revoke(cs_req *r, const char *name)
 		int64_t rev;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			break;
 		if (!cur.value) {
 			ret = cs_error(r, 404, "not_found", NULL, "no token named '%s'", name);

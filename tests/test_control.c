@@ -189,6 +189,7 @@ Test(control, every_status_of_a_flag_write)
 	cr_expect(json_is_string(json_object_get(j, "createdAt")));
 	cr_expect(json_is_string(json_object_get(j, "updatedAt")));
 	json_decref(j);
+	cr_expect_eq(call("GET", "/api/v1/flags/f1", A, NULL, "If-None-Match: \"2\"", NULL), 304);
 	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"1\"", NULL),
 		     412);
 	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"2\"", NULL),
