@@ -177,13 +177,16 @@ static enum MHD_Result route(cs_req *r)
 	if (path_is(r->url, "/healthz")) {
 		bool up;
 		pthread_mutex_lock(&r->s->model.mu);
-		up = r->s->model.up;
+		up = r->s->model.up && r->s->model.loaded;
 		pthread_mutex_unlock(&r->s->model.mu);
 		return cs_reply(r, up ? 200 : 503, json_pack("{s:s}", "etcd", up ? "up" : "down"),
 				NULL);
 	}
 	if (strncmp(r->url, "/api/v1/", 8))
 		return cs_error(r, 404, "not_found", NULL, "no such endpoint");
+	if (!r->s->model.loaded)
+		return cs_error(r, 503, "starting", NULL,
+				"this instance has not read etcd yet (unreachable, or starting)");
 	a = cs_auth(r);
 	if (a)
 		return cs_error(r, 401, "unauthorized", NULL,

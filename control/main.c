@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	const char *ready = NULL;
 	char err[512];
 	unsigned long long n;
-	int o;
+	int o, rc = 0;
 	sigset_t sigs;
 
 	s.opt = (cs_options){.listen = "127.0.0.1:8080", .etcd = "http://127.0.0.1:2379",
@@ -158,27 +158,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flagshm-control: %s\n", err);
 		return 2;
 	}
-	for (int tries = 0;; tries++) {
-		struct timespec z = {0, 0};
-		if (cs_model_start(&s.model, s.etcd, s.opt.prefix, err, sizeof err) == 0)
-			break;
-		cs_model_stop(&s.model);
+	/* Listen at once, answering 503 until etcd has been read, so that
+	 * clients see "not yet" rather than a refused connection. */
+	cs_model_init(&s.model, s.etcd, s.opt.prefix);
+	if (cs_http_start(&s, err, sizeof err) < 0) {
+		fprintf(stderr, "flagshm-control: %s\n", err);
+		rc = 1;
+		goto stop;
+	}
+	for (int tries = 0; cs_model_load(&s.model, err, sizeof err) != 0; tries++) {
 		if (tries % 10 == 0)
-			fprintf(stderr, "flagshm-control: cannot load from etcd (%s); retrying\n", err);
-		if (sigtimedwait(&sigs, NULL, &(struct timespec){1, 0}) > 0 ||
-		    sigtimedwait(&sigs, NULL, &z) > 0)
-			return 1;
+			cs_log("cannot load from etcd (%s); retrying every second", err);
+		if (sigtimedwait(&sigs, NULL, &(struct timespec){1, 0}) > 0)
+			goto stop;
 	}
 	if (s.opt.bootstrap_token_file &&
 	    cs_bootstrap(&s, s.opt.bootstrap_token_file, err, sizeof err) < 0) {
 		fprintf(stderr, "flagshm-control: %s\n", err);
-		cs_model_stop(&s.model);
-		return 1;
-	}
-	if (cs_http_start(&s, err, sizeof err) < 0) {
-		fprintf(stderr, "flagshm-control: %s\n", err);
-		cs_model_stop(&s.model);
-		return 1;
+		rc = 1;
+		goto stop;
 	}
 	char url[128], host[64];
 	snprintf(host, sizeof host, "%.*s", (int)strcspn(s.opt.listen, ":"), s.opt.listen);
@@ -197,6 +195,7 @@ int main(int argc, char **argv)
 	}
 	while (sigwaitinfo(&sigs, NULL) < 0 && errno == EINTR)
 		;
+stop:
 	fprintf(stderr, "flagshm-control: stopping\n");
 	/* Streams end when the model stops; then the HTTP threads can join. */
 	s.model.stop = true;
@@ -209,5 +208,5 @@ int main(int argc, char **argv)
 	cs_etcd_thread_done();
 	cs_etcd_free(&s.etcd);
 	curl_global_cleanup();
-	return 0;
+	return rc;
 }

@@ -470,10 +470,9 @@ static void *watcher(void *arg)
 	return NULL;
 }
 
-int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_t errlen)
+void cs_model_init(cs_model *m, cs_etcd *e, const char *prefix)
 {
 	size_t l = strlen(prefix);
-	int rc;
 
 	memset(m, 0, sizeof *m);
 	m->etcd = e;
@@ -484,7 +483,12 @@ int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_
 	m->flags = json_object();
 	m->segments = json_object();
 	m->tokens = json_object();
-	rc = load_all(m, err, errlen);
+}
+
+int cs_model_load(cs_model *m, char *err, size_t errlen)
+{
+	int rc = load_all(m, err, errlen);
+
 	if (rc)
 		return rc;
 	m->ring_floor = m->seen_rev;
@@ -494,6 +498,7 @@ int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_
 		return CS_ENOMEM;
 	}
 	m->started = true;
+	m->loaded = true;
 	return 0;
 }
 

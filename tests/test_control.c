@@ -938,3 +938,36 @@ Test(control, hostile_bytes_on_the_port_leave_it_serving)
 	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
 	cr_expect_eq(create_flag("after", "{\"defaultValue\":true}"), 201);
 }
+
+Test(control, started_before_etcd_it_answers_503_then_serves)
+{
+	tc_control_stop(&F.c, false);
+	tc_etcd_kill(&F.e, 0);
+	/* No ready file until etcd is read: start it by hand and poll the port. */
+	tc_control b = {0};
+	unsigned port = tc_free_port();
+	char listen[32], url[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
+	const char *argv[] = {"--listen", listen, "--etcd", F.e.urls, NULL};
+	char log[160];
+	snprintf(log, sizeof log, "%s/control-b.log", F.dir);
+	b.pid = wp_spawn_prog(tc_control_path(), argv, log, NULL);
+	cr_assert_gt(b.pid, 0);
+	int st = 0;
+	for (int64_t end = wp_mono_ms() + 20000; wp_mono_ms() < end && st != 503;) {
+		st = call_at(url, "GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+		if (st != 503)
+			wp_sleep_ms(50);
+	}
+	cr_expect_eq(st, 503, "before etcd: %d %s", st, F.body);
+	cr_expect(strstr(F.hdrs, "Retry-After:"), "%s", F.hdrs);
+	cr_assert_eq(tc_etcd_restart(&F.e, 0), 0);
+	for (int64_t end = wp_mono_ms() + 30000; wp_mono_ms() < end && st != 200;) {
+		st = call_at(url, "GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+		if (st != 200)
+			wp_sleep_ms(100);
+	}
+	cr_expect_eq(st, 200, "after etcd came back: %d %s", st, F.body);
+	cr_expect_eq(tc_control_stop(&b, false), 0);
+}
