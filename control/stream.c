@@ -93,8 +93,8 @@ typedef struct sse {
 	cs_server *s;
 	uint64_t pos;	/* the next ring event to send */
 	bool need_put;
-	char *out;	/* bytes of the current event not yet sent */
-	size_t out_len, out_off;
+	cs_blob *cur;	/* the event being sent (a reference) ... */
+	size_t off;	/* ... from this byte */
 	int64_t last_send_us;
 } sse;
 
@@ -105,69 +105,49 @@ static int64_t mono_us(void)
 	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/* The `put` of the model's state (id: the revision the model is at) and
- * the ring position after it. Holds m->mu. */
-static void take_put(cs_model *m, sse *x)
-{
-	cs_doc *d = cs_model_doc_locked(m);
-
-	free(x->out);
-	x->out = NULL;
-	if (d && d->json &&
-	    asprintf(&x->out, "event: put\nid: %lld\ndata: %s\n\n", (long long)m->seen_rev,
-		     d->json) < 0)
-		x->out = NULL;
-	x->out_len = x->out ? strlen(x->out) : 0;
-	x->out_off = 0;
-	x->pos = m->ring_n;
-	x->need_put = false;
-	cs_doc_unref(&d);
-}
-
 static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
 {
 	sse *x = cls;
 	cs_model *m = &x->s->model;
 	int64_t keep_us = (int64_t)x->s->opt.keepalive * 1000000;
+	size_t n;
 
 	(void)off;
-	pthread_mutex_lock(&m->mu);
-	while (x->out_off >= x->out_len) {
-		struct timespec t;
-		if (m->stop) {
-			pthread_mutex_unlock(&m->mu);
-			return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!x->cur || x->off >= x->cur->len) {
+		pthread_mutex_lock(&m->mu);
+		cs_blob_unref(&x->cur);
+		while (!x->cur) {
+			struct timespec t;
+			if (m->stop) {
+				pthread_mutex_unlock(&m->mu);
+				return MHD_CONTENT_READER_END_OF_STREAM;
+			}
+			if (x->need_put || x->pos < m->ring_first) {
+				/* New, or fallen too far behind: the whole document at
+				 * the model's revision, and the events after it. */
+				x->cur = cs_model_put_locked(m, m->seen_rev);
+				x->pos = m->ring_n;
+				x->need_put = false;
+				if (!x->cur) {
+					pthread_mutex_unlock(&m->mu);
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+				}
+			} else if (x->pos < m->ring_n) {
+				x->cur = cs_blob_ref(m->ring[x->pos++ % CS_RING].blob);
+			} else if (mono_us() - x->last_send_us >= keep_us) {
+				x->cur = cs_blob_cat(": keep-alive\n\n", NULL, NULL);
+			} else {
+				clock_gettime(CLOCK_REALTIME, &t);
+				t.tv_sec += 1;
+				pthread_cond_timedwait(&m->cv, &m->mu, &t);
+			}
 		}
-		if (x->need_put || x->pos < m->ring_first) {
-			take_put(m, x); /* new or fallen too far behind */
-			continue;
-		}
-		if (x->pos < m->ring_n) {
-			cs_event *e = &m->ring[x->pos % CS_RING];
-			free(x->out);
-			x->out = malloc(e->len);
-			if (x->out)
-				memcpy(x->out, e->text, e->len);
-			x->out_len = x->out ? e->len : 0;
-			x->out_off = 0;
-			x->pos++;
-			continue;
-		}
-		if (mono_us() - x->last_send_us >= keep_us) {
-			free(x->out);
-			x->out = strdup(": keep-alive\n\n");
-			x->out_len = x->out ? strlen(x->out) : 0;
-			x->out_off = 0;
-			continue;
-		}
-		clock_gettime(CLOCK_REALTIME, &t);
-		t.tv_sec += 1;
-		pthread_cond_timedwait(&m->cv, &m->mu, &t);
+		pthread_mutex_unlock(&m->mu);
+		x->off = 0;
 	}
-	pthread_mutex_unlock(&m->mu);
-	size_t n = x->out_len - x->out_off < max ? x->out_len - x->out_off : max;
-	memcpy(buf, x->out + x->out_off, n);
-	x->out_off += n;
+	n = x->cur->len - x->off < max ? x->cur->len - x->off : max;
+	memcpy(buf, x->cur->text + x->off, n);
+	x->off += n;
 	x->last_send_us = mono_us();
 	return (ssize_t)n;
 }
@@ -176,7 +156,7 @@ static void sse_free(void *cls)
 {
 	sse *x = cls;
 
-	free(x->out);
+	cs_blob_unref(&x->cur);
 	free(x);
 }
 
