@@ -971,3 +971,62 @@ Test(control, started_before_etcd_it_answers_503_then_serves)
 	cr_expect_eq(st, 200, "after etcd came back: %d %s", st, F.body);
 	cr_expect_eq(tc_control_stop(&b, false), 0);
 }
+
+/* The 422 messages are flagshm-writer --check's, on the same document. */
+Test(control, invalid_writes_get_the_messages_of_writer_check)
+{
+	const char *A = F.c.admin;
+
+	cr_assert_eq(create_flag("a", "{\"defaultValue\":true}"), 201);
+	cr_assert_eq(create_flag("b", "{\"defaultValue\":true,\"prerequisites\":[{\"key\":\"a\","
+				      "\"value\":true}]}"), 201);
+	/* A cycle: a -> b -> a. */
+	cr_expect_eq(call("PUT", "/api/v1/flags/a", A,
+			  "{\"defaultValue\":true,\"prerequisites\":[{\"key\":\"b\",\"value\":true}]}",
+			  REASON, "If-Match: \"1\"", NULL), 422);
+	cr_expect(strstr(F.body, "prerequisite cycle"), "%s", F.body);
+	/* A cost over the limit: 200 rules of 3 conditions each. */
+	size_t cap = 200 * 200 + 256, l;
+	char *big = malloc(cap);
+	l = (size_t)snprintf(big, cap, "{\"defaultValue\":true,\"targeting\":[");
+	for (int i = 0; i < 200; i++)
+		l += (size_t)snprintf(big + l, cap - l,
+				      "%s{\"id\":\"r%d\",\"variation\":false,\"conditions\":["
+				      "{\"attribute\":\"a\",\"operator\":\"equals\",\"value\":\"x\"},"
+				      "{\"attribute\":\"b\",\"operator\":\"equals\",\"value\":\"x\"},"
+				      "{\"attribute\":\"c\",\"operator\":\"equals\",\"value\":\"x\"}]}",
+				      i ? "," : "", i);
+	snprintf(big + l, cap - l, "]}");
+	cr_expect_eq(create_flag("costly", big), 422);
+	cr_expect(strstr(F.body, "exceeds the limit eval-cost"), "%s", F.body);
+	free(big);
+	/* The same document through flagshm-writer --check: the same messages
+	 * but for the label. */
+	cr_assert_eq(call("PUT", "/api/v1/flags/b", A,
+			  "{\"defaultValue\":true,\"rolloutPercentage\":101,\"prerequisites\":[{\"key\":"
+			  "\"a\",\"value\":true}]}", REASON, "If-Match: \"1\"", NULL), 422);
+	json_t *j = body_json();
+	const char *msg = json_string_value(json_array_get(
+		json_object_get(json_object_get(j, "error"), "details"), 0));
+	cr_assert_not_null(msg, "%s", F.body);
+	char *doc = NULL;
+	cr_assert_eq(call("GET", "/api/v1/flags", A, NULL, NULL), 200);
+	json_t *d = json_loads(F.body, 0, NULL);
+	json_t *fb = json_array_get(json_object_get(d, "flags"), 1);
+	json_object_set_new(fb, "rolloutPercentage", json_integer(101));
+	doc = json_dumps(d, 0);
+	json_decref(d);
+	char file[200], out[200];
+	snprintf(file, sizeof file, "%s/document", F.dir);
+	snprintf(out, sizeof out, "%s/check.out", F.dir);
+	cr_assert_eq(wp_write_file(file, doc, strlen(doc)), 0);
+	free(doc);
+	const char *argv[] = {"--check", file, NULL};
+	pid_t p = wp_spawn(argv, out, NULL);
+	cr_expect_eq(wp_wait_exit(p, 30000), 1);
+	char *o = wp_read_file(out, NULL);
+	const char *path = strchr(msg, ' '); /* after "document:" */
+	cr_expect(o && path && strstr(o, path + 1), "--check said:\n%s\nthe API said: %s", o, msg);
+	free(o);
+	json_decref(j);
+}
