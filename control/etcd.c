@@ -20,7 +20,8 @@
 struct cs_etcd {
 	char *url[CS_MEMBERS_MAX];
 	int n;
-	_Atomic int cur; /* the member that answered last; any order is fine */
+	_Atomic int cur; /* the member that answered last: a hint read and
+			    written alone (seq_cst), pairs with nothing */
 	char *user, *password;
 	pthread_mutex_t mu; /* guards token */
 	char token[512]; /* etcd auth token, "" without auth */
@@ -275,7 +276,10 @@ int cs_etcd_call(cs_etcd *e, const char *path, json_t *req, json_t **resp, char 
 		buf out = {0};
 		long st;
 
-		if (e->user && !e->token[0] && authenticate(e, i) < 0)
+		pthread_mutex_lock(&e->mu);
+		bool need_auth = e->user && !e->token[0];
+		pthread_mutex_unlock(&e->mu);
+		if (need_auth && authenticate(e, i) < 0)
 			continue;
 		st = post(e, i, path, body, &out, 10000);
 		if (st != 200 && e->user && out.p && strstr(out.p, "token")) {

@@ -33,7 +33,8 @@
 
 /* The document as served at one revision, built once (refcounted). */
 typedef struct cs_doc {
-	_Atomic int refs;
+	_Atomic int refs; /* seq_cst ++/--: the last -- (reaching 0) frees; every
+			     holder's reads happen before its own -- */
 	int64_t rev;
 	json_t *doc; /* read-only once built */
 	char *json;
@@ -50,7 +51,7 @@ const uint8_t *cs_doc_pb(cs_doc *d, size_t *len);
 
 /* Bytes shared by every stream that sends them (an event, a put). */
 typedef struct cs_blob {
-	_Atomic int refs;
+	_Atomic int refs; /* as cs_doc's */
 	size_t len;
 	char text[];
 } cs_blob;
@@ -90,7 +91,10 @@ typedef struct cs_model {
 	volatile bool stop;
 	pthread_t watcher;
 	bool started;
-	_Atomic bool loaded; /* the first load is done: the model can answer */
+	_Atomic bool loaded; /* the first load is done: the model can answer.
+				Stored (seq_cst) after the load filled the model
+				under mu; a reader that sees true takes mu
+				before reading it, so this only gates */
 	char last_error[256];
 } cs_model;
 

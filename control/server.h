@@ -47,7 +47,8 @@ typedef struct cs_server {
 	wc_limits lim;
 	struct MHD_Daemon *d;
 	unsigned port;
-	_Atomic unsigned conns;	/* open HTTP connections */
+	_Atomic unsigned conns;	/* open HTTP connections: a counter (seq_cst ++/--),
+				   pairs with nothing */
 	/* instances.c: this instance's registration on a lease */
 	char instance_id[128];
 	json_t *instance;
@@ -55,7 +56,7 @@ typedef struct cs_server {
 	pthread_t inst_thread;
 	volatile bool inst_stop;
 	bool inst_started;
-	_Atomic uint64_t req_seq;
+	_Atomic uint64_t req_seq; /* request ids: a counter, pairs with nothing */
 } cs_server;
 
 typedef struct cs_req {
