@@ -328,6 +328,10 @@ int cs_http_start(cs_server *s, char *err, size_t errlen)
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections + 64,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->opt.client_timeout,
+				/* A thread per connection: 2 MiB of stack each (a JSON
+				 * body nests up to jansson's 2048 levels), not the
+				 * default 8 MiB, for thousands of streams. */
+				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20),
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				MHD_OPTION_ARRAY, tls,

@@ -934,6 +934,18 @@ Test(control, hostile_bytes_on_the_port_leave_it_serving)
 	memset(longtok, 'x', sizeof longtok - 1);
 	longtok[sizeof longtok - 1] = 0;
 	cr_expect_eq(call("GET", "/api/v1/flags", longtok, NULL, NULL), 401);
+	/* Deep nesting: refused before it is stored. */
+	size_t dn = 1500, bl = 64 + 2 * dn;
+	char *deep = malloc(bl);
+	size_t o = (size_t)snprintf(deep, bl, "{\"offValue\":[],\"defaultValue\":");
+	for (size_t i = 0; i < dn; i++)
+		deep[o++] = '[';
+	for (size_t i = 0; i < dn; i++)
+		deep[o++] = ']';
+	deep[o++] = '}';
+	deep[o] = 0;
+	cr_expect_eq(create_flag("deep", deep), 422, "%s", F.body);
+	free(deep);
 	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
 	cr_expect_eq(create_flag("after", "{\"defaultValue\":true}"), 201);
 }
