@@ -86,7 +86,7 @@ enum MHD_Result cs_error(cs_req *r, int status, const char *code, json_t *detail
 enum MHD_Result cs_etcd_error(cs_req *r, int rc, const char *msg)
 {
 	if (rc == CS_EETCD && (strstr(msg, "too many operations") || strstr(msg, "too large")))
-		return cs_error(r, 413, "import_too_large", NULL,
+		return cs_error(r, 413, "too_large", NULL,
 				"%s: the change is larger than etcd accepts in one transaction "
 				"(etcd --max-txn-ops, --max-request-bytes)", msg);
 	if (rc == CS_EETCD || rc == CS_ECOMPACTED)
