@@ -168,7 +168,7 @@ bool cs_model_wait(cs_model *m, int64_t rev, int timeout_ms)
 
 /* A record's value: the served flag (its object with the server-set
  * fields) or segment; NULL when unreadable. */
-static json_t *served(const char *value, size_t len, bool is_flag)
+json_t *cs_served(const char *value, size_t len, bool is_flag)
 {
 	json_t *rec = json_loadb(value, len, 0, NULL);
 	json_t *obj = json_object_get(rec, "object");
@@ -205,7 +205,7 @@ static enum change apply_kv(cs_model *m, const char *key, const char *value, siz
 		bool is_flag = rel[0] == 'f';
 		const char *name = rel + (is_flag ? 6 : 9);
 		json_t *into = is_flag ? m->flags : m->segments;
-		json_t *obj = value ? served(value, vlen, is_flag) : NULL;
+		json_t *obj = value ? cs_served(value, vlen, is_flag) : NULL;
 		if (obj)
 			json_object_set_new(into, name, obj);
 		else
@@ -284,7 +284,7 @@ static void ring_push(cs_model *m, int64_t rev, cs_blob *b)
 	m->ring_n++;
 }
 
-static cs_blob *event_blob(const char *name, int64_t rev, json_t *data)
+cs_blob *cs_event_blob(const char *name, int64_t rev, json_t *data)
 {
 	char *d = json_dumps(data, JSON_COMPACT), head[160];
 	cs_blob *b;
@@ -332,18 +332,18 @@ static void push_delta(cs_model *m, int64_t rev, enum change ch, const char *nam
 	if (ch == CH_FLAG) {
 		json_t *f = json_object_get(m->flags, name);
 		if (f) {
-			ring_push(m, rev, event_blob("flag-updated", rev, f));
+			ring_push(m, rev, cs_event_blob("flag-updated", rev, f));
 			return;
 		}
 		data = json_pack("{s:s}", "key", name);
-		ring_push(m, rev, event_blob("flag-deleted", rev, data));
+		ring_push(m, rev, cs_event_blob("flag-deleted", rev, data));
 	} else {
 		json_t *s = json_object_get(m->segments, name);
 		if (s)
 			data = json_pack("{s:s,s:O}", "name", name, "segment", s);
 		else
 			data = json_pack("{s:s}", "name", name);
-		ring_push(m, rev, event_blob(s ? "segment-updated" : "segment-deleted", rev, data));
+		ring_push(m, rev, cs_event_blob(s ? "segment-updated" : "segment-deleted", rev, data));
 	}
 	json_decref(data);
 }
@@ -484,8 +484,8 @@ static void *watcher(void *arg)
 		pthread_mutex_lock(&m->mu);
 		start = m->seen_rev + 1;
 		pthread_mutex_unlock(&m->mu);
-		int rc = cs_etcd_watch(m->etcd, from, to, start, on_watch, m, &m->stop, &compacted,
-				       err, sizeof err);
+		int rc = cs_etcd_watch(m->etcd, from, to, start, on_watch, m, &m->stop, 0,
+				       &compacted, err, sizeof err);
 		if (m->stop)
 			break;
 		pthread_mutex_lock(&m->mu);

@@ -122,6 +122,12 @@ cs_blob *cs_model_put_locked(cs_model *m, int64_t rev);
 json_t *cs_model_doc_with(cs_model *m, const char *key, json_t *flag, const char *name,
 			  json_t *seg);
 
+/* A stored flag or segment record (VALUE, LEN bytes) as served: its
+ * object, a flag with its version and times. NULL when unreadable. */
+json_t *cs_served(const char *value, size_t len, bool is_flag);
+/* The SSE event NAME with id REV and DATA (JSON) as a new blob. */
+cs_blob *cs_event_blob(const char *name, int64_t rev, json_t *data);
+
 /* One line on stderr: "TIME flagshm-control: MESSAGE" (http.c). */
 void cs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

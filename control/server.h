@@ -138,6 +138,11 @@ int cs_instances_start(cs_server *s, const char *url, char *err, size_t errlen);
 void cs_instances_stop(cs_server *s);
 enum MHD_Result cs_instances_list(cs_req *r);
 
+/* replay.c: the SSE events of the revisions (LAST, UPTO] from etcd's
+ * history (*out: N references, malloc'd array). 0, or -1 when a `put` must
+ * be sent instead (compacted, a bulk change, etcd trouble). */
+int cs_replay(cs_server *s, int64_t last, int64_t upto, cs_blob ***out, size_t *n);
+
 /* change.c: one etcd transaction with its audit record. */
 typedef struct cs_change {
 	const char *kind;    /* "flag", "segment", "token", "import" */

@@ -119,6 +119,8 @@ typedef struct sse {
 	cs_server *s;
 	uint64_t pos;	/* the next ring event to send */
 	bool need_put;
+	cs_blob **pre;	/* events from etcd's history, sent before the ring's */
+	size_t npre, ipre;
 	cs_blob *cur;	/* the event being sent (a reference) ... */
 	size_t off;	/* ... from this byte */
 	int64_t last_send_us;
@@ -129,6 +131,15 @@ static int64_t mono_us(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+static void drop_pre(sse *x)
+{
+	for (size_t i = x->ipre; i < x->npre; i++)
+		cs_blob_unref(&x->pre[i]);
+	free(x->pre);
+	x->pre = NULL;
+	x->npre = x->ipre = 0;
 }
 
 static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
@@ -154,10 +165,14 @@ static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
 				x->cur = cs_model_put_locked(m, m->seen_rev);
 				x->pos = m->ring_n;
 				x->need_put = false;
+				drop_pre(x); /* older than the put */
 				if (!x->cur) {
 					pthread_mutex_unlock(&m->mu);
 					return MHD_CONTENT_READER_END_WITH_ERROR;
 				}
+			} else if (x->ipre < x->npre) {
+				x->cur = x->pre[x->ipre];
+				x->pre[x->ipre++] = NULL;
 			} else if (x->pos < m->ring_n) {
 				x->cur = cs_blob_ref(m->ring[x->pos++ % CS_RING].blob);
 			} else if (mono_us() - x->last_send_us >= keep_us) {
@@ -183,7 +198,33 @@ static void sse_free(void *cls)
 	sse *x = cls;
 
 	cs_blob_unref(&x->cur);
+	drop_pre(x);
 	free(x);
+}
+
+/* LAST is older than the ring's FLOOR: the events after LAST up to the
+ * last change at or before FLOOR, from etcd's history, go first (x->pre).
+ * Returns the revision the ring must continue after, or -1 for a put. */
+static int64_t resume_from_history(cs_req *r, sse *x, int64_t last, int64_t floor)
+{
+	char *k = cs_key(&r->s->model, "meta/rev", NULL), err[256], rv[32];
+	json_t *resp = NULL, *req = json_pack("{s:o}", "key", cs_b64s(k));
+	int64_t upto;
+	int rc;
+
+	free(k);
+	snprintf(rv, sizeof rv, "%lld", (long long)floor);
+	json_object_set_new(req, "revision", json_string(rv));
+	rc = cs_etcd_call(r->s->etcd, "/v3/kv/range", req, &resp, err, sizeof err);
+	upto = rc ? -1 : cs_jint(json_array_get(cs_kvs(resp), 0), "mod_revision");
+	json_decref(resp);
+	if (upto < 0)
+		return -1;
+	if (upto <= last)
+		return floor; /* nothing of ours in between */
+	if (cs_replay(r->s, last, upto, &x->pre, &x->npre) < 0)
+		return -1;
+	return floor;
 }
 
 /* True when etcd still has revision REV + 1 (not compacted). */
@@ -228,6 +269,11 @@ enum MHD_Result cs_serve_stream(cs_req *r)
 	x->s = r->s;
 	x->last_send_us = mono_us();
 	pthread_mutex_lock(&m->mu);
+	int64_t floor = m->ring_floor, seen = m->seen_rev;
+	pthread_mutex_unlock(&m->mu);
+	if (last >= 0 && last < floor && last <= seen)
+		last = resume_from_history(r, x, last, floor);
+	pthread_mutex_lock(&m->mu);
 	if (last >= 0 && last >= m->ring_floor && last <= m->seen_rev) {
 		uint64_t p = m->ring_n;
 		while (p > m->ring_first && m->ring[(p - 1) % CS_RING].rev > last)
@@ -235,6 +281,7 @@ enum MHD_Result cs_serve_stream(cs_req *r)
 		x->pos = p;
 	} else {
 		x->need_put = true;
+		drop_pre(x); /* a put replaces them all */
 	}
 	pthread_mutex_unlock(&m->mu);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sse_read, x,

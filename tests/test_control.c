@@ -759,7 +759,7 @@ Test(control, keepalive_comments_bad_last_event_id_and_audit_after_compaction)
 	cr_expect(strstr(s, ": keep-alive\n\n"), "no keep-alive comment: %s", s);
 	free(s);
 	/* Ids that are not ours get a put. */
-	const char *bad[] = {"abc", "-5", "99999999999", "1\r\nX: y", ""};
+	const char *bad[] = {"abc", "-5", "99999999999", "12abc", " ", "1e3"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		s = tc_sse(url, F.c.admin, bad[i], "}\n\n", 20000, &st);
 		cr_expect_eq(st, 200);
@@ -1040,4 +1040,38 @@ Test(control, invalid_writes_get_the_messages_of_writer_check)
 	cr_expect(o && path && strstr(o, path + 1), "--check said:\n%s\nthe API said: %s", o, msg);
 	free(o);
 	json_decref(j);
+}
+
+/* A writer that fails over to an instance started after its last event
+ * resumes from etcd's history (no put), unless etcd compacted it. */
+Test(control, resume_on_a_younger_instance_replays_etcd_history)
+{
+	char url[200], id[32];
+	int st;
+
+	cr_assert_eq(create_flag("f1", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, "}\n\n", 20000, &st);
+	long long first = event_id(s, "put");
+	cr_assert_gt(first, 0, "%s", s);
+	free(s);
+	cr_assert_eq(call("PUT", "/api/v1/flags/f1", F.c.admin, "{\"defaultValue\":false}", REASON,
+			  "If-Match: \"1\"", NULL), 200);
+	cr_assert_eq(call("PUT", "/api/v1/segments/sg", F.c.admin, "{\"included\":[\"u\"]}", REASON,
+			  "If-None-Match: *", NULL), 201);
+	free(mk_token("other", "viewer")); /* a change outside the document */
+	/* A new instance: its ring starts after all of that. */
+	cr_assert_eq(tc_control_stop(&F.c, false), 0);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, NULL), 0);
+	cr_assert_eq(create_flag("f2", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	snprintf(id, sizeof id, "%lld", first);
+	s = tc_sse(url, F.c.admin, id, "\"f2\"", 20000, &st);
+	cr_expect_eq(st, 200);
+	cr_expect_null(strstr(s, "event: put"), "a put instead of the history:\n%s", s);
+	long long a = event_id(s, "flag-updated"), b = event_id(s, "segment-updated");
+	cr_expect(a > first && b > a, "events out of order:\n%s", s);
+	const char *f2 = strstr(s, "\"f2\"");
+	cr_expect(f2 && f2 > strstr(s, "event: segment-updated"), "the ring's event first:\n%s", s);
+	free(s);
 }
