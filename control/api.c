@@ -365,6 +365,7 @@ static enum MHD_Result obj_put(cs_req *r, const kind_info *ki, const char *name)
 		json_decref(cur.value);
 		if (rc != 0 || r->answered)
 			goto out;
+		cs_race_pause(attempt);
 	}
 	ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 out:
@@ -431,6 +432,7 @@ static enum MHD_Result obj_delete(cs_req *r, const kind_info *ki, const char *na
 		json_decref(cur.value);
 		if (rc != 0 || r->answered)
 			goto out;
+		cs_race_pause(attempt);
 	}
 	ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 out:

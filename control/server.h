@@ -157,6 +157,9 @@ typedef struct cs_change {
 /* Run C; 1 when committed (*rev its revision), 0 when a compare failed,
  * or a CS_E* error. */
 int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen);
+/* After a commit lost a race (attempt ATTEMPT, from 0): up to
+ * 0.5 ms x (ATTEMPT + 1), random, so that racers fall out of step. */
+void cs_race_pause(int attempt);
 /* "2026-12-03T12:42:07.123Z" for now. */
 void cs_now(char out[32]);
 
