@@ -492,6 +492,8 @@ static void *watcher(void *arg)
 		if (m->up || strcmp(m->last_error, err))
 			cs_log("etcd watch ended (%s); resuming from revision %lld", err,
 			       (long long)m->seen_rev + 1);
+		if (m->up)
+			delay_ms = 100; /* it worked until now: retry soon */
 		m->up = false;
 		snprintf(m->last_error, sizeof m->last_error, "%s", err);
 		pthread_mutex_unlock(&m->mu);
@@ -509,8 +511,6 @@ static void *watcher(void *arg)
 		for (int i = 0; i < delay_ms / 50 && !m->stop; i++)
 			usleep(50000);
 		delay_ms = delay_ms < 1600 ? delay_ms * 2 : delay_ms;
-		if (rc == 0)
-			delay_ms = 100;
 	}
 	free(from);
 	free(to);
