@@ -95,6 +95,9 @@ int cs_token_new(char out[64]);
 /* Store the bootstrap token's hash once (the first start). */
 int cs_bootstrap(cs_server *s, const char *file, char *err, size_t errlen);
 
+/* http.c: parse --listen (IPv4 HOST:PORT) into *SA; 0 or -1 with ERR. */
+struct sockaddr_in;
+int cs_listen_parse(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen);
 /* http.c: listen on --listen (port 0: any; s->port says which). */
 int cs_http_start(cs_server *s, char *err, size_t errlen);
 void cs_http_stop(cs_server *s);

@@ -289,7 +289,7 @@ int tc_control_start(tc_control *c, const char *etcd_urls, unsigned port,
 	}
 	snprintf(tokfile, sizeof tokfile, "%s/bootstrap", c->dir);
 	int ln = snprintf(line, sizeof line, "%s\n", c->admin);
-	if (wp_write_file(tokfile, line, (size_t)ln))
+	if (wp_write_file(tokfile, line, (size_t)ln) || chmod(tokfile, 0600))
 		return -1;
 	snprintf(c->log, sizeof c->log, "%s/control.log", c->dir);
 	snprintf(c->ready, sizeof c->ready, "%s/ready", c->dir);
