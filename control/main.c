@@ -167,6 +167,8 @@ int main(int argc, char **argv)
 	/* Listen at once, answering 503 until etcd has been read, so that
 	 * clients see "not yet" rather than a refused connection. */
 	cs_model_init(&s.model, s.etcd, s.opt.prefix);
+	pthread_mutex_init(&s.rev_mu, NULL);
+	pthread_cond_init(&s.rev_cv, NULL);
 	if (cs_http_start(&s, err, sizeof err) < 0) {
 		fprintf(stderr, "flagshm-control: %s\n", err);
 		rc = 1;

@@ -49,6 +49,14 @@ typedef struct cs_server {
 	unsigned port;
 	_Atomic unsigned conns;	/* open HTTP connections: a counter (seq_cst ++/--),
 				   pairs with nothing */
+	/* stream.c: the shared reads of meta/rev (cs_current), under rev_mu */
+	pthread_mutex_t rev_mu;
+	pthread_cond_t rev_cv;
+	uint64_t rev_started, rev_done; /* reads begun, the last one finished */
+	bool rev_busy;
+	int rev_rc;
+	int64_t rev_meta, rev_head;
+	char rev_err[256];
 	/* instances.c: this instance's registration on a lease */
 	char instance_id[128];
 	json_t *instance;
