@@ -24,6 +24,7 @@ ALLOWED = {
     "writer/daemon": ["include", "shm", "semantics", "writer/compile", "writer/sync"],
     "tools/flagshm": ["include", "shm", "semantics", "reader:inspect.h"],
     "examples": ["include"],
+    "control": ["include", "shm", "semantics", "writer/compile", "writer/sync", "proto"],
 }
 # Folders that may use anything: they test or measure the parts.
 FREE = ("tests", "bench")
