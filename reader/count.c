@@ -86,6 +86,8 @@ static void tls_free(void *p)
 	count_tls *t = p;
 	if (count_tl == t)
 		count_tl = NULL;
+	for (unsigned i = 0; i < COUNT_TRAILS; i++)
+		free(t->tr[i]);
 	pthread_mutex_lock(&count_lock);
 	for (uint32_t i = 0; i < t->txt_cap; i++) {
 		count_txt *e = &t->txt[i];
@@ -632,8 +634,10 @@ void count_view_begin(flagshm_view *v)
 	if (!t || t->trails_used == (1u << COUNT_TRAILS) - 1)
 		return; /* nested deeper than COUNT_TRAILS: no trail */
 	unsigned i = (unsigned)__builtin_ctz(~t->trails_used);
+	if (!t->tr[i] && !(t->tr[i] = malloc(sizeof(count_trail))))
+		return;
 	t->trails_used |= 1u << i;
-	count_trail *tr = &t->tr[i];
+	count_trail *tr = t->tr[i];
 	tr->serial = ++t->serial;
 	tr->sn = v->snap;
 	tr->uid = v->snap ? ((const snap *)v->snap)->uid : 0;
@@ -647,9 +651,11 @@ void count_view_end(flagshm_view *v)
 	count_tls *t = count_tl;
 	count_trail *tr = v->trail_;
 	v->trail_ = NULL;
-	if (!t || !tr || tr < &t->tr[0] || tr >= &t->tr[COUNT_TRAILS])
+	if (!t || !tr)
 		return;
-	t->trails_used &= ~(1u << (unsigned)(tr - &t->tr[0]));
+	for (unsigned i = 0; i < COUNT_TRAILS; i++)
+		if (t->tr[i] == tr)
+			t->trails_used &= ~(1u << i);
 }
 
 int count_outcome(const flagshm_view *v, bool ok, double seconds)

@@ -55,7 +55,7 @@ struct count_tls {
 	count_ent cache[2][COUNT_CACHE]; /* [0] evaluations, [1] outcomes */
 	uint64_t serial;
 	unsigned trails_used; /* bit i: tr[i] belongs to a held view */
-	count_trail tr[COUNT_TRAILS];
+	count_trail *tr[COUNT_TRAILS]; /* made on first use: most threads nest 1 or 2 */
 	struct count_txt *txt;	/* (region, kind, key, variant) -> record */
 	uint32_t txt_cap, txt_n;
 	uint64_t sink[32];	/* counters of a handle that does not count */
