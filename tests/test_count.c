@@ -78,6 +78,12 @@ static void writer_stop(char *log, size_t n)
 	int st;
 	waitpid(W.pid, &st, 0);
 	W.pid = 0;
+	/* SIGTERM reaches the daemon's own thread (not the counting one):
+	 * a clean exit that removes the socket and the stats object. */
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer status 0x%x", st);
+	char sock[128];
+	fm_sock_path(sock, sizeof sock, W.store);
+	cr_expect_neq(access(sock, F_OK), 0, "%s removed", sock);
 	char *argv[] = {(char *)rh_bin("FLAGSHM_WRITER"), "--remove", "--store", W.store, NULL};
 	char out[512];
 	rh_run(argv, out, sizeof out, WAIT_MS);

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -669,7 +670,15 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	pthread_mutex_unlock(&W.mu);
 	stopping = false;
 	W.started = true;
-	if (pthread_create(&W.thread, NULL, run, NULL) != 0) {
+	/* The thread takes no signal: the daemon reads them from a signalfd
+	 * of its own thread, and a SIGTERM delivered here would kill the
+	 * writer before it cleans up. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int prc = pthread_create(&W.thread, NULL, run, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
 		W.started = false;
 		snprintf(err, errlen, "counting: cannot start its thread");
 		close(W.lfd);
