@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -37,7 +38,9 @@ const double wm_bucket_bounds[WM_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 
 					     0.25,  0.5,    1,	   2.5,	  5,	10};
 
 #define WM_READERS_MAX 4096 /* connections; more wait in the backlog */
-#define WM_PENDING_MAX 256  /* accepted, region not received yet */
+#define WM_PER_UID_MAX 1024 /* connections of one user (a user cannot take them all) */
+#define PENDING_MS 5000	    /* a connection must hand its region over within this */
+#define PAUSE_MS 1000	    /* accept paused this long when out of descriptors */
 #define TICK_MS 1000
 #define RATE_SPAN 10 /* seconds of the stats rate */
 
@@ -51,6 +54,7 @@ typedef struct conn {
 	int sock;
 	pid_t pid;
 	uid_t uid;
+	int64_t since_ms; /* accepted at */
 	bool has_region;
 	wm_region reg;
 } conn;
@@ -68,6 +72,7 @@ static struct wm {
 	char store[SHM_STORE_NAME_MAX + 1];
 	char sock_path[sizeof SHM_DIR + SHM_OBJ_NAME_MAX];
 	wm_log_fn log;
+	int64_t accept_paused_until; /* thread only: out of descriptors */
 	/* Thread only: */
 	conn *conns;
 	size_t nconns;
@@ -197,8 +202,18 @@ static void accept_all(void)
 {
 	for (int k = 0; k < 64; k++) {
 		int fd = accept4(W.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* Out of descriptors: the connection stays queued and
+			 * the socket readable; poll it again only later, or
+			 * this thread would spin. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				W.accept_paused_until = now_ms() + PAUSE_MS;
+				wlog("counting: cannot accept a reader (%s); retrying in %d ms",
+				     strerror(errno), PAUSE_MS);
+			}
 			return;
+		}
 		if (W.nconns >= WM_READERS_MAX) {
 			close(fd);
 			wlog("counting: %d readers attached; a new one is refused (not counted)",
@@ -211,13 +226,23 @@ static void accept_all(void)
 			close(fd);
 			continue;
 		}
+		size_t same = 0;
+		for (size_t i = 0; i < W.nconns; i++)
+			same += W.conns[i].uid == cr.uid;
+		if (same >= WM_PER_UID_MAX && cr.uid != geteuid()) {
+			close(fd);
+			wlog("counting: uid %u has %d connections; another is refused", (unsigned)cr.uid,
+			     WM_PER_UID_MAX);
+			continue;
+		}
 		conn *n = realloc(W.conns, (W.nconns + 1) * sizeof *n);
 		if (!n) {
 			close(fd);
 			continue;
 		}
 		W.conns = n;
-		W.conns[W.nconns++] = (conn){.sock = fd, .pid = cr.pid, .uid = cr.uid};
+		W.conns[W.nconns++] = (conn){.sock = fd, .pid = cr.pid, .uid = cr.uid,
+					     .since_ms = now_ms()};
 	}
 }
 
@@ -593,7 +618,8 @@ static void *run(void *arg)
 			continue;
 		}
 		pf[0] = (struct pollfd){.fd = W.wake, .events = POLLIN};
-		pf[1] = (struct pollfd){.fd = W.lfd, .events = POLLIN};
+		bool paused = now_ms() < W.accept_paused_until;
+		pf[1] = (struct pollfd){.fd = paused ? -1 : W.lfd, .events = POLLIN};
 		for (size_t i = 0; i < W.nconns; i++)
 			pf[i + 2] = (struct pollfd){.fd = W.conns[i].sock, .events = POLLIN};
 		size_t n = W.nconns;
@@ -620,6 +646,12 @@ static void *run(void *arg)
 		pthread_mutex_lock(&W.mu);
 		doc_waiting = W.next_doc != NULL;
 		pthread_mutex_unlock(&W.mu);
+		/* A connection that never hands a region over holds a
+		 * descriptor for nothing: dropped after PENDING_MS. */
+		int64_t now2 = now_ms();
+		for (size_t i = W.nconns; i-- > 0;)
+			if (!W.conns[i].has_region && now2 - W.conns[i].since_ms > PENDING_MS)
+				conn_drop(i, false);
 		if (now_ms() >= next || doc_waiting) {
 			tick();
 			next = now_ms() + TICK_MS;
@@ -673,6 +705,12 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	W.log = log;
 	if (sock_listen(err, errlen) != 0)
 		return -1;
+	/* One descriptor per attached reader: take the hard limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	W.wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	wm_doc *d = wm_doc_empty();
 	if (W.wake < 0 || !d) {
