@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,10 @@ typedef struct hist {
 } hist;
 
 static struct wm {
-	bool started;
+	/* Stored by wm_start/wm_stop (the daemon's thread); read by
+	 * wm_totals_snapshot on any thread: acquire/release, so that a
+	 * caller that sees it set sees the state wm_start made. */
+	atomic_bool started;
 	pthread_t thread;
 	int lfd, wake;
 	char store[SHM_STORE_NAME_MAX + 1];
@@ -159,7 +163,7 @@ static void doc_switch(wm_doc *doc)
 
 void wm_set_document(const void *snap, size_t size)
 {
-	if (!W.started)
+	if (!atomic_load_explicit(&W.started, memory_order_acquire))
 		return;
 	wm_doc *d = wm_doc_build(snap, size);
 	if (!d)
@@ -520,7 +524,7 @@ static wm_totals *totals_build(void)
 int wm_totals_snapshot(wm_totals **out)
 {
 	*out = NULL;
-	if (!W.started)
+	if (!atomic_load_explicit(&W.started, memory_order_acquire))
 		return -1;
 	pthread_mutex_lock(&W.mu);
 	*out = totals_build();
@@ -604,14 +608,16 @@ static void tick(void)
 
 /* --------------------------------------------------------------- thread */
 
-static volatile bool stopping;
+/* Set by wm_stop, read by the thread: relaxed (the eventfd write wakes it;
+ * the join orders the rest). */
+static atomic_bool stopping;
 
 static void *run(void *arg)
 {
 	(void)arg;
 	int64_t next = now_ms();
 	struct pollfd *pf = NULL;
-	while (!stopping) {
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		pf = realloc(pf, (W.nconns + 2) * sizeof *pf);
 		if (!pf) {
 			sleep(1);
@@ -696,7 +702,7 @@ static int sock_listen(char *err, size_t errlen)
 
 int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 {
-	if (W.started) {
+	if (atomic_load_explicit(&W.started, memory_order_acquire)) {
 		snprintf(err, errlen, "counting already started");
 		return -1;
 	}
@@ -723,8 +729,8 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	pthread_mutex_lock(&W.mu);
 	doc_switch(d);
 	pthread_mutex_unlock(&W.mu);
-	stopping = false;
-	W.started = true;
+	atomic_store_explicit(&stopping, false, memory_order_relaxed);
+	atomic_store_explicit(&W.started, true, memory_order_release);
 	/* The thread takes no signal: the daemon reads them from a signalfd
 	 * of its own thread, and a SIGTERM delivered here would kill the
 	 * writer before it cleans up. */
@@ -734,7 +740,7 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	int prc = pthread_create(&W.thread, NULL, run, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (prc != 0) {
-		W.started = false;
+		atomic_store_explicit(&W.started, false, memory_order_release);
 		snprintf(err, errlen, "counting: cannot start its thread");
 		close(W.lfd);
 		unlink(W.sock_path);
@@ -745,15 +751,15 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 
 void wm_stop(void)
 {
-	if (!W.started)
+	if (!atomic_load_explicit(&W.started, memory_order_acquire))
 		return;
-	stopping = true;
+	atomic_store_explicit(&stopping, true, memory_order_relaxed);
 	uint64_t one = 1;
 	if (write(W.wake, &one, sizeof one) < 0) {
 		/* the thread wakes at its next tick */
 	}
 	pthread_join(W.thread, NULL);
-	W.started = false;
+	atomic_store_explicit(&W.started, false, memory_order_release);
 	for (size_t i = W.nconns; i-- > 0;)
 		conn_drop(i, false);
 	free(W.conns);
