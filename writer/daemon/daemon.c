@@ -674,6 +674,8 @@ int wd_run(const wd_options *o)
 	log_store_warning(&d);
 	/* Counting (docs/metrics.md): readers hand their regions over. A
 	 * writer that cannot listen still serves flags. */
+	if (o->exposures)
+		wm_set_exposures(o->exposures, o->exposures_max_bytes);
 	if (!o->once && wm_start(o->store, wm_log, err, sizeof err) != 0)
 		logmsg("warning: %s; evaluations are not counted", err);
 
