@@ -93,6 +93,7 @@ static void tls_free(void *p)
 		count_tl = NULL;
 	for (unsigned i = 0; i < COUNT_TRAILS; i++)
 		free(t->tr[i]);
+	free(t->seen);
 	pthread_mutex_lock(&count_lock);
 	for (unsigned k = 0; k < COUNT_TABS; k++) {
 		count_tab *tb = &t->tab[k];
@@ -696,6 +697,52 @@ static void expo_poll(count_region *cr)
 
 /* ------------------------------------------------------------ exposures */
 
+#define SEEN_CAP_MAX 8192u /* per thread; past it the writer deduplicates */
+
+static bool seen_has(count_tls *t, uint64_t hh, int64_t minute)
+{
+	if (minute != t->seen_minute) {
+		if (t->seen)
+			memset(t->seen, 0, t->seen_cap * sizeof *t->seen);
+		t->seen_n = 0;
+		t->seen_minute = minute;
+		return false;
+	}
+	for (uint32_t j = t->seen_cap ? (uint32_t)hh & (t->seen_cap - 1) : 0; t->seen_cap && t->seen[j];
+	     j = (j + 1) & (t->seen_cap - 1))
+		if (t->seen[j] == hh)
+			return true;
+	return false;
+}
+
+static void seen_add(count_tls *t, uint64_t hh)
+{
+	if ((t->seen_n + 1) * 2 > t->seen_cap) {
+		if (t->seen_cap >= SEEN_CAP_MAX)
+			return;
+		uint32_t cap = t->seen_cap ? t->seen_cap * 2 : 256;
+		uint64_t *n = calloc(cap, sizeof *n);
+		if (!n)
+			return;
+		for (uint32_t i = 0; i < t->seen_cap; i++) {
+			if (!t->seen[i])
+				continue;
+			uint32_t j = (uint32_t)t->seen[i] & (cap - 1);
+			while (n[j])
+				j = (j + 1) & (cap - 1);
+			n[j] = t->seen[i];
+		}
+		free(t->seen);
+		t->seen = n;
+		t->seen_cap = cap;
+	}
+	uint32_t j = (uint32_t)hh & (t->seen_cap - 1);
+	while (t->seen[j])
+		j = (j + 1) & (t->seen_cap - 1);
+	t->seen[j] = hh;
+	t->seen_n++;
+}
+
 void count_expose(const flagshm_view *v, const flagshm_ctx *ctx, uint32_t flag,
 		  const uint64_t *slots, const flagshm_result *r)
 {
@@ -724,8 +771,8 @@ void count_expose(const flagshm_view *v, const flagshm_ctx *ctx, uint32_t flag,
 	uint64_t hh = (uintptr_t)slots * 0x9e3779b97f4a7c15ull;
 	for (size_t i = 0; i < idl; i++)
 		hh = (hh ^ (unsigned char)id[i]) * 1099511628211ull;
-	uint64_t *seen = t->seen[hh & 255];
-	if (seen[0] == hh && seen[1] == minute)
+	hh |= 1; /* 0 marks a free slot */
+	if (seen_has(t, hh, (int64_t)minute))
 		return; /* already recorded by this thread this minute */
 	/* This thread's table of the region: its ring, made on first use. */
 	const fm_rec *rec = (const fm_rec *)((const uint8_t *)slots - offsetof(fm_rec, r_slot));
@@ -751,8 +798,7 @@ void count_expose(const flagshm_view *v, const flagshm_ctx *ctx, uint32_t flag,
 			return;
 		tb->ring = rr->r_slot;
 	}
-	seen[0] = hh;
-	seen[1] = minute;
+	seen_add(t, hh);
 	uint64_t *ring = tb->ring;
 	uint64_t n = __atomic_load_n(&ring[0], __ATOMIC_RELAXED); /* ours alone */
 	uint64_t *e = &ring[1 + (n % FM_RING_N) * FM_RING_WORDS];
@@ -971,6 +1017,9 @@ void count_fork_child(void)
 	count_tls *t = count_tl;
 	if (t) {
 		memset(t->cache, 0, sizeof t->cache);
+		if (t->seen) /* hashes of the parent's records */
+			memset(t->seen, 0, t->seen_cap * sizeof *t->seen);
+		t->seen_n = 0;
 		for (unsigned k = 0; k < COUNT_TABS; k++) {
 			if (t->tab[k].e)
 				memset(t->tab[k].e, 0, t->tab[k].cap * sizeof *t->tab[k].e);

@@ -70,9 +70,12 @@ struct count_tls {
 	count_tab tab[COUNT_TABS];
 	unsigned tab_next;	/* the one to reuse when all are taken */
 	uint64_t sink[32];	/* counters of a handle that does not count */
-	/* Exposures already put in a ring this minute: hash of (flag, variant,
-	 * id) and the minute, direct-mapped; a repeat is not recorded again. */
-	uint64_t seen[256][2];
+	/* Exposures already put in a ring this minute, by hash of (record,
+	 * id): a set (made when exposures are on), emptied each minute; a
+	 * repeat is not recorded again. Full: the writer deduplicates. */
+	uint64_t *seen;
+	uint32_t seen_cap, seen_n;
+	int64_t seen_minute;
 };
 
 /* This thread's state, NULL until its first counted evaluation. */

@@ -36,14 +36,16 @@ typedef struct wr {
 } wr;
 
 static wr W;
+static const char *writer_extra[4]; /* more writer arguments, NULL-terminated */
 
 static json_t *stats_json(void);
 static uint64_t jnum(json_t *o, const char *path);
 
 static void writer_spawn(void)
 {
-	char *argv[] = {(char *)rh_bin("FLAGSHM_WRITER"), "--store", W.store, "--source", W.doc,
-			NULL};
+	char *argv[10] = {(char *)rh_bin("FLAGSHM_WRITER"), "--store", W.store, "--source", W.doc};
+	for (int i = 0; i < 4 && writer_extra[i]; i++)
+		argv[5 + i] = (char *)writer_extra[i];
 	W.pid = rh_spawn(argv, &W.out);
 	cr_assert(W.pid > 0);
 }
@@ -735,4 +737,171 @@ Test(count, flags_json_outcome_and_hook)
 	cr_expect_eq(jnum(j, "flags/s/errors/TYPE_MISMATCH"), 1);
 	json_decref(j);
 	writer_stop(NULL, 0);
+}
+
+/* ------------------------------------------------------------ exposures */
+
+/* A reader that evaluates "a" and "s" for user ids FIRST.. (NIDS of them,
+ * round after round; or a new id each time when NIDS is 0) until a byte
+ * arrives on STOP. */
+static void expo_reader(int stop, int nids)
+{
+	flagshm_store *s = open_store(0);
+	if (!s)
+		_exit(1);
+	fcntl(stop, F_SETFL, O_NONBLOCK);
+	char id[32], c;
+	flagshm_ctx ctx;
+	for (long i = 0; read(stop, &c, 1) != 1; i++) {
+		snprintf(id, sizeof id, "user-%ld", nids ? i % nids : i);
+		flagshm_ctx_init(&ctx);
+		flagshm_ctx_string(&ctx, "userId", id);
+		flagshm_view v;
+		flagshm_view_acquire(s, &v);
+		flagshm_view_bool(&v, "a", &ctx, false);
+		flagshm_view_string(&v, "s", &ctx, "");
+		flagshm_view_release(&v);
+		if (i % 1000 == 999)
+			rh_sleep_us(1000);
+	}
+	flagshm_close(&s);
+	_exit(0);
+}
+
+/* Lines of FILE (each must be a whole JSON object) into ARR. */
+static size_t expo_lines(const char *file, json_t *arr)
+{
+	FILE *f = fopen(file, "r");
+	if (!f)
+		return 0;
+	char line[2048];
+	size_t n = 0;
+	while (fgets(line, sizeof line, f)) {
+		json_error_t je;
+		json_t *j = json_loads(line, 0, &je);
+		cr_assert(json_is_object(j), "%s: not a JSON line: %s", file, line);
+		json_array_append_new(arr, j);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Distinct "flag/contextId" pairs among the lines. */
+static size_t expo_pairs(json_t *arr)
+{
+	json_t *set = json_object();
+	size_t i;
+	json_t *j;
+	json_array_foreach(arr, i, j) {
+		char k[256];
+		snprintf(k, sizeof k, "%s/%s", json_string_value(json_object_get(j, "flag")),
+			 json_string_value(json_object_get(j, "contextId")));
+		json_object_set_new(set, k, json_true());
+	}
+	size_t n = json_object_size(set);
+	json_decref(set);
+	return n;
+}
+
+Test(count, exposures_are_written_once_per_flag_variant_and_id_per_minute)
+{
+	char dir[] = "/tmp/flagshm-expo-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char file[128];
+	snprintf(file, sizeof file, "%s/exposures.jsonl", dir);
+	writer_extra[0] = "--exposures";
+	writer_extra[1] = file;
+	writer_start("cnt-expo");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0)
+		expo_reader(p[0], 30);
+	size_t pairs = 0;
+	for (int64_t end = rh_mono_ms() + WAIT_MS; rh_mono_ms() < end && pairs < 60;
+	     rh_sleep_us(50000)) {
+		json_t *arr = json_array();
+		expo_lines(file, arr);
+		pairs = expo_pairs(arr);
+		json_decref(arr);
+	}
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	wait_kids(&k, 1);
+	cr_expect_eq(pairs, 60, "30 ids x 2 flags, got %zu pairs", pairs);
+	cr_expect_eq(wait_for("readers", 0), 0);
+	json_t *arr = json_array();
+	size_t n = expo_lines(file, arr);
+	/* Once per flag x variant x id per minute: a run that crossed a
+	 * minute boundary may write a pair twice, never twice in a minute. */
+	json_t *seen = json_object();
+	size_t i;
+	json_t *j;
+	json_array_foreach(arr, i, j) {
+		const char *flag = json_string_value(json_object_get(j, "flag"));
+		const char *var = json_string_value(json_object_get(j, "variant"));
+		const char *id = json_string_value(json_object_get(j, "contextId"));
+		const char *t = json_string_value(json_object_get(j, "time"));
+		cr_assert(flag && var && id && t, "fields of line %zu", i);
+		cr_expect_str_eq(json_string_value(json_object_get(j, "reason")), "DEFAULT_ROLLOUT");
+		cr_expect_str_eq(var, strcmp(flag, "a") == 0 ? "true" : "green");
+		char key[256];
+		snprintf(key, sizeof key, "%s/%s/%s/%.16s", flag, var, id, t); /* to the minute */
+		cr_expect_null(json_object_get(seen, key), "twice in a minute: %s", key);
+		json_object_set_new(seen, key, json_true());
+	}
+	cr_expect_leq(n, 120, "%zu lines", n);
+	json_decref(seen);
+	json_decref(arr);
+	json_t *st = stats_json();
+	cr_expect_eq(jnum(st, "exposures/written"), n);
+	json_decref(st);
+	writer_stop(NULL, 0);
+	writer_extra[0] = writer_extra[1] = NULL;
+	unlink(file);
+	rmdir(dir);
+}
+
+Test(count, the_exposure_file_is_rotated_by_size)
+{
+	char dir[] = "/tmp/flagshm-expo-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char file[128], old[140];
+	snprintf(file, sizeof file, "%s/exposures.jsonl", dir);
+	snprintf(old, sizeof old, "%s.1", file);
+	writer_extra[0] = "--exposures";
+	writer_extra[1] = file;
+	writer_extra[2] = "--exposures-max-bytes";
+	writer_extra[3] = "4096";
+	writer_start("cnt-rot");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0)
+		expo_reader(p[0], 0); /* a new id every time: the file grows */
+	bool rotated = false;
+	for (int64_t end = rh_mono_ms() + WAIT_MS; rh_mono_ms() < end && !rotated;
+	     rh_sleep_us(50000))
+		rotated = access(old, F_OK) == 0;
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	wait_kids(&k, 1);
+	cr_expect(rotated, "%s appeared", old);
+	writer_stop(NULL, 0);
+	struct stat a, b;
+	cr_assert_eq(stat(old, &a), 0);
+	cr_assert_eq(stat(file, &b), 0);
+	/* Rotated at the first line that reached 4096 bytes. */
+	cr_expect(a.st_size >= 4096 && a.st_size < 4096 + 512, "%s: %lld bytes", old,
+		  (long long)a.st_size);
+	cr_expect(b.st_size < 4096 + 512, "%s: %lld bytes", file, (long long)b.st_size);
+	json_t *arr = json_array();
+	cr_expect_gt(expo_lines(old, arr), 0);
+	expo_lines(file, arr); /* whole lines in both */
+	json_decref(arr);
+	writer_extra[0] = writer_extra[1] = writer_extra[2] = writer_extra[3] = NULL;
+	unlink(file);
+	unlink(old);
+	rmdir(dir);
 }
