@@ -39,6 +39,7 @@ static wr W;
 static const char *writer_extra[4]; /* more writer arguments, NULL-terminated */
 
 static json_t *stats_json(void);
+static size_t expo_lines(const char *file, json_t *arr);
 static uint64_t jnum(json_t *o, const char *path);
 
 static void writer_spawn(void)
@@ -538,7 +539,21 @@ static int attack(void *arg)
 	h->rh_hdr_size = sizeof *h;
 	h->rh_used = UINT64_MAX; /* far past the file */
 	size_t off = FM_FIRST;
+	size_t evil_off = off;
 	put_rec(b, &off, FM_K_EVAL, FM_EVAL_SLOTS, "evil-flag", "pwned", 1000000);
+	/* An exposure ring that lies: a huge count, entries naming the
+	 * record above, one outside the region, torn ones, a long id. */
+	fm_rec *ring = put_rec(b, &off, FM_K_RING, FM_RING_SLOTS, "", "", 0);
+	ring->r_slot[0] = UINT64_MAX - 3;
+	for (uint64_t n = 0; n < FM_RING_N; n++) {
+		uint64_t *e = &ring->r_slot[1 + n * FM_RING_WORDS];
+		uint64_t seq = UINT64_MAX - 3 - FM_RING_N + n + 1;
+		e[0] = n % 3 == 0 ? seq : n; /* two in three torn */
+		e[1] = (uint64_t)INT64_MAX;  /* a time far from now */
+		e[2] = (n % 2 ? (uint64_t)evil_off : 0xfffffff0u) | (uint64_t)3 << 32 |
+		       (uint64_t)(n % 5 ? 40 : 255) << 40;
+		memset(&e[3], n % 7 ? 'A' : 0x1b, 40);
+	}
 	put_rec(b, &off, FM_K_EVAL, FM_EVAL_SLOTS, "s", "pwned-variant", 7);
 	put_rec(b, &off, FM_K_EVAL, 3, "s", "green", 5);	      /* wrong slot count */
 	put_rec(b, &off, FM_K_OUTCOME, FM_OUT_SLOTS, "j", "\x1b[31m", 9); /* control chars */
@@ -567,6 +582,12 @@ static int attack(void *arg)
 
 Test(count, a_hostile_region_misleads_only_about_its_own_counts)
 {
+	char dir[] = "/tmp/flagshm-expo-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char xfile[128];
+	snprintf(xfile, sizeof xfile, "%s/exposures.jsonl", dir);
+	writer_extra[0] = "--exposures";
+	writer_extra[1] = xfile;
 	writer_start("cnt-hostile");
 	pid_t evil = fork();
 	cr_assert_geq(evil, 0);
@@ -618,6 +639,26 @@ Test(count, a_hostile_region_misleads_only_about_its_own_counts)
 	writer_stop(log, sizeof log);
 	cr_expect(strstr(log, "not a memfd sealed against shrinking"), "log: %s", log);
 	cr_expect(strstr(log, "not a flagshm counter region"), "log: %s", log);
+	/* The lying ring's entries: whole JSON lines, labels from the
+	 * document, no raw control character. */
+	json_t *arr = json_array();
+	expo_lines(xfile, arr);
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x) {
+		const char *flag = json_string_value(json_object_get(x, "flag"));
+		cr_expect(flag && (strcmp(flag, "(unknown)") == 0 || strlen(flag) == 1),
+			  "exposure flag %s", flag ? flag : "(null)");
+		const char *id = json_string_value(json_object_get(x, "contextId"));
+		cr_expect(id && strlen(id) <= FM_RING_ID_MAX * 6, "id length");
+	}
+	json_decref(arr);
+	writer_extra[0] = writer_extra[1] = NULL;
+	char old[160];
+	snprintf(old, sizeof old, "%s.1", xfile);
+	unlink(xfile);
+	unlink(old);
+	rmdir(dir);
 }
 
 Test(count, a_squatted_socket_path_is_refused_and_flags_still_serve)

@@ -515,6 +515,13 @@ static double p99(const uint64_t *b, uint64_t total)
 	return wm_bucket_bounds[WM_BUCKETS - 1];
 }
 
+/* A count for the stats JSON: readers' regions may make sums wrap past
+ * what a JSON reader takes (jansson: int64); a lie stays a lie, capped. */
+static unsigned long long jc(uint64_t v)
+{
+	return v > (uint64_t)INT64_MAX ? (unsigned long long)INT64_MAX : (unsigned long long)v;
+}
+
 typedef struct expo_counts {
 	bool on;
 	uint64_t written, dup, lost, dropped;
@@ -523,12 +530,12 @@ typedef struct expo_counts {
 static void stats_json(FILE *f, const wm_totals *t, const double *rates, const expo_counts *x)
 {
 	fprintf(f, "{\"generation\":%llu,\"readers\":%u,\"time_ms\":%lld,",
-		(unsigned long long)t->generation, t->readers, (long long)t->taken_ms);
+		jc(t->generation), t->readers, (long long)t->taken_ms);
 	if (x->on)
 		fprintf(f, "\"exposures\":{\"written\":%llu,\"deduplicated\":%llu,\"lost\":%llu,"
 			   "\"dropped\":%llu},",
-			(unsigned long long)x->written, (unsigned long long)x->dup,
-			(unsigned long long)x->lost, (unsigned long long)x->dropped);
+			jc(x->written), jc(x->dup),
+			jc(x->lost), jc(x->dropped));
 	fprintf(f, "\"flags\":{");
 	for (size_t i = 0; i < t->nflags; i++) {
 		const wm_flag *fl = &t->flags[i];
@@ -536,7 +543,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates, const e
 		fprintf(f, "%s", i ? "," : "");
 		jesc(f, fl->flag);
 		fprintf(f, ":{\"evaluations\":%llu,\"rate\":%.3f,\"last_evaluated_ms\":%lld,\"variants\":{",
-			(unsigned long long)fl->evaluations, rates[i], (long long)fl->last_eval_ms);
+			jc(fl->evaluations), rates[i], (long long)fl->last_eval_ms);
 		bool first = true;
 		for (size_t v = 0; v < fl->nvariants; v++) {
 			const wm_variant *va = &fl->variants[v];
@@ -550,7 +557,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates, const e
 			fprintf(f, "%s", first ? "" : ",");
 			first = false;
 			jesc(f, va->variant);
-			fprintf(f, ":%llu", (unsigned long long)n);
+			fprintf(f, ":%llu", jc(n));
 		}
 		fprintf(f, "},\"reasons\":{");
 		first = true;
@@ -558,7 +565,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates, const e
 			if (!reasons[r])
 				continue;
 			fprintf(f, "%s\"%s\":%llu", first ? "" : ",", reason_names[r],
-				(unsigned long long)reasons[r]);
+				jc(reasons[r]));
 			first = false;
 		}
 		fprintf(f, "},\"errors\":{");
@@ -567,7 +574,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates, const e
 			if (!fl->errors[e])
 				continue;
 			fprintf(f, "%s\"%s\":%llu", first ? "" : ",", error_names[e],
-				(unsigned long long)fl->errors[e]);
+				jc(fl->errors[e]));
 			first = false;
 		}
 		fprintf(f, "},\"outcomes\":{");
@@ -582,9 +589,9 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates, const e
 			jesc(f, va->variant);
 			fprintf(f, ":{\"success\":%llu,\"error\":%llu,\"count\":%llu,\"error_rate\":%.6g,"
 				   "\"p99_seconds\":%.6g,\"sum_seconds\":%.6g}",
-				(unsigned long long)va->outcome_ok, (unsigned long long)va->outcome_err,
-				(unsigned long long)n, (double)va->outcome_err / (double)n,
-				p99(va->buckets, n), va->sum_seconds);
+				jc(va->outcome_ok), jc(va->outcome_err),
+				jc(n), (double)va->outcome_err / (double)n,
+				p99(va->buckets, n), isfinite(va->sum_seconds) ? va->sum_seconds : 0.0);
 		}
 		fprintf(f, "}}");
 	}
