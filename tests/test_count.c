@@ -777,7 +777,15 @@ Test(count, flags_json_outcome_and_hook)
 	cr_expect_eq(jnum(j, "flags/n/evaluations"), 2);
 	cr_expect_eq(jnum(j, "flags/s/errors/TYPE_MISMATCH"), 1);
 	json_decref(j);
+	/* The text form. */
+	char out[8192];
+	char *argv[] = {(char *)rh_bin("FLAGSHM_TOOL"), "--store", W.store, "stats", NULL};
+	cr_expect_eq(rh_run(argv, out, sizeof out, WAIT_MS), 0, "%s", out);
+	cr_expect(strstr(out, "4 evaluations") && strstr(out, "TYPE_MISMATCH 1"), "%s", out);
 	writer_stop(NULL, 0);
+	/* No writer: no statistics, exit 1, saying why. */
+	cr_expect_eq(rh_run(argv, out, sizeof out, WAIT_MS), 1, "%s", out);
+	cr_expect(strstr(out, "no store") || strstr(out, "not running"), "%s", out);
 }
 
 /* ------------------------------------------------------------ exposures */
