@@ -8,6 +8,7 @@
  * publishes and the current generation stays published.
  */
 #include "daemon.h"
+#include "wm.h"
 #include "clock.h"
 #include "compile.h"
 #include "http.h"
@@ -86,6 +87,11 @@ static void logmsg(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "%s.%03ldZ flagshm-writer[%d]: %s\n", stamp, ts.tv_nsec / 1000000L,
 		(int)getpid(), clean(shown, sizeof shown, line));
+}
+
+static void wm_log(const char *line)
+{
+	logmsg("%s", line);
 }
 
 static void print_errors(const wc_errors *e)
@@ -289,6 +295,8 @@ static int reload(wd *d)
 	}
 	int prc = shm_writer_publish(&d->w, snap.bytes, snap.size, err, sizeof err);
 	log_store_warning(d);
+	if (prc == 0)
+		wm_set_document(snap.bytes, snap.size); /* the labels of the counts */
 	if (prc != 0) {
 		logmsg("%s", err);
 		set_last_error(d, err);
@@ -529,6 +537,8 @@ static int host_publish(void *ud, const wc_snapshot *snap, const char *what)
 	char err[512];
 
 	int prc = shm_writer_publish(&d->w, snap->bytes, snap->size, err, sizeof err);
+	if (prc == 0)
+		wm_set_document(snap->bytes, snap->size); /* the labels of the counts */
 	log_store_warning(d);
 	if (prc != 0) {
 		logmsg("%s", err);
@@ -662,11 +672,18 @@ int wd_run(const wd_options *o)
 	else
 		logmsg("took store '%s' (new)", o->store);
 	log_store_warning(&d);
+	/* Counting (docs/metrics.md): readers hand their regions over. A
+	 * writer that cannot listen still serves flags. */
+	if (o->exposures)
+		wm_set_exposures(o->exposures, o->exposures_max_bytes);
+	if (!o->once && wm_start(o->store, wm_log, err, sizeof err) != 0)
+		logmsg("warning: %s; evaluations are not counted", err);
 
 	int status;
 	if (url) {
 		status = sync_source(&d, key);
 		memset(key, 0, sizeof key);
+		wm_stop();
 		shm_writer_close(&d.w);
 		return status;
 	}
@@ -680,6 +697,7 @@ int wd_run(const wd_options *o)
 	} else {
 		status = watch_file(&d);
 	}
+	wm_stop();
 	shm_writer_close(&d.w);
 	return status;
 }
