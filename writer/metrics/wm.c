@@ -283,11 +283,17 @@ static bool conn_input(size_t i)
 			    .iov_len = c->has_region ? sizeof junk : sizeof hello};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 			    .msg_controllen = sizeof u.buf};
+	memset(&u, 0, sizeof u);
 	ssize_t n = recvmsg(c->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return true;
-	/* Every descriptor that came along is ours to close or keep. */
+	/* Every descriptor that came along is ours to close or keep. A failed
+	 * recvmsg (ECONNRESET: the reader exited with our answer unread)
+	 * leaves mh as it was: no descriptor came, and parsing the buffer
+	 * would close numbers that are not ours (a double close). */
 	int fds[4], nfd = 0;
+	if (n < 0)
+		mh.msg_controllen = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
 			for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfd < 4; k++)
