@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -809,7 +810,7 @@ void count_expose(const flagshm_view *v, const flagshm_ctx *ctx, uint32_t flag,
 	 * writer loads seq (acquire), the data, an acquire fence, seq again:
 	 * both equal means the data is whole. */
 	__atomic_store_n(&e[0], 0, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	atomic_thread_fence(memory_order_release);
 	__atomic_store_n(&e[1], (uint64_t)now, __ATOMIC_RELAXED);
 	__atomic_store_n(&e[2],
 			 (uint64_t)((const uint8_t *)rec - tb->base) | (uint64_t)r->reason << 32 |

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +245,7 @@ void wm_region_drain(wm_region *r, const wm_counts *counts, wm_expo_fn fn, void 
 			uint64_t id[FM_RING_WORDS - 3];
 			for (unsigned k = 0; k < FM_RING_WORDS - 3; k++)
 				id[k] = __atomic_load_n(&e[3 + k], __ATOMIC_RELAXED);
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			atomic_thread_fence(memory_order_acquire);
 			uint64_t s2 = __atomic_load_n(&e[0], __ATOMIC_RELAXED);
 			uint32_t roff = (uint32_t)w;
 			unsigned reason = (unsigned)(w >> 32) & 0xff, idl = (unsigned)(w >> 40) & 0xff;
