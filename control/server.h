@@ -99,6 +99,30 @@ enum MHD_Result cs_api(cs_req *r);
 enum MHD_Result cs_serve_doc(cs_req *r);
 enum MHD_Result cs_serve_stream(cs_req *r);
 
+/* api.c: helpers of the handlers; each returns 0, or -1 with a reply
+ * queued in *ret. */
+typedef struct cs_cur {
+	json_t *value;	  /* the key's JSON value, NULL when absent */
+	int64_t mod;	  /* its mod_revision (0: absent) */
+	int64_t meta_rev; /* meta/rev's mod_revision at the same revision */
+} cs_cur;
+/* Read KEY and meta/rev in one txn; wait for the model to reach meta/rev. */
+int cs_read_key(cs_req *r, const char *key, cs_cur *cur, enum MHD_Result *ret);
+int cs_need_reason(cs_req *r, enum MHD_Result *ret);
+int cs_check_name(cs_req *r, const char *what, const char *name, enum MHD_Result *ret);
+/* The body as JSON, or NULL with a 400 naming line and column. */
+json_t *cs_parse_body(cs_req *r, enum MHD_Result *ret);
+/* DOC validated as flagshm-writer --check does; else STATUS, CODE and
+ * every message in "details". */
+int cs_validate(cs_req *r, json_t *doc, int status, const char *code, enum MHD_Result *ret);
+void cs_strip_server_fields(json_t *o);
+enum MHD_Result cs_forbidden(cs_req *r, const char *what);
+/* The other endpoints: import.c, audit.c, tokens.c. */
+enum MHD_Result cs_import(cs_req *r);
+enum MHD_Result cs_bust(cs_req *r);
+enum MHD_Result cs_audit(cs_req *r);
+enum MHD_Result cs_tokens(cs_req *r, const char *name);
+
 /* change.c: one etcd transaction with its audit record. */
 typedef struct cs_change {
 	const char *kind;    /* "flag", "segment", "token", "import" */
