@@ -26,15 +26,35 @@ struct cs_etcd {
 	char token[512]; /* etcd auth token, "" without auth */
 };
 
-static __thread CURL *tl_curl;
+/* Each thread's curl handle (its connections to etcd are reused), cleaned
+ * up when the thread ends: libmicrohttpd runs a thread per connection. */
+static pthread_key_t curl_key;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_key_free(void *c)
+{
+	curl_easy_cleanup(c);
+}
+
+static void curl_key_make(void)
+{
+	pthread_key_create(&curl_key, curl_key_free);
+}
 
 static CURL *thread_curl(void)
 {
-	if (!tl_curl)
-		tl_curl = curl_easy_init();
-	else
-		curl_easy_reset(tl_curl);
-	return tl_curl;
+	CURL *c;
+
+	pthread_once(&curl_once, curl_key_make);
+	c = pthread_getspecific(curl_key);
+	if (c) {
+		curl_easy_reset(c);
+		return c;
+	}
+	c = curl_easy_init();
+	if (c)
+		pthread_setspecific(curl_key, c);
+	return c;
 }
 
 static int read_user_file(cs_etcd *e, const char *file, char *err, size_t errlen)

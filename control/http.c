@@ -272,7 +272,8 @@ int cs_http_start(cs_server *s, char *err, size_t errlen)
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	char host[64];
 	const char *colon = strrchr(s->opt.listen, ':');
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	char *cert = NULL, *key = NULL;
 	const union MHD_DaemonInfo *info;
 

@@ -9,7 +9,7 @@
 #define FLAGSHM_CONTROL_SERVER_H
 
 #include "compile.h"
-#include "model.h"
+#include "mirror.h"
 
 #include <jansson.h>
 #include <microhttpd.h>

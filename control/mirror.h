@@ -1,5 +1,5 @@
 /*
- * control/model.h - what one flagshm-control instance knows of etcd: the
+ * control/mirror.h - what one flagshm-control instance knows of etcd: the
  * document (flags, segments, epoch), the tokens, and the recent changes as
  * SSE events, kept current by one watch on PREFIX/ (the watcher thread).
  *
@@ -18,8 +18,8 @@
  *   audit/ID, audit-key/KIND/KEY/ID   the audit record, twice
  *   rollouts/      reserved (issue 13)
  */
-#ifndef FLAGSHM_CONTROL_MODEL_H
-#define FLAGSHM_CONTROL_MODEL_H
+#ifndef FLAGSHM_CONTROL_MIRROR_H
+#define FLAGSHM_CONTROL_MIRROR_H
 
 #include "etcd.h"
 

@@ -1,5 +1,5 @@
 /*
- * control/model.c - the model of model.h and its watcher thread.
+ * control/mirror.c - the model of mirror.h and its watcher thread.
  *
  * The watcher applies etcd's events in revision order. One revision that
  * changes one flag or one segment becomes one delta event; a revision that
@@ -7,7 +7,7 @@
  * document, so every event leaves a valid document (docs/sync-protocol.md,
  * rule 5) and carries one id.
  */
-#include "model.h"
+#include "mirror.h"
 
 #include "proto_conv.h"
 

@@ -1,0 +1,682 @@
+/*
+ * tests/test_control.c - flagshm-control against real etcd members
+ * (control_proc.h): every status of the API, roles, tokens, audit
+ * completeness, the lost-update race, SSE resume and compaction, a real
+ * flagshm-writer syncing through it, failover of etcd members and of
+ * control-plane instances, and etcd down.
+ */
+#include "control_proc.h"
+#include "writer_proc.h"
+#include "shm.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+	tc_etcd e;
+	tc_control c;
+	char *body, *hdrs;
+	char dir[64], store[64], keyfile[128], log[128], state[128];
+	pid_t writer;
+	flagshm_store *rd;
+} F;
+
+static void setup_n(int members, const char *const *extra)
+{
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_ALL);
+	memset(&F, 0, sizeof F);
+	F.writer = -1;
+	cr_assert_eq(tc_etcd_start(&F.e, members), 0, "cannot start %d etcd member(s) (etcd-server)",
+		     members);
+	if (extra != (const char *const *)-1)
+		cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0,
+			     "flagshm-control did not start");
+	snprintf(F.dir, sizeof F.dir, "/tmp/flagshm-ctltest-XXXXXX");
+	cr_assert_not_null(mkdtemp(F.dir));
+	snprintf(F.store, sizeof F.store, "ctl%d", (int)getpid());
+	snprintf(F.keyfile, sizeof F.keyfile, "%s/key", F.dir);
+	snprintf(F.log, sizeof F.log, "%s/writer.log", F.dir);
+	snprintf(F.state, sizeof F.state, "%s/state", F.dir);
+}
+
+static void setup(void)
+{
+	setup_n(1, NULL);
+}
+
+static void teardown(void)
+{
+	char err[256];
+	if (F.writer > 0)
+		wp_stop(F.writer, 5000);
+	flagshm_close(&F.rd);
+	shm_store_remove(F.store, err, sizeof err);
+	if (F.c.pid > 0) {
+		char *log = wp_read_file(F.c.log, NULL);
+		cr_expect_eq(tc_control_stop(&F.c, false), 0, "flagshm-control did not stop cleanly");
+		cr_expect(!log || !strstr(log, F.c.admin), "a token appears in the log:\n%s", log);
+		cr_expect(!log || !strstr(log, "Sanitizer"), "sanitizer report:\n%s", log);
+		free(log);
+	}
+	tc_etcd_stop(&F.e);
+	free(F.body);
+	free(F.hdrs);
+	if (!getenv("FLAGSHM_KEEP_LOGS")) {
+		wp_rmdir(F.dir);
+		if (F.c.dir[0])
+			wp_rmdir(F.c.dir);
+	}
+}
+
+TestSuite(control, .init = setup, .fini = teardown, .timeout = 60);
+
+/* METHOD PATH on the instance at URL with TOKEN, BODY and headers (a
+ * NULL-ended list after BODY). Returns the status; F.body/F.hdrs hold the
+ * answer. */
+static int call_at(const char *base, const char *method, const char *path, const char *token,
+		   const char *body, ...)
+{
+	const char *h[16];
+	char url[512];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, body);
+	for (const char *x; (x = va_arg(ap, const char *)) && n < 15;)
+		h[n++] = x;
+	va_end(ap);
+	h[n] = NULL;
+	snprintf(url, sizeof url, "%s%s", base, path);
+	free(F.body);
+	free(F.hdrs);
+	return tc_http(method, url, token, h, body, &F.body, &F.hdrs);
+}
+#define call(...) call_at(F.c.url, __VA_ARGS__)
+#define REASON "X-Flagshm-Reason: test"
+
+static json_t *body_json(void)
+{
+	json_t *j = json_loads(F.body, 0, NULL);
+	cr_assert_not_null(j, "not JSON: %s", F.body);
+	return j;
+}
+
+/* A new token of ROLE named NAME (malloc'd). */
+static char *mk_token(const char *name, const char *role)
+{
+	char b[256];
+	snprintf(b, sizeof b, "{\"name\":\"%s\",\"role\":\"%s\"}", name, role);
+	cr_assert_eq(call("POST", "/api/v1/tokens", F.c.admin, b, REASON, NULL), 201, "%s", F.body);
+	json_t *j = body_json();
+	char *t = strdup(json_string_value(json_object_get(j, "token")));
+	json_decref(j);
+	return t;
+}
+
+static int create_flag(const char *key, const char *json)
+{
+	char p[200];
+	snprintf(p, sizeof p, "/api/v1/flags/%s", key);
+	return call("PUT", p, F.c.admin, json, REASON, "If-None-Match: *", NULL);
+}
+
+static const char *err_code(void)
+{
+	static char code[64];
+	json_t *j = json_loads(F.body, 0, NULL);
+	snprintf(code, sizeof code, "%s",
+		 json_string_value(json_object_get(json_object_get(j, "error"), "code")) ?: "");
+	json_decref(j);
+	return code;
+}
+
+/* -------------------------------------------------------------- statuses */
+
+Test(control, every_status_of_a_flag_write)
+{
+	const char *A = F.c.admin;
+
+	cr_expect_eq(call("GET", "/api/v1/flags", NULL, NULL, NULL), 401);
+	cr_expect_eq(call("GET", "/api/v1/flags", "fsh_wrong_token_0000000", NULL, NULL), 401);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":true}",
+			  "If-None-Match: *", NULL), 400);
+	cr_expect_str_eq(err_code(), "reason_required");
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":true}", REASON, NULL),
+		     428, "%s", F.body);
+	cr_expect_eq(create_flag("f1", "{\"defaultValue\":true}"), 201, "%s", F.body);
+	cr_expect(strstr(F.hdrs, "ETag: \"1\""), "%s", F.hdrs);
+	cr_expect_eq(create_flag("f1", "{\"defaultValue\":true}"), 412, "%s", F.body);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":false}", REASON, NULL),
+		     428);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":false}", REASON,
+			  "If-Match: \"7\"", NULL), 412);
+	json_t *j = body_json();
+	json_t *d = json_object_get(json_object_get(j, "error"), "details");
+	cr_expect_eq(json_integer_value(json_object_get(d, "currentVersion")), 1, "%s", F.body);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "updatedBy")), "bootstrap");
+	json_decref(j);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":false,\n  oops}",
+			  REASON, "If-Match: \"1\"", NULL), 400);
+	cr_expect(strstr(F.body, "body:2:"), "no line and column: %s", F.body);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A,
+			  "{\"defaultValue\":false,\"rolloutPercentage\":150}", REASON,
+			  "If-Match: \"1\"", NULL), 422);
+	cr_expect(strstr(F.body, "rolloutPercentage: must be between 0 and 100"), "%s", F.body);
+	cr_expect_eq(create_flag("f2", "{\"defaultValue\":false,\"targeting\":[{\"id\":\"r\","
+				       "\"segments\":[\"nope\"],\"variation\":true}]}"), 422);
+	cr_expect(strstr(F.body, "nope"), "the missing segment is not named: %s", F.body);
+	cr_expect_eq(create_flag("stream", "{\"defaultValue\":true}"), 422);
+	cr_expect_eq(create_flag("bad/key", "{\"defaultValue\":true}"), 422);
+	cr_expect_eq(call("GET", "/api/v1/flags/nope", A, NULL, NULL), 404);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":false}", REASON,
+			  "If-Match: \"1\"", NULL), 200, "%s", F.body);
+	cr_expect(strstr(F.hdrs, "ETag: \"2\""), "%s", F.hdrs);
+	cr_expect_eq(call("GET", "/api/v1/flags/f1", A, NULL, NULL), 200);
+	j = body_json();
+	cr_expect_eq(json_integer_value(json_object_get(j, "version")), 2);
+	cr_expect(json_is_string(json_object_get(j, "createdAt")));
+	cr_expect(json_is_string(json_object_get(j, "updatedAt")));
+	json_decref(j);
+	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"1\"", NULL),
+		     412);
+	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"2\"", NULL),
+		     204, "%s", F.body);
+	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, NULL), 404);
+	/* Nothing refused reached etcd: only f1's create, update, delete. */
+	cr_expect_eq(call("GET", "/api/v1/audit?key=f1", A, NULL, NULL), 200);
+	j = body_json();
+	cr_expect_eq(json_array_size(json_object_get(j, "entries")), 3, "%s", F.body);
+	json_decref(j);
+	cr_expect_eq(call("GET", "/api/v1/audit?key=f2", A, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"entries\":[]"), "%s", F.body);
+}
+
+Test(control, segments_prerequisites_and_conflicts)
+{
+	const char *A = F.c.admin;
+
+	cr_expect_eq(call("PUT", "/api/v1/segments/beta", A, "{\"included\":[\"u1\"]}", REASON,
+			  "If-None-Match: *", NULL), 201, "%s", F.body);
+	cr_expect_eq(create_flag("f2", "{\"defaultValue\":false,\"targeting\":[{\"id\":\"r\","
+				       "\"segments\":[\"beta\"],\"variation\":true}]}"), 201, "%s",
+		     F.body);
+	cr_expect_eq(call("DELETE", "/api/v1/segments/beta", A, NULL, REASON, NULL), 409, "%s",
+		     F.body);
+	cr_expect_str_eq(err_code(), "in_use");
+	cr_expect_eq(call("GET", "/api/v1/segments/beta", A, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"u1\""), "%s", F.body);
+	cr_expect_eq(create_flag("base", "{\"defaultValue\":true}"), 201);
+	cr_expect_eq(create_flag("dep", "{\"defaultValue\":true,\"prerequisites\":[{\"key\":\"base\","
+					"\"value\":true}]}"), 201, "%s", F.body);
+	cr_expect_eq(call("DELETE", "/api/v1/flags/base", A, NULL, REASON, NULL), 422, "%s", F.body);
+	cr_expect_eq(call("DELETE", "/api/v1/flags/f2", A, NULL, REASON, NULL), 204);
+	cr_expect_eq(call("DELETE", "/api/v1/segments/beta", A, NULL, REASON, NULL), 204);
+}
+
+Test(control, document_etag_304_protobuf_and_body_limit)
+{
+	const char *A = F.c.admin;
+
+	cr_assert_eq(create_flag("f1", "{\"defaultValue\":true}"), 201);
+	cr_assert_eq(call("GET", "/api/v1/flags", A, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"formatVersion\":1"), "%s", F.body);
+	char *et = strstr(F.hdrs, "ETag: ");
+	cr_assert_not_null(et, "%s", F.hdrs);
+	char etag[64], inm[80];
+	snprintf(etag, sizeof etag, "%.*s", (int)strcspn(et + 6, "\r\n"), et + 6);
+	snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+	cr_expect_eq(call("GET", "/api/v1/flags", A, NULL, inm, NULL), 304);
+	cr_expect_eq(call("GET", "/api/v1/flags", A, NULL,
+			  "Accept: application/x-protobuf, application/json", NULL), 200);
+	cr_expect(strstr(F.hdrs, "Content-Type: application/x-protobuf"), "%s", F.hdrs);
+	/* A token change is no document change: same ETag. */
+	free(mk_token("t1", "viewer"));
+	cr_expect_eq(call("GET", "/api/v1/flags", A, NULL, inm, NULL), 304);
+	cr_expect_eq(call("PUT", "/api/v1/flags/f1", A, "{\"defaultValue\":false}", REASON,
+			  "If-Match: \"1\"", NULL), 200);
+	cr_expect_eq(call("GET", "/api/v1/flags", A, NULL, inm, NULL), 200);
+	/* Over --max-body (8 MiB by default): 413, before and after reading. */
+	size_t big = (8u << 20) + 10;
+	char *b = malloc(big + 1);
+	memset(b, ' ', big);
+	b[big] = 0;
+	b[0] = '{';
+	b[big - 1] = '}';
+	cr_expect_eq(call("PUT", "/api/v1/flags/f9", A, b, REASON, "If-None-Match: *", NULL), 413);
+	free(b);
+}
+
+/* ----------------------------------------------------------------- roles */
+
+Test(control, roles_allow_what_they_say)
+{
+	char *sdk = mk_token("sdk1", "sdk"), *viewer = mk_token("viewer1", "viewer");
+	char *appr = mk_token("appr1", "approver"), *ed = mk_token("ed1", "editor");
+	const char *flag = "{\"defaultValue\":true}";
+
+	cr_expect_eq(call("GET", "/api/v1/flags", sdk, NULL, NULL), 200);
+	cr_expect_eq(call("GET", "/api/v1/flags/x", sdk, NULL, NULL), 403);
+	cr_expect_eq(call("GET", "/api/v1/audit", sdk, NULL, NULL), 403);
+	cr_expect_eq(call("GET", "/api/v1/audit", viewer, NULL, NULL), 200);
+	cr_expect_eq(call("GET", "/api/v1/flags/x", viewer, NULL, NULL), 404);
+	cr_expect_eq(call("PUT", "/api/v1/flags/x", viewer, flag, REASON, "If-None-Match: *", NULL),
+		     403);
+	cr_expect_eq(call("PUT", "/api/v1/flags/x", appr, flag, REASON, "If-None-Match: *", NULL),
+		     403);
+	cr_expect_eq(call("GET", "/api/v1/audit", appr, NULL, NULL), 200);
+	cr_expect_eq(call("PUT", "/api/v1/flags/x", ed, flag, REASON, "If-None-Match: *", NULL), 201);
+	cr_expect_eq(call("POST", "/api/v1/bust", ed, NULL, REASON, NULL), 200);
+	cr_expect_eq(call("POST", "/api/v1/bust", viewer, NULL, REASON, NULL), 403);
+	cr_expect_eq(call("GET", "/api/v1/tokens", ed, NULL, NULL), 403);
+	cr_expect_eq(call("POST", "/api/v1/tokens", ed, "{\"name\":\"z\",\"role\":\"admin\"}", REASON,
+			  NULL), 403);
+	cr_expect_eq(call("GET", "/api/v1/tokens", F.c.admin, NULL, NULL), 200);
+	/* The audit names the token. */
+	cr_expect_eq(call("GET", "/api/v1/audit?key=x", viewer, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"actor\":\"ed1\""), "%s", F.body);
+	free(sdk), free(viewer), free(appr), free(ed);
+}
+
+Test(control, token_lifecycle_shown_once_hashed_revocable)
+{
+	char *t = mk_token("alice", "editor");
+
+	cr_expect_eq(strncmp(t, "fsh_", 4), 0);
+	cr_expect_eq(call("POST", "/api/v1/tokens", F.c.admin, "{\"name\":\"alice\",\"role\":\"viewer\"}",
+			  REASON, NULL), 409);
+	cr_expect_eq(call("POST", "/api/v1/tokens", F.c.admin, "{\"name\":\"bob\",\"role\":\"root\"}",
+			  REASON, NULL), 422);
+	cr_expect_eq(call("GET", "/api/v1/tokens", F.c.admin, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"alice\""), "%s", F.body);
+	cr_expect(!strstr(F.body, t) && !strstr(F.body, "sha256"), "the list shows a secret: %s",
+		  F.body);
+	cr_expect_eq(call("GET", "/api/v1/audit", F.c.admin, NULL, NULL), 200);
+	cr_expect(!strstr(F.body, t), "the audit shows the token");
+	cr_expect_eq(call("GET", "/api/v1/flags", t, NULL, NULL), 200);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 204);
+	cr_expect_eq(call("GET", "/api/v1/flags", t, NULL, NULL), 401);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 404);
+	/* The bootstrap token is revoked like any other, and a restart does
+	 * not bring it back. */
+	char *admin2 = mk_token("admin2", "admin");
+	cr_expect_eq(call("DELETE", "/api/v1/tokens/bootstrap", admin2, NULL, REASON, NULL), 204);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 401);
+	cr_assert_eq(tc_control_stop(&F.c, false), 0);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, NULL), 0);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 401);
+	cr_expect_eq(call("GET", "/api/v1/flags", admin2, NULL, NULL), 200);
+	/* etcd holds the hash, never the token. */
+	char u[200];
+	snprintf(u, sizeof u, "%s/v3/kv/range", F.e.url[0]);
+	char *all = NULL;
+	tc_http("POST", u, NULL, NULL, "{\"key\":\"AA==\",\"range_end\":\"AA==\"}", &all, NULL);
+	cr_expect(all && !strstr(all, admin2), "etcd holds a token");
+	free(all);
+	free(t);
+	free(admin2);
+}
+
+/* ----------------------------------------------------------------- audit */
+
+Test(control, audit_has_exactly_one_record_per_write)
+{
+	const char *A = F.c.admin;
+	int writes = 1; /* the bootstrap token */
+
+	cr_assert_eq(create_flag("f", "{\"defaultValue\":1,\"offValue\":0}"), 201); writes++;
+	cr_assert_eq(call("PUT", "/api/v1/flags/f", A, "{\"defaultValue\":2,\"offValue\":0}", REASON,
+			  "If-Match: \"1\"", NULL), 200); writes++;
+	cr_assert_eq(call("PUT", "/api/v1/flags/f", A, "{\"defaultValue\":3}", REASON,
+			  "If-Match: \"1\"", NULL), 412);
+	cr_assert_eq(call("PUT", "/api/v1/segments/s", A, "{\"included\":[\"a\"]}", REASON,
+			  "If-None-Match: *", NULL), 201); writes++;
+	cr_assert_eq(call("POST", "/api/v1/bust", A, NULL, REASON, NULL), 200); writes++;
+	free(mk_token("v", "viewer")); writes++;
+	cr_assert_eq(call("DELETE", "/api/v1/tokens/v", A, NULL, REASON, NULL), 204); writes++;
+	cr_assert_eq(call("POST", "/api/v1/import", A,
+			  "{\"formatVersion\":1,\"segments\":{},\"flags\":[{\"key\":\"g\","
+			  "\"defaultValue\":true}]}", REASON, NULL), 200, "%s", F.body); writes++;
+	cr_assert_eq(call("POST", "/api/v1/import", A, "{\"formatVersion\":1,\"flags\":[{\"key\":1}]}",
+			  REASON, NULL), 422);
+	cr_assert_eq(call("GET", "/api/v1/audit?limit=1000", A, NULL, NULL), 200);
+	json_t *j = body_json(), *es = json_object_get(j, "entries");
+	cr_expect_eq((int)json_array_size(es), writes, "%s", F.body);
+	cr_expect(json_is_null(json_object_get(j, "next")));
+	/* Newest first, every field there. */
+	const char *order[] = {"import", "delete", "create", "bust", "create", "update", "create",
+			       "create"};
+	for (size_t i = 0; i < json_array_size(es); i++) {
+		json_t *e = json_array_get(es, i);
+		static const char *fields[] = {"id", "time", "actor", "action", "kind", "key",
+					       "version", "before", "after", "reason", "requestId"};
+		for (size_t k = 0; k < sizeof fields / sizeof *fields; k++)
+			cr_expect_not_null(json_object_get(e, fields[k]), "entry %zu lacks %s", i,
+					   fields[k]);
+		cr_expect_str_eq(json_string_value(json_object_get(e, "action")), order[i]);
+	}
+	json_t *imp = json_array_get(es, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(imp, "kind")), "import");
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(imp, "before"), "flags")), 1);
+	/* The update of f: before 1, after 2. */
+	json_t *upd = json_array_get(es, 5);
+	cr_expect_str_eq(json_string_value(json_object_get(upd, "key")), "f");
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(upd, "before"), "defaultValue")), 1);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(upd, "after"), "defaultValue")), 2);
+	cr_expect_eq(json_integer_value(json_object_get(upd, "version")), 2);
+	cr_expect_str_eq(json_string_value(json_object_get(upd, "reason")), "test");
+	json_decref(j);
+	/* Pages: two at a time, until next is null. */
+	int seen = 0;
+	char path[200] = "/api/v1/audit?limit=2";
+	for (int page = 0; page < 20; page++) {
+		cr_assert_eq(call("GET", path, A, NULL, NULL), 200);
+		j = body_json();
+		seen += (int)json_array_size(json_object_get(j, "entries"));
+		json_t *nx = json_object_get(j, "next");
+		if (json_is_null(nx)) {
+			json_decref(j);
+			break;
+		}
+		snprintf(path, sizeof path, "/api/v1/audit?limit=2&next=%s", json_string_value(nx));
+		json_decref(j);
+	}
+	cr_expect_eq(seen, writes);
+	cr_expect_eq(call("GET", "/api/v1/audit?limit=1001", A, NULL, NULL), 400);
+	cr_expect_eq(call("GET", "/api/v1/audit?since=2999-01-01T00:00:00Z", A, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"entries\":[]"), "%s", F.body);
+}
+
+/* ------------------------------------------------------- lost updates */
+
+#define EDITORS 8
+#define EDITS 100
+
+static void *editor(void *arg)
+{
+	const char *tok = arg;
+	char url[200], *resp;
+	int done = 0;
+
+	snprintf(url, sizeof url, "%s/api/v1/flags/counter", F.c.url);
+	for (int tries = 0; done < EDITS && tries < 20000; tries++) {
+		if (tc_http("GET", url, tok, NULL, NULL, &resp, NULL) != 200) {
+			free(resp);
+			wp_sleep_ms(10);
+			continue;
+		}
+		json_t *j = json_loads(resp, 0, NULL);
+		free(resp);
+		long long v = json_integer_value(json_object_get(j, "version"));
+		long long n = json_integer_value(json_object_get(j, "defaultValue"));
+		json_decref(j);
+		char body[128], im[64];
+		snprintf(body, sizeof body, "{\"defaultValue\":%lld,\"offValue\":0}", n + 1);
+		snprintf(im, sizeof im, "If-Match: \"%lld\"", v);
+		const char *h[] = {REASON, im, NULL};
+		int st = tc_http("PUT", url, tok, h, body, &resp, NULL);
+		free(resp);
+		if (st == 200)
+			done++;
+	}
+	return (void *)(intptr_t)done;
+}
+
+Test(control, no_lost_update_under_concurrent_read_modify_write, .timeout = 120)
+{
+	pthread_t t[EDITORS];
+	char *tok = mk_token("racer", "editor");
+	int total = 0;
+
+	cr_assert_eq(create_flag("counter", "{\"defaultValue\":0,\"offValue\":0}"), 201);
+	for (int i = 0; i < EDITORS; i++)
+		pthread_create(&t[i], NULL, editor, tok);
+	for (int i = 0; i < EDITORS; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		total += (int)(intptr_t)r;
+	}
+	cr_expect_eq(total, EDITORS * EDITS);
+	cr_assert_eq(call("GET", "/api/v1/flags/counter", tok, NULL, NULL), 200);
+	json_t *j = body_json();
+	cr_expect_eq(json_integer_value(json_object_get(j, "defaultValue")), EDITORS * EDITS,
+		     "lost updates: %s", F.body);
+	cr_expect_eq(json_integer_value(json_object_get(j, "version")), EDITORS * EDITS + 1);
+	json_decref(j);
+	cr_assert_eq(call("GET", "/api/v1/audit?key=counter&limit=1000", tok, NULL, NULL), 200);
+	j = body_json();
+	cr_expect_eq(json_array_size(json_object_get(j, "entries")), EDITORS * EDITS + 1);
+	json_decref(j);
+	free(tok);
+}
+
+/* ------------------------------------------------------------------ SSE */
+
+/* The id of the first event named NAME in the SSE text S, or -1. */
+static long long event_id(const char *s, const char *name)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "event: %s\nid: ", name);
+	const char *p = strstr(s, pat);
+	return p ? atoll(p + strlen(pat)) : -1;
+}
+
+Test(control, stream_resumes_from_last_event_id_and_puts_after_compaction)
+{
+	char url[200], id[32];
+	int st;
+
+	cr_assert_eq(create_flag("f1", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, "}\n\n", 20000, &st);
+	cr_assert_eq(st, 200);
+	long long first = event_id(s, "put");
+	cr_assert_gt(first, 0, "no put: %s", s);
+	cr_expect(strstr(s, "\"f1\""), "%s", s);
+	free(s);
+	cr_assert_eq(call("PUT", "/api/v1/flags/f1", F.c.admin, "{\"defaultValue\":false}", REASON,
+			  "If-Match: \"1\"", NULL), 200);
+	cr_assert_eq(create_flag("f2", "{\"defaultValue\":true}"), 201);
+	cr_assert_eq(call("DELETE", "/api/v1/flags/f2", F.c.admin, NULL, REASON, NULL), 204);
+	snprintf(id, sizeof id, "%lld", first);
+	s = tc_sse(url, F.c.admin, id, "event: flag-deleted", 20000, &st);
+	cr_expect_eq(st, 200);
+	cr_expect_null(strstr(s, "event: put"), "a resume sent a put:\n%s", s);
+	long long upd = event_id(s, "flag-updated");
+	cr_expect_gt(upd, first, "%s", s);
+	cr_expect_gt(event_id(s, "flag-deleted"), upd, "%s", s);
+	cr_expect(strstr(s, "\"defaultValue\":false"), "%s", s);
+	free(s);
+	/* Compact etcd past FIRST: the resume must become a put. */
+	char cu[200], cb[64], *r = NULL;
+	snprintf(cu, sizeof cu, "%s/v3/kv/range", F.e.url[0]);
+	tc_http("POST", cu, NULL, NULL, "{\"key\":\"AA==\"}", &r, NULL);
+	json_t *j = json_loads(r, 0, NULL);
+	long long head = atoll(json_string_value(json_object_get(json_object_get(j, "header"),
+								  "revision")));
+	json_decref(j);
+	free(r);
+	snprintf(cu, sizeof cu, "%s/v3/kv/compaction", F.e.url[0]);
+	snprintf(cb, sizeof cb, "{\"revision\":\"%lld\",\"physical\":true}", head);
+	cr_assert_eq(tc_http("POST", cu, NULL, NULL, cb, &r, NULL), 200, "%s", r);
+	free(r);
+	s = tc_sse(url, F.c.admin, id, "}\n\n", 20000, &st);
+	cr_expect_eq(st, 200);
+	cr_expect_gt(event_id(s, "put"), upd, "no put after compaction:\n%s", s);
+	free(s);
+	/* A bust is a put on open streams (and a new epoch). */
+	cr_assert_eq(call("POST", "/api/v1/bust", F.c.admin, NULL, REASON, NULL), 200);
+	s = tc_sse(url, F.c.admin, NULL, "}\n\n", 20000, &st);
+	cr_expect(strstr(s, "\"epoch\":1"), "%s", s);
+	free(s);
+}
+
+/* --------------------------------------------------- a writer syncing */
+
+static void start_writer(const char *url, const char *token)
+{
+	char line[128];
+	int n = snprintf(line, sizeof line, "%s\n", token);
+	cr_assert_eq(wp_write_file(F.keyfile, line, (size_t)n), 0);
+	const char *argv[] = {"--store", F.store, "--source", url, "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--stream", "--poll-interval", "1", NULL};
+	F.writer = wp_spawn(argv, F.log, NULL);
+	cr_assert_gt(F.writer, 0);
+	int rc = -1;
+	for (int i = 0; i < 3000 && rc != 0; i++) {
+		rc = wp_open_existing(F.store, &F.rd);
+		if (rc)
+			wp_sleep_ms(10);
+	}
+	cr_assert_eq(rc, 0, "the writer did not create its store");
+}
+
+static bool wait_num(flagshm_store *rd, const char *key, double want, int timeout_ms)
+{
+	int64_t end = wp_mono_ms() + timeout_ms;
+	while (wp_mono_ms() < end) {
+		if (flagshm_number(rd, key, NULL, -1) == want)
+			return true;
+		wp_sleep_ms(20);
+	}
+	return false;
+}
+
+Test(control, a_writer_syncs_through_the_control_plane)
+{
+	char *sdk = mk_token("host1", "sdk");
+
+	cr_assert_eq(create_flag("price", "{\"defaultValue\":10,\"offValue\":0}"), 201);
+	start_writer(F.c.url, sdk);
+	cr_expect(wait_num(F.rd, "price", 10, 30000), "the reader never saw the flag");
+	cr_assert_eq(call("PUT", "/api/v1/flags/price", F.c.admin,
+			  "{\"defaultValue\":11,\"offValue\":0}", REASON, "If-Match: \"1\"", NULL), 200);
+	cr_expect(wait_num(F.rd, "price", 11, 30000), "the reader never saw the edit");
+	free(sdk);
+}
+
+Test(control, etcd_down_reads_fail_503_and_writers_keep_their_flags)
+{
+	char *sdk = mk_token("host1", "sdk");
+
+	cr_assert_eq(create_flag("price", "{\"defaultValue\":10,\"offValue\":0}"), 201);
+	start_writer(F.c.url, sdk);
+	cr_assert(wait_num(F.rd, "price", 10, 30000));
+	tc_etcd_kill(&F.e, 0);
+	cr_expect_eq(call("GET", "/api/v1/flags", sdk, NULL, NULL), 503);
+	cr_expect(strstr(F.hdrs, "Retry-After:"), "%s", F.hdrs);
+	cr_expect_eq(call("GET", "/api/v1/flags/price", F.c.admin, NULL, NULL), 503);
+	cr_expect_eq(call("PUT", "/api/v1/flags/price", F.c.admin, "{\"defaultValue\":1}", REASON,
+			  "If-Match: \"1\"", NULL), 503);
+	wp_sleep_ms(1500); /* the writer polls and fails meanwhile */
+	cr_expect_eq(flagshm_number(F.rd, "price", NULL, -1), 10);
+	cr_expect_gt(wp_wait_exit(F.writer, 0), -3); /* still there or not: flags stay */
+	cr_expect_eq(wp_wait_exit(F.writer, 0), -2, "the writer exited");
+	free(sdk);
+}
+
+/* ---------------------------------------------- failover under edits */
+
+Test(control, two_instances_over_three_members_lose_no_acknowledged_write, .timeout = 120)
+{
+	tc_control b = {0};
+	flagshm_store *rd_b = NULL;
+	char store_b[64], state_b[160], log_b[160], keyfile_b[160], err[256];
+	int acked = 0;
+
+	/* The fixture's etcd has one member: this test wants three. */
+	tc_control_stop(&F.c, false);
+	tc_etcd_stop(&F.e);
+	cr_assert_eq(tc_etcd_start(&F.e, 3), 0, "cannot start three etcd members");
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, NULL), 0);
+	memcpy(b.admin, F.c.admin, sizeof b.admin);
+	snprintf(b.dir, sizeof b.dir, "/tmp/flagshm-control-XXXXXX");
+	cr_assert_not_null(mkdtemp(b.dir));
+	cr_assert_eq(tc_control_start(&b, F.e.urls, 0, NULL), 0);
+	char *sdk = mk_token("hosts", "sdk");
+	cr_assert_eq(create_flag("n", "{\"defaultValue\":0,\"offValue\":0}"), 201);
+
+	/* Writer A on instance A (the fixture's), writer B on instance B. */
+	start_writer(F.c.url, sdk);
+	snprintf(store_b, sizeof store_b, "ctlb%d", (int)getpid());
+	snprintf(state_b, sizeof state_b, "%s/state-b", F.dir);
+	snprintf(log_b, sizeof log_b, "%s/writer-b.log", F.dir);
+	snprintf(keyfile_b, sizeof keyfile_b, "%s/key", F.dir);
+	shm_store_remove(store_b, err, sizeof err);
+	const char *argv[] = {"--store", store_b, "--source", b.url, "--key-file", keyfile_b,
+			      "--state-dir", state_b, "--stream", "--poll-interval", "1", NULL};
+	pid_t wb = wp_spawn(argv, log_b, NULL);
+	cr_assert_gt(wb, 0);
+	for (int i = 0; i < 3000 && wp_open_existing(store_b, &rd_b); i++)
+		wp_sleep_ms(10);
+	cr_assert_not_null(rd_b);
+
+	/* 30 edits, alternating instances; etcd member 0 dies after 10,
+	 * instance A after 20 (later edits go to B). An edit counts once
+	 * acknowledged (200); an unanswered one is retried with the version
+	 * read again, so the value says how many were applied. */
+	for (int i = 1; i <= 30; i++) {
+		if (i == 11)
+			tc_etcd_kill(&F.e, 0);
+		if (i == 21)
+			tc_control_stop(&F.c, true);
+		bool done = false;
+		for (int tries = 0; !done && tries < 200; tries++) {
+			const char *base = (i > 20 || i % 2 == 0) ? b.url : F.c.url;
+			if (call_at(base, "GET", "/api/v1/flags/n", F.c.admin, NULL, NULL) != 200) {
+				wp_sleep_ms(100);
+				continue;
+			}
+			json_t *j = body_json();
+			long long v = json_integer_value(json_object_get(j, "version"));
+			long long n = json_integer_value(json_object_get(j, "defaultValue"));
+			json_decref(j);
+			if (n >= i) { /* an unanswered earlier try was applied */
+				done = true;
+				break;
+			}
+			char body[96], im[48];
+			snprintf(body, sizeof body, "{\"defaultValue\":%d,\"offValue\":0}", i);
+			snprintf(im, sizeof im, "If-Match: \"%lld\"", v);
+			int st = call_at(base, "PUT", "/api/v1/flags/n", F.c.admin, body, REASON, im,
+					 NULL);
+			if (st == 200)
+				done = true, acked = i;
+			else
+				wp_sleep_ms(100);
+		}
+		cr_assert(done, "edit %d never went through", i);
+	}
+	cr_expect_eq(acked, 30);
+	/* Instance A back on its port; both writers converge on the last edit. */
+	unsigned port_a = F.c.port;
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, port_a, NULL), 0);
+	cr_expect(wait_num(rd_b, "n", 30, 45000), "writer B did not converge");
+	cr_expect(wait_num(F.rd, "n", 30, 45000), "writer A did not converge");
+	cr_expect_eq(call_at(b.url, "GET", "/api/v1/audit?key=n&limit=1000", F.c.admin, NULL, NULL),
+		     200);
+	json_t *j = body_json();
+	size_t records = json_array_size(json_object_get(j, "entries"));
+	json_decref(j);
+	cr_assert_eq(call_at(b.url, "GET", "/api/v1/flags/n", F.c.admin, NULL, NULL), 200);
+	j = body_json();
+	cr_expect_eq(json_integer_value(json_object_get(j, "defaultValue")), 30);
+	cr_expect_eq((size_t)json_integer_value(json_object_get(j, "version")), records,
+		     "a version without its audit record, or the reverse");
+	json_decref(j);
+	wp_stop(wb, 5000);
+	flagshm_close(&rd_b);
+	shm_store_remove(store_b, err, sizeof err);
+	tc_control_stop(&b, false);
+	if (!getenv("FLAGSHM_KEEP_LOGS"))
+		wp_rmdir(b.dir);
+	free(sdk);
+}
