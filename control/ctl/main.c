@@ -301,6 +301,12 @@ int main(int argc, char **argv)
 		p.o.pos[i] = p.words[first + i];
 	p.o.npos = n;
 
+	/* GET /api/v1/flags/stream is the event stream, not a flag. */
+	if (!has_sub && s->min > 0 && strcmp(cmd, "audit") != 0 && strcmp(cmd, "import") != 0 &&
+	    strcmp(p.o.pos[0], "stream") == 0) {
+		fprintf(stderr, "flagshm-ctl: %s: the flag key \"stream\" is reserved\n", cmd);
+		return CTL_REFUSED;
+	}
 	if (!p.o.url)
 		p.o.url = getenv("FLAGSHM_URL");
 	if (!p.o.token_file)
