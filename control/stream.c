@@ -38,8 +38,7 @@ int cs_current(cs_req *r, int64_t *meta_rev, int64_t *head_rev, enum MHD_Result 
 	return 0;
 }
 
-/* True when the If-None-Match list holds ETAG (weak tags match too). */
-static bool etag_listed(const char *h, const char *etag)
+bool cs_etag_listed(const char *h, const char *etag)
 {
 	size_t n = strlen(etag);
 
@@ -71,7 +70,7 @@ enum MHD_Result cs_serve_doc(cs_req *r)
 	if (!d || !d->json)
 		return cs_error(r, 500, "internal", NULL, "out of memory building the document");
 	snprintf(etag, sizeof etag, "\"%lld\"", (long long)d->rev);
-	if (etag_listed(cs_header(r, "If-None-Match"), etag)) {
+	if (cs_etag_listed(cs_header(r, "If-None-Match"), etag)) {
 		cs_doc_unref(&d);
 		return cs_reply_raw(r, 304, NULL, "", 0, etag, true);
 	}
@@ -139,7 +138,7 @@ static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
 			pthread_mutex_unlock(&m->mu);
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		}
-		if (x->need_put || x->pos + CS_RING < m->ring_n) {
+		if (x->need_put || x->pos < m->ring_first) {
 			take_put(m, x); /* new or fallen too far behind */
 			continue;
 		}
@@ -225,7 +224,7 @@ enum MHD_Result cs_serve_stream(cs_req *r)
 	pthread_mutex_lock(&m->mu);
 	if (last >= 0 && last >= m->ring_floor && last <= m->seen_rev) {
 		uint64_t p = m->ring_n;
-		while (p > 0 && p + CS_RING > m->ring_n && m->ring[(p - 1) % CS_RING].rev > last)
+		while (p > m->ring_first && m->ring[(p - 1) % CS_RING].rev > last)
 			p--;
 		x->pos = p;
 	} else {

@@ -18,6 +18,7 @@ packages=(
 	libmicrohttpd-dev   # the control-plane test server (tests/cp_server.c)
 	nginx-light         # the polling test serves a flags file through real nginx
 	valgrind            # the writer's compile-and-publish path, checked for leaks
+	openssl             # tests: a certificate for flagshm-control over https
 	etcd-server etcd-client libssl-dev  # flagshm-control: its store (tests start real members), SHA-256 of tokens
 )
 

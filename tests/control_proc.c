@@ -86,6 +86,8 @@ int tc_http(const char *method, const char *url, const char *token,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (getenv("TC_CA_FILE"))
+		curl_easy_setopt(c, CURLOPT_CAINFO, getenv("TC_CA_FILE"));
 	CURLcode cc = curl_easy_perform(c);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
@@ -234,7 +236,7 @@ void tc_etcd_stop(tc_etcd *e)
 		wp_rmdir(e->dir);
 }
 
-static const char *control_path(void)
+const char *tc_control_path(void)
 {
 	const char *p = getenv("FLAGSHM_CONTROL");
 	return p && *p ? p : "build/control/flagshm-control";
@@ -276,7 +278,7 @@ int tc_control_start(tc_control *c, const char *etcd_urls, unsigned port,
 	for (size_t i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	c->pid = wp_spawn_prog(control_path(), argv, c->log, NULL);
+	c->pid = wp_spawn_prog(tc_control_path(), argv, c->log, NULL);
 	if (c->pid <= 0)
 		return -1;
 	end = wp_mono_ms() + 30000;

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static struct {
 	tc_etcd e;
@@ -186,6 +189,7 @@ Test(control, every_status_of_a_flag_write)
 	cr_expect(json_is_string(json_object_get(j, "createdAt")));
 	cr_expect(json_is_string(json_object_get(j, "updatedAt")));
 	json_decref(j);
+	cr_expect_eq(call("GET", "/api/v1/flags/f1", A, NULL, "If-None-Match: \"2\"", NULL), 304);
 	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"1\"", NULL),
 		     412);
 	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"2\"", NULL),
@@ -305,6 +309,12 @@ Test(control, token_lifecycle_shown_once_hashed_revocable)
 	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 204);
 	cr_expect_eq(call("GET", "/api/v1/flags", t, NULL, NULL), 401);
 	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 404);
+	free(mk_token("carol", "viewer"));
+	free(mk_token("dave", "viewer"));
+	cr_expect_eq(call("DELETE", "/api/v1/tokens?name=carol", F.c.admin, NULL, REASON, NULL), 204);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens", F.c.admin, "{\"name\":\"dave\"}", REASON, NULL),
+		     204);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens", F.c.admin, NULL, REASON, NULL), 400);
 	/* The bootstrap token is revoked like any other, and a restart does
 	 * not bring it back. */
 	char *admin2 = mk_token("admin2", "admin");
@@ -679,4 +689,285 @@ Test(control, two_instances_over_three_members_lose_no_acknowledged_write, .time
 	if (!getenv("FLAGSHM_KEEP_LOGS"))
 		wp_rmdir(b.dir);
 	free(sdk);
+}
+
+/* ------------------------------------------------ limits and hostility */
+
+static int raw_connect(unsigned port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+Test(control, over_max_connections_503_and_slow_clients_time_out)
+{
+	const char *extra[] = {"--max-connections", "2", "--client-timeout", "5", NULL};
+	int fd[2];
+
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = raw_connect(F.c.port);
+		cr_assert_geq(fd[i], 0);
+		/* Half a request: a slow client. */
+		cr_assert_eq(write(fd[i], "GET /api/v1/flags HTTP/1.1\r\n", 28), 28);
+	}
+	/* Once the server has accepted both, a third connection is one too
+	 * many (polled: no speed assumed). */
+	int st = 0;
+	for (int64_t end = wp_mono_ms() + 4000; wp_mono_ms() < end && st != 503;)
+		st = call("GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+	cr_expect_eq(st, 503);
+	cr_expect(strstr(F.hdrs, "Retry-After:"), "%s", F.hdrs);
+	/* The slow clients are dropped after --client-timeout: the server
+	 * closes them (EOF), within a generous bound. */
+	for (int i = 0; i < 2; i++) {
+		struct timeval tv = {20, 0};
+		char b[256];
+		setsockopt(fd[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		ssize_t n;
+		int64_t end = wp_mono_ms() + 20000;
+		while ((n = read(fd[i], b, sizeof b)) > 0 && wp_mono_ms() < end)
+			;
+		cr_expect_leq(n, 0, "slow client %d not dropped", i);
+		close(fd[i]);
+	}
+	/* With them gone, requests are served again. */
+	int64_t end = wp_mono_ms() + 20000;
+	while ((st = call("GET", "/api/v1/flags", F.c.admin, NULL, NULL)) != 200 &&
+	       wp_mono_ms() < end)
+		wp_sleep_ms(100);
+	cr_expect_eq(st, 200);
+}
+
+Test(control, keepalive_comments_bad_last_event_id_and_audit_after_compaction)
+{
+	const char *extra[] = {"--keepalive", "1", NULL};
+	char url[200];
+	int st;
+
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	cr_assert_eq(create_flag("f1", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, ": keep-alive", 20000, &st);
+	cr_expect(strstr(s, ": keep-alive\n\n"), "no keep-alive comment: %s", s);
+	free(s);
+	/* Ids that are not ours get a put. */
+	const char *bad[] = {"abc", "-5", "99999999999", "1\r\nX: y", ""};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		s = tc_sse(url, F.c.admin, bad[i], "}\n\n", 20000, &st);
+		cr_expect_eq(st, 200);
+		cr_expect(strstr(s, "event: put"), "Last-Event-ID '%s': no put: %s", bad[i], s);
+		free(s);
+	}
+	/* Audit records are keys, not history: compaction keeps them. */
+	char cu[200], *r = NULL;
+	snprintf(cu, sizeof cu, "%s/v3/kv/range", F.e.url[0]);
+	tc_http("POST", cu, NULL, NULL, "{\"key\":\"AA==\"}", &r, NULL);
+	json_t *j = json_loads(r, 0, NULL);
+	char cb[96];
+	snprintf(cb, sizeof cb, "{\"revision\":\"%s\"}",
+		 json_string_value(json_object_get(json_object_get(j, "header"), "revision")));
+	json_decref(j);
+	free(r);
+	snprintf(cu, sizeof cu, "%s/v3/kv/compaction", F.e.url[0]);
+	cr_assert_eq(tc_http("POST", cu, NULL, NULL, cb, &r, NULL), 200);
+	free(r);
+	cr_expect_eq(call("GET", "/api/v1/audit?key=f1", F.c.admin, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"action\":\"create\""), "%s", F.body);
+	/* Unknown endpoints and methods. */
+	cr_expect_eq(call("GET", "/api/v2/flags", F.c.admin, NULL, NULL), 404);
+	cr_expect_eq(call("POST", "/api/v1/flags", F.c.admin, "{}", REASON, NULL), 405);
+	cr_expect_eq(call("GET", "/healthz", NULL, NULL, NULL), 200);
+	/* The instance is registered on a lease. */
+	cr_expect_eq(call("GET", "/api/v1/instances", F.c.admin, NULL, NULL), 200);
+	char want[96];
+	snprintf(want, sizeof want, "\"url\":\"%s\"", F.c.url);
+	cr_expect(strstr(F.body, want), "%s not in %s", want, F.body);
+}
+
+Test(control, import_replaces_the_document_and_respects_max_txn_ops)
+{
+	const char *A = F.c.admin;
+
+	cr_assert_eq(create_flag("old", "{\"defaultValue\":true}"), 201);
+	cr_assert_eq(call("POST", "/api/v1/import", A,
+			  "{\"formatVersion\":1,\"segments\":{\"s\":{\"included\":[\"u\"]}},"
+			  "\"flags\":[{\"key\":\"a\",\"defaultValue\":true,\"version\":99},"
+			  "{\"key\":\"b\",\"defaultValue\":false}]}", REASON, NULL), 200, "%s", F.body);
+	cr_expect(strstr(F.body, "\"deleted\":1"), "%s", F.body);
+	cr_assert_eq(call("GET", "/api/v1/flags", A, NULL, NULL), 200);
+	cr_expect(!strstr(F.body, "\"old\"") && strstr(F.body, "\"a\"") && strstr(F.body, "\"s\""),
+		  "%s", F.body);
+	cr_assert_eq(call("GET", "/api/v1/flags/a", A, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"version\":1"), "server-set version ignored: %s", F.body);
+	/* Over --max-txn-ops: 413, nothing changed. */
+	const char *extra[] = {"--max-txn-ops", "8", NULL};
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	char doc[4096] = "{\"formatVersion\":1,\"flags\":[";
+	for (int i = 0; i < 20; i++) {
+		size_t l = strlen(doc);
+		snprintf(doc + l, sizeof doc - l, "%s{\"key\":\"k%d\",\"defaultValue\":true}",
+			 i ? "," : "", i);
+	}
+	strcat(doc, "]}");
+	cr_expect_eq(call("POST", "/api/v1/import", A, doc, REASON, NULL), 413, "%s", F.body);
+	cr_expect(strstr(F.body, "--max-txn-ops"), "%s", F.body);
+	cr_expect_eq(call("GET", "/api/v1/flags/k1", A, NULL, NULL), 404);
+}
+
+/* ------------------------------------------------- etcd auth and TLS */
+
+static int etcd_post(const char *path, const char *body, const char *auth_token)
+{
+	char u[200], *r = NULL, h[600];
+	const char *hs[] = {h, NULL};
+	snprintf(u, sizeof u, "%s%s", F.e.url[0], path);
+	snprintf(h, sizeof h, "Authorization: %s", auth_token ? auth_token : "");
+	int st = tc_http("POST", u, NULL, auth_token ? hs : NULL, body, &r, NULL);
+	free(r);
+	return st;
+}
+
+Test(control, works_with_etcd_auth_on)
+{
+	char file[200];
+
+	tc_control_stop(&F.c, false);
+	cr_assert_eq(etcd_post("/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"pw-root\"}", NULL),
+		     200);
+	cr_assert_eq(etcd_post("/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}", NULL),
+		     200);
+	cr_assert_eq(etcd_post("/v3/auth/enable", "{}", NULL), 200);
+	/* Without credentials etcd refuses. */
+	cr_assert_neq(etcd_post("/v3/kv/range", "{\"key\":\"AA==\"}", NULL), 200);
+	snprintf(file, sizeof file, "%s/etcd-user", F.dir);
+	cr_assert_eq(wp_write_file(file, "root:pw-root\n", 13), 0);
+	const char *extra[] = {"--etcd-user-file", file, NULL};
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	cr_expect_eq(create_flag("f1", "{\"defaultValue\":true}"), 201, "%s", F.body);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
+	cr_expect(strstr(F.body, "\"f1\""), "%s", F.body);
+	char url[200];
+	int st;
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, "}\n\n", 20000, &st);
+	cr_expect(strstr(s, "event: put"), "%s", s);
+	free(s);
+	char *log = wp_read_file(F.c.log, NULL);
+	cr_expect(!log || !strstr(log, "pw-root"), "the etcd password is in the log");
+	free(log);
+}
+
+Test(control, serves_https_to_a_writer)
+{
+	char cert[200], key[200], cmd[1024];
+
+	snprintf(cert, sizeof cert, "%s/cert.pem", F.dir);
+	snprintf(key, sizeof key, "%s/key.pem", F.dir);
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+		 "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s 2>/dev/null", key, cert);
+	cr_assert_eq(system(cmd), 0, "openssl (Debian's openssl) could not make a certificate");
+	tc_control_stop(&F.c, false);
+	const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, extra), 0);
+	cr_assert_eq(strncmp(F.c.url, "https://", 8), 0, "%s", F.c.url);
+	setenv("TC_CA_FILE", cert, 1);
+	cr_assert_eq(create_flag("price", "{\"defaultValue\":5,\"offValue\":0}"), 201, "%s", F.body);
+	char *sdk = mk_token("host1", "sdk");
+	char line[128];
+	int n = snprintf(line, sizeof line, "%s\n", sdk);
+	cr_assert_eq(wp_write_file(F.keyfile, line, (size_t)n), 0);
+	const char *argv[] = {"--store", F.store, "--source", F.c.url, "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--stream", "--ca-file", cert, NULL};
+	F.writer = wp_spawn(argv, F.log, NULL);
+	int rc = -1;
+	for (int i = 0; i < 3000 && rc != 0; i++) {
+		rc = wp_open_existing(F.store, &F.rd);
+		if (rc)
+			wp_sleep_ms(10);
+	}
+	cr_assert_eq(rc, 0);
+	cr_expect(wait_num(F.rd, "price", 5, 30000), "the writer never got the flag over https");
+	unsetenv("TC_CA_FILE");
+	free(sdk);
+}
+
+/* A hostile neighbour on the loopback port: garbage, lies and floods cost
+ * it bounded time and memory, and the server keeps serving. */
+Test(control, hostile_bytes_on_the_port_leave_it_serving)
+{
+	static const char *attacks[] = {
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage-tls-hello\r\n\r\n",
+		"GET /api/v1/flags HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"PUT /api/v1/flags/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+		"GET /\x01\x02\x7f HTTP/1.1\r\n\r\n",
+		"POST /api/v1/import HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	};
+	for (size_t i = 0; i < sizeof attacks / sizeof *attacks; i++) {
+		int fd = raw_connect(F.c.port);
+		cr_assert_geq(fd, 0);
+		ssize_t w = write(fd, attacks[i], strlen(attacks[i]));
+		(void)w;
+		close(fd);
+	}
+	/* A 1 MiB header line. */
+	int fd = raw_connect(F.c.port);
+	cr_assert_geq(fd, 0);
+	char *big = malloc(1 << 20);
+	memset(big, 'a', 1 << 20);
+	ssize_t w = write(fd, "GET /api/v1/flags HTTP/1.1\r\nX-A: ", 33);
+	w = write(fd, big, 1 << 20);
+	(void)w;
+	free(big);
+	close(fd);
+	/* A token as long as a header can be, a header with a NUL-like byte. */
+	char longtok[8192];
+	memset(longtok, 'x', sizeof longtok - 1);
+	longtok[sizeof longtok - 1] = 0;
+	cr_expect_eq(call("GET", "/api/v1/flags", longtok, NULL, NULL), 401);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
+	cr_expect_eq(create_flag("after", "{\"defaultValue\":true}"), 201);
+}
+
+Test(control, started_before_etcd_it_answers_503_then_serves)
+{
+	tc_control_stop(&F.c, false);
+	tc_etcd_kill(&F.e, 0);
+	/* No ready file until etcd is read: start it by hand and poll the port. */
+	tc_control b = {0};
+	unsigned port = tc_free_port();
+	char listen[32], url[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
+	const char *argv[] = {"--listen", listen, "--etcd", F.e.urls, NULL};
+	char log[160];
+	snprintf(log, sizeof log, "%s/control-b.log", F.dir);
+	b.pid = wp_spawn_prog(tc_control_path(), argv, log, NULL);
+	cr_assert_gt(b.pid, 0);
+	int st = 0;
+	for (int64_t end = wp_mono_ms() + 20000; wp_mono_ms() < end && st != 503;) {
+		st = call_at(url, "GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+		if (st != 503)
+			wp_sleep_ms(50);
+	}
+	cr_expect_eq(st, 503, "before etcd: %d %s", st, F.body);
+	cr_expect(strstr(F.hdrs, "Retry-After:"), "%s", F.hdrs);
+	cr_assert_eq(tc_etcd_restart(&F.e, 0), 0);
+	for (int64_t end = wp_mono_ms() + 30000; wp_mono_ms() < end && st != 200;) {
+		st = call_at(url, "GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+		if (st != 200)
+			wp_sleep_ms(100);
+	}
+	cr_expect_eq(st, 200, "after etcd came back: %d %s", st, F.body);
+	cr_expect_eq(tc_control_stop(&b, false), 0);
 }
