@@ -164,8 +164,57 @@ static long put_flag(CURL *k, const char *key, const char *body, long long versi
 	return http(k, "PUT", path, body, h, NULL);
 }
 
+/* One import carries at most this many flags: etcd's --max-txn-ops
+ * (10,000 in tests/control_proc.c) bounds one transaction, and the import
+ * adds its audit record and meta keys. The rest are created one by one. */
+#define IMPORT_MAX 5000
+
+typedef struct creator {
+	pthread_t t;
+	int from, to, fails;
+} creator;
+
+static void *create_range(void *arg)
+{
+	creator *c = arg;
+	CURL *k = curl_easy_init();
+	for (int i = c->from; i < c->to; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "f%d", i);
+		if (put_flag(k, key, "{\"defaultValue\":true,\"rolloutPercentage\":50}", -1) != 201)
+			c->fails++;
+	}
+	curl_easy_cleanup(k);
+	return NULL;
+}
+
+static int load_flags_import(CURL *k, int n);
+
 /* Replace the document with N flags f0..f(N-1). 0 or -1. */
 static int load_flags(CURL *k, int n)
+{
+	if (load_flags_import(k, n < IMPORT_MAX ? n : IMPORT_MAX) != 0)
+		return -1;
+	if (n <= IMPORT_MAX)
+		return 0;
+	creator c[8];
+	int per = (n - IMPORT_MAX + 7) / 8, fails = 0;
+	for (int i = 0; i < 8; i++) {
+		c[i].from = IMPORT_MAX + i * per;
+		c[i].to = c[i].from + per < n ? c[i].from + per : n;
+		c[i].fails = 0;
+		pthread_create(&c[i].t, NULL, create_range, &c[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(c[i].t, NULL);
+		fails += c[i].fails;
+	}
+	if (fails)
+		fprintf(stderr, "control-bench: %d flags could not be created\n", fails);
+	return fails ? -1 : 0;
+}
+
+static int load_flags_import(CURL *k, int n)
 {
 	size_t cap = (size_t)n * 120 + 100, len = 0;
 	char *doc = malloc(cap);
