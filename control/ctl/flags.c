@@ -362,7 +362,13 @@ int ctl_cmd_edit(ctl_client *c, const ctl_opts *o, const char *cmd)
 		if (rc)
 			return CTL_REFUSED;
 		if (r.status == 200 || r.status == 201) {
-			report_write(o, &r, cmd[0] == 'e' ? "enabled" : cmd[0] == 'd' ? "disabled" : "rollout of",
+			char verb[200];
+			if (cmd[0] == 'p' && o->rule)
+				snprintf(verb, sizeof verb, "rollout of rule %.100s set to %s%% for", o->rule,
+					 o->pos[1]);
+			else if (cmd[0] == 'p')
+				snprintf(verb, sizeof verb, "rollout set to %s%% for", o->pos[1]);
+			report_write(o, &r, cmd[0] == 'e' ? "enabled" : cmd[0] == 'd' ? "disabled" : verb,
 				     false, key);
 			ctl_reply_free(&r);
 			return CTL_OK;
