@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,8 @@ static void warn_if_shared(const char *opt, const char *file)
 	struct stat st;
 
 	if (file && stat(file, &st) == 0 && (st.st_mode & 077))
-		fprintf(stderr, "flagshm-control: warning: %s %s is readable or writable by other "
-			"users (mode %04o); chmod 600 it\n", opt, file, (unsigned)(st.st_mode & 07777));
+		cs_log("warning: %s %s is readable or writable by other users (mode %04o); "
+		       "chmod 600 it", opt, file, (unsigned)(st.st_mode & 07777));
 }
 
 int main(int argc, char **argv)
@@ -130,6 +131,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flagshm-control: unexpected argument '%s'\n%s", argv[optind], usage);
 		return 2;
 	}
+	struct sockaddr_in sa;
+	if (cs_listen_parse(s.opt.listen, &sa, err, sizeof err) < 0) {
+		fprintf(stderr, "flagshm-control: %s\n", err);
+		return 2;
+	}
 	if (s.opt.prefix[0] != '/' || strlen(s.opt.prefix) > 200) {
 		fprintf(stderr, "flagshm-control: --etcd-prefix %s: must start with '/'\n", s.opt.prefix);
 		return 2;
@@ -161,6 +167,8 @@ int main(int argc, char **argv)
 	/* Listen at once, answering 503 until etcd has been read, so that
 	 * clients see "not yet" rather than a refused connection. */
 	cs_model_init(&s.model, s.etcd, s.opt.prefix);
+	pthread_mutex_init(&s.rev_mu, NULL);
+	pthread_cond_init(&s.rev_cv, NULL);
 	if (cs_http_start(&s, err, sizeof err) < 0) {
 		fprintf(stderr, "flagshm-control: %s\n", err);
 		rc = 1;
@@ -181,8 +189,7 @@ int main(int argc, char **argv)
 	char url[128], host[64];
 	snprintf(host, sizeof host, "%.*s", (int)strcspn(s.opt.listen, ":"), s.opt.listen);
 	snprintf(url, sizeof url, "%s://%s:%u", s.opt.tls_cert ? "https" : "http", host, s.port);
-	fprintf(stderr, "flagshm-control: serving %s from etcd %s prefix %s\n", url, s.opt.etcd,
-		s.model.prefix);
+	cs_log("serving %s from etcd %s prefix %s", url, s.opt.etcd, s.model.prefix);
 	if (cs_instances_start(&s, url, err, sizeof err) < 0)
 		fprintf(stderr, "flagshm-control: %s\n", err);
 	if (ready) {
@@ -196,7 +203,7 @@ int main(int argc, char **argv)
 	while (sigwaitinfo(&sigs, NULL) < 0 && errno == EINTR)
 		;
 stop:
-	fprintf(stderr, "flagshm-control: stopping\n");
+	cs_log("stopping");
 	/* Streams end when the model stops; then the HTTP threads can join. */
 	s.model.stop = true;
 	pthread_mutex_lock(&s.model.mu);

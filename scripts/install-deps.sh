@@ -15,7 +15,7 @@ packages=(
 	libcurl4-openssl-dev                   # control-plane client (writer/sync/http.c)
 	libcriterion-dev    # unit and process tests
 	libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes (tests/fuzz)
-	libmicrohttpd-dev   # the control-plane test server (tests/cp_server.c)
+	libmicrohttpd-dev   # flagshm-control (control/) and the test control plane (tests/cp_server.c)
 	nginx-light         # the polling test serves a flags file through real nginx
 	valgrind            # the writer's compile-and-publish path, checked for leaks
 	openssl             # tests: a certificate for flagshm-control over https
