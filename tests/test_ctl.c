@@ -6,12 +6,16 @@
  * the audit (who and why), and the small edits' retry on 412: once with a
  * proxy that makes a competing edit between flagshm-ctl's read and its
  * write (deterministic), once with five concurrent flagshm-ctl processes
- * (each loses at most four times, it tries five). Every wait is bounded.
+ * (each loses at most four times, it tries five). And a writer with
+ * --source A,B over two real instances converges through B once A is
+ * killed. Every wait is bounded.
  */
 #include <criterion/criterion.h>
 
 #include "control_proc.h"
 #include "ctl_run.h"
+#include "flagshm.h"
+#include "shm.h"
 #include "writer_proc.h"
 
 #include <curl/curl.h>
@@ -483,4 +487,75 @@ Test(ctl, five_concurrent_small_edits_all_land)
 	json_decref(j);
 	ctl_out_free(&o);
 	free(f);
+}
+
+/* ------------------------------------- a writer over two instances */
+
+Test(ctl, a_writer_fails_over_between_two_real_instances, .timeout = 120)
+{
+	tc_control b = {0};
+	snprintf(b.admin, sizeof b.admin, "%s", F.c.admin); /* the same bootstrap token */
+	snprintf(b.dir, sizeof b.dir, "/tmp/flagshm-control-XXXXXX");
+	cr_assert_not_null(mkdtemp(b.dir));
+	cr_assert_eq(tc_control_start(&b, F.e.urls, 0, NULL), 0, "the second instance did not start");
+
+	char *f = file_with("n.json", "{\"defaultValue\": 1, \"offValue\": 0}");
+	expect_status(CTL("set", "n", f, "--reason", "first"), 0, NULL);
+	ctl_out o = CTL("token", "create", "host-a", "sdk", "--reason", "writer");
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	char *key = file_with("sdk.key", o.out);
+	ctl_out_free(&o);
+
+	char store[64], sources[200], state[128], log[128], err[256];
+	snprintf(store, sizeof store, "ctlfo%d", (int)getpid());
+	snprintf(sources, sizeof sources, "%s,%s", F.c.url, b.url);
+	snprintf(state, sizeof state, "%s/state", F.dir);
+	snprintf(log, sizeof log, "%s/writer.log", F.dir);
+	shm_store_remove(store, err, sizeof err);
+	const char *argv[] = {"--store", store, "--source", sources, "--stream", "--poll-interval", "1",
+			      "--key-file", key, "--state-dir", state, NULL};
+	pid_t w = wp_spawn(argv, log, NULL);
+	cr_assert_gt(w, 0);
+	flagshm_store *rd = NULL;
+	int rc = -1;
+	for (int i = 0; i < 1000 && rc != 0; i++)
+		if ((rc = wp_open_existing(store, &rd)) != 0)
+			wp_sleep_ms(10);
+	cr_assert_eq(rc, 0, "the writer did not create its store");
+	bool seen = false;
+	for (int i = 0; i < 1500 && !seen; i++) {
+		seen = flagshm_number(rd, "n", NULL, -1) == 1;
+		if (!seen)
+			wp_sleep_ms(20);
+	}
+	cr_expect(seen, "the writer did not sync from the first instance");
+
+	cr_expect_eq(tc_control_stop(&F.c, true), 128 + SIGKILL);
+	F.c.pid = 0;
+	char url_b[128];
+	snprintf(url_b, sizeof url_b, "%s", b.url);
+	char *f2 = file_with("n2.json", "{\"defaultValue\": 2, \"offValue\": 0}");
+	o = ctl_run((const char *const[]){"--url", url_b, "--token-file", F.admin, "set", "n", "-",
+					  "--reason", "through b", "--if-version", "1", NULL},
+		    f2, NULL); /* the flag from standard input */
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	ctl_out_free(&o);
+	free(f2);
+	seen = false;
+	for (int i = 0; i < 2250 && !seen; i++) {
+		seen = flagshm_number(rd, "n", NULL, -1) == 2;
+		if (!seen)
+			wp_sleep_ms(20);
+	}
+	char *wlog = wp_read_file(log, NULL);
+	cr_expect(seen, "the writer did not converge through the second instance:\n%s", wlog);
+	cr_expect(wlog && strstr(wlog, "failing over to"), "%s", wlog);
+	free(wlog);
+	cr_expect_eq(wp_stop(w, 5000), 0);
+	flagshm_close(&rd);
+	shm_store_remove(store, err, sizeof err);
+	tc_control_stop(&b, false);
+	wp_rmdir(b.dir);
+	free(f);
+	free(key);
 }
