@@ -5,7 +5,9 @@
  * or failing server (tests/cp_server.c on 127.0.0.1 speaks the sync
  * endpoints): a wrong token exits 3 and is never printed, an answer that is
  * not JSON or is over the size limit exits 1 with a clear message, 503
- * exits 1. The service itself is in test_ctl.c.
+ * exits 1; a redirect is not followed (the token stays), a hostile error
+ * is printed escaped with its details bounded, an answer without the
+ * fields a command needs is refused. The service itself is in test_ctl.c.
  */
 #include <criterion/criterion.h>
 
@@ -13,6 +15,9 @@
 #include "ctl_run.h"
 #include "writer_proc.h"
 
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,4 +237,116 @@ Test(ctl_cli, a_bad_input_file_is_refused_before_any_request)
 	cr_expect_not_null(strstr(o.err, "flag.json:1:"), "no FILE:LINE:COL: %s", o.err);
 	ctl_out_free(&o);
 	cr_expect_eq(cp_get_seen(F.cp).doc_requests, 0);
+}
+
+/* ------------------------------------------------ a hostile server */
+
+/* Answers every request with H.status, H.body and, when set, a Location
+ * header; counts the requests that carried an Authorization header. */
+static struct {
+	struct MHD_Daemon *d;
+	char url[64];
+	int status;
+	const char *body, *location;
+	int with_auth, requests;
+} H;
+
+static enum MHD_Result hostile(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *up, size_t *up_n,
+			       void **ptr)
+{
+	(void)cls, (void)url, (void)method, (void)version, (void)up;
+	if (!*ptr) {
+		*ptr = &H;
+		return MHD_YES;
+	}
+	if (*up_n) {
+		*up_n = 0;
+		return MHD_YES;
+	}
+	__atomic_add_fetch(&H.requests, 1, __ATOMIC_SEQ_CST);
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"))
+		__atomic_add_fetch(&H.with_auth, 1, __ATOMIC_SEQ_CST);
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(H.body), (void *)H.body,
+								 MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (H.location)
+		MHD_add_response_header(r, "Location", H.location);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)H.status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void hostile_start(int status, const char *body, const char *location)
+{
+	H.status = status;
+	H.body = body;
+	H.location = location;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	H.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, hostile, NULL,
+			       MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_END);
+	cr_assert_not_null(H.d);
+	const union MHD_DaemonInfo *i = MHD_get_daemon_info(H.d, MHD_DAEMON_INFO_BIND_PORT);
+	snprintf(H.url, sizeof H.url, "http://127.0.0.1:%u", (unsigned)i->port);
+}
+
+Test(ctl_cli, a_redirect_is_not_followed_and_the_token_stays_home)
+{
+	char where[120];
+	snprintf(where, sizeof where, "%s/api/v1/flags", F.url); /* another server */
+	hostile_start(302, "{}", where);
+	ctl_out o = RUN("--url", H.url, "--token-file", F.tok, "list");
+	MHD_stop_daemon(H.d);
+	cr_expect_eq(o.status, 1, "%s", o.err);
+	cr_expect_not_null(strstr(o.err, "HTTP 302"), "%s", o.err);
+	cr_expect_eq(cp_get_seen(F.cp).doc_requests, 0, "the redirect was followed");
+	ctl_out_free(&o);
+}
+
+Test(ctl_cli, a_hostile_error_is_escaped_and_its_details_bounded)
+{
+	size_t cap = 200000, n = 0;
+	char *body = malloc(cap);
+	cr_assert_not_null(body);
+	n += (size_t)snprintf(body, cap, "{\"error\":{\"code\":\"invalid\\u001b[2J\",\"message\":"
+					 "\"bad\\u001b]0;pwned\\u0007 flag\",\"details\":[");
+	for (int i = 0; i < 5000; i++)
+		n += (size_t)snprintf(body + n, cap - n, "%s\"flags[%d]: \\r\\u001b[Kx\"", i ? "," : "", i);
+	snprintf(body + n, cap - n, "]}}");
+	hostile_start(422, body, NULL);
+	char f[160];
+	snprintf(f, sizeof f, "%s/flag.json", F.dir);
+	cr_assert_eq(wp_write_file(f, "{\"defaultValue\": true}", 22), 0);
+	ctl_out o = RUN("--url", H.url, "--token-file", F.tok, "set", "a", f, "--reason", "x",
+			"--if-version", "1");
+	MHD_stop_daemon(H.d);
+	free(body);
+	cr_expect_eq(o.status, 1, "%s", o.err);
+	cr_expect_null(strchr(o.err, '\x1b'), "an escape reached the terminal");
+	cr_expect_null(strchr(o.err, '\r'));
+	cr_expect_null(strchr(o.err, '\a'));
+	cr_expect_not_null(strstr(o.err, "HTTP 422 invalid\\x1b[2J: bad\\x1b]0;pwned\\x07 flag"), "%s",
+			   o.err);
+	cr_expect_not_null(strstr(o.err, "... and 4950 more"), "the details are not bounded");
+	cr_expect_lt(strlen(o.err), 10000);
+	ctl_out_free(&o);
+}
+
+Test(ctl_cli, an_answer_without_the_expected_fields_is_refused)
+{
+	hostile_start(201, "{\"name\":\"n\",\"role\":\"sdk\"}", NULL);
+	ctl_out o = RUN("--url", H.url, "--token-file", F.tok, "token", "create", "n", "sdk", "--reason",
+			"x", "--json");
+	cr_expect_eq(o.status, 1, "%s", o.err);
+	cr_expect_not_null(strstr(o.err, "no \"token\""), "%s", o.err);
+	cr_expect_str_eq(o.out, "");
+	ctl_out_free(&o);
+	MHD_stop_daemon(H.d);
+
+	hostile_start(200, "{\"entries\": 5}", NULL);
+	o = RUN("--url", H.url, "--token-file", F.tok, "audit");
+	MHD_stop_daemon(H.d);
+	cr_expect_eq(o.status, 1, "%s", o.err);
+	cr_expect_not_null(strstr(o.err, "no \"entries\" array"), "%s", o.err);
+	ctl_out_free(&o);
 }
