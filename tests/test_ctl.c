@@ -196,7 +196,10 @@ Test(ctl, flag_commands_exit_codes_and_json_shapes)
 	expect_status(CTL("set", "stream", f, "--reason", "x"), 1, "reserved");
 
 	expect_status(CTL("delete", "checkout", "--reason", "gone", "--if-version", "3"), 1, "412");
-	expect_status(CTL("delete", "checkout", "--reason", "gone"), 0, NULL);
+	o = CTL("delete", "checkout", "--reason", "gone", "--json");
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	cr_expect_str_eq(o.out, "{\"key\":\"checkout\",\"deleted\":true}\n");
+	ctl_out_free(&o);
 	expect_status(CTL("get", "checkout"), 1, "no flag");
 	expect_status(CTL("delete", "checkout", "--reason", "again"), 1, "404");
 	expect_status(CTL("enable", "checkout", "--reason", "x"), 1, "no flag");
@@ -313,7 +316,10 @@ Test(ctl, roles_and_tokens_exit_3)
 	cr_expect_eq(o.status, 0, "%s", o.err);
 	cr_expect(strstr(o.out, "\"val\"") && !strstr(o.out, "fsh_"), "%s", o.out);
 	ctl_out_free(&o);
-	expect_status(CTL("token", "revoke", "val", "--reason", "left"), 0, NULL);
+	o = CTL("token", "revoke", "val", "--reason", "left", "--json");
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	cr_expect_str_eq(o.out, "{\"name\":\"val\",\"revoked\":true}\n");
+	ctl_out_free(&o);
 	expect_status(CTL_AS(viewer, "list"), 3, "HTTP 401");
 	expect_status(CTL("token", "revoke", "val", "--reason", "again"), 1, "404");
 	expect_status(CTL("token", "create", "sam", "viewer", "--reason", "dup"), 1, "409");

@@ -205,7 +205,7 @@ int ctl_cmd_token(ctl_client *c, const ctl_opts *o, const char *sub)
 			return failed("token revoke", &r);
 		ctl_reply_free(&r);
 		if (o->json)
-			printf("{\"name\":\"%s\",\"revoked\":true}\n", o->pos[0]);
+			ctl_print_done(o, "name", o->pos[0], "revoked");
 		else
 			printf("revoked token %s\n", o->pos[0]);
 		return CTL_OK;

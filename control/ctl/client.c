@@ -401,3 +401,13 @@ void ctl_print_json(const ctl_opts *o, const json_t *v)
 	}
 	free(s);
 }
+
+void ctl_print_done(const ctl_opts *o, const char *field, const char *name, const char *flag)
+{
+	json_t *v = json_pack("{ss}", field, name);
+	if (v && flag)
+		json_object_set_new(v, flag, json_true());
+	if (v)
+		ctl_print_json(o, v);
+	json_decref(v);
+}

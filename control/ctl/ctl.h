@@ -86,6 +86,8 @@ json_t *ctl_read_json(const char *file);
 
 /* Print V: --json compact on one line, else indented. */
 void ctl_print_json(const ctl_opts *o, const json_t *v);
+/* --json for a change without a body: {FIELD: NAME[, FLAG: true]}. */
+void ctl_print_done(const ctl_opts *o, const char *field, const char *name, const char *flag);
 
 /* The commands (flags.c, admin.c): the exit status. */
 int ctl_cmd_list(ctl_client *c, const ctl_opts *o);

@@ -146,7 +146,7 @@ static void report_write(const ctl_opts *o, const ctl_reply *r, const char *verb
 		if (v)
 			ctl_print_json(o, v);
 		else
-			printf("{\"%s\":\"%s\"}\n", segment ? "name" : "key", name);
+			ctl_print_done(o, segment ? "name" : "key", name, NULL);
 	} else {
 		printf("%s %s ", verb, what_of(segment));
 		ctl_put_safe(stdout, name, 200);
@@ -265,7 +265,7 @@ int ctl_cmd_delete(ctl_client *c, const ctl_opts *o, bool segment)
 	int st = CTL_OK;
 	if (r.status == 200 || r.status == 204) {
 		if (o->json)
-			printf("{\"%s\":\"%s\",\"deleted\":true}\n", segment ? "name" : "key", name);
+			ctl_print_done(o, segment ? "name" : "key", name, "deleted");
 		else {
 			printf("deleted %s ", what_of(segment));
 			ctl_put_safe(stdout, name, 200);
