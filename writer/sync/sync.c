@@ -603,8 +603,10 @@ int ws_run(const ws_options *o, const ws_host *h)
 	wlog(w, "syncing from %s by %s%s", w->src_shown, o->stream ? "streaming" : "polling",
 	     o->stream ? ", polling while the stream is down" : "");
 	state_dir_ready(w);
-	if (o->once) {
-		status = do_fetch(w, true) == 0 && w->published ? 0 : 1;
+	if (o->once) { /* one fetch per instance until one succeeds (a failure moves on) */
+		status = 1;
+		for (int i = 0; i < w->nsrc && status && !w->stop; i++)
+			status = do_fetch(w, true) == 0 && w->published ? 0 : 1;
 		goto out;
 	}
 	cold_start(w);
