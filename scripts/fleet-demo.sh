@@ -9,7 +9,8 @@
 #   a second edit still reaches both hosts.
 # Everything listens on 127.0.0.1 (free ports), every wait is bounded, and
 # the trap stops every process this script started and removes its files
-# and stores. Needs etcd-server (scripts/install-deps.sh).
+# and stores. Needs etcd-server and etcd-client (scripts/install-deps.sh) and
+# python3 (which meson needs anyway).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,7 +83,7 @@ for i in 0 1 2; do
 	etcd_pids+=($!)
 	etcd_urls+="${etcd_urls:+,}http://127.0.0.1:$c"
 done
-healthy() { local u; for u in ${etcd_urls//,/ }; do curl -sf "$u/health" | grep -q '"health":"true"' || return 1; done; }
+healthy() { ETCDCTL_API=3 etcdctl --endpoints "$etcd_urls" --command-timeout=2s endpoint health >/dev/null 2>&1; }
 wait_until 30 healthy || fail "etcd did not become healthy within 30 s"
 echo "  members: $etcd_urls"
 
