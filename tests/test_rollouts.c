@@ -1,0 +1,570 @@
+/*
+ * tests/test_rollouts.c - progressive rollouts (docs/rollouts.md) against
+ * real etcd and real flagshm-control instances: the resource and its
+ * validation, a ring -> % -> 100 % rollout, approvals, pause and resume,
+ * gradual and immediate rollback, the leader killed mid-rollout (the audit
+ * shows every step once, in order), and a user's bucket never flipping out
+ * as the share grows (through a real writer and libflagshm).
+ *
+ * Stage durations are 1-3 s; every wait polls with a generous bound.
+ */
+#include "control_proc.h"
+#include "flagshm.h"
+#include "shm.h"
+#include "writer_proc.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+	tc_etcd e;
+	tc_control c, c2;
+	char *body, *hdrs;
+	char dir[64], store[64], keyfile[128], log[128], state[128];
+	pid_t writer;
+	flagshm_store *rd;
+} F;
+
+static const char *const ttl_args[] = {"--leader-ttl", "3", NULL};
+
+static void setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_ALL);
+	memset(&F, 0, sizeof F);
+	F.writer = -1;
+	cr_assert_eq(tc_etcd_start(&F.e, 1), 0, "cannot start etcd (etcd-server)");
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, ttl_args), 0,
+		     "flagshm-control did not start");
+	snprintf(F.dir, sizeof F.dir, "/tmp/flagshm-rotest-XXXXXX");
+	cr_assert_not_null(mkdtemp(F.dir));
+	snprintf(F.store, sizeof F.store, "ro%d", (int)getpid());
+	snprintf(F.keyfile, sizeof F.keyfile, "%s/key", F.dir);
+	snprintf(F.log, sizeof F.log, "%s/writer.log", F.dir);
+	snprintf(F.state, sizeof F.state, "%s/state", F.dir);
+}
+
+static void teardown(void)
+{
+	char err[256];
+
+	if (F.writer > 0)
+		wp_stop(F.writer, 5000);
+	flagshm_close(&F.rd);
+	shm_store_remove(F.store, err, sizeof err);
+	if (F.c2.pid > 0)
+		tc_control_stop(&F.c2, false);
+	if (F.c.pid > 0) {
+		char *log = wp_read_file(F.c.log, NULL);
+		cr_expect_eq(tc_control_stop(&F.c, false), 0, "flagshm-control did not stop cleanly");
+		cr_expect(!log || !strstr(log, "Sanitizer"), "sanitizer report:\n%s", log);
+		free(log);
+	}
+	tc_etcd_stop(&F.e);
+	free(F.body);
+	free(F.hdrs);
+	if (!getenv("FLAGSHM_KEEP_LOGS")) {
+		wp_rmdir(F.dir);
+		if (F.c.dir[0])
+			wp_rmdir(F.c.dir);
+		if (F.c2.dir[0])
+			wp_rmdir(F.c2.dir);
+	}
+}
+
+TestSuite(rollouts, .init = setup, .fini = teardown, .timeout = 60);
+
+static int call_at(const char *base, const char *method, const char *path, const char *token,
+		   const char *body, ...)
+{
+	const char *h[16];
+	char url[512];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, body);
+	for (const char *x; (x = va_arg(ap, const char *)) && n < 15;)
+		h[n++] = x;
+	va_end(ap);
+	h[n] = NULL;
+	snprintf(url, sizeof url, "%s%s", base, path);
+	free(F.body);
+	free(F.hdrs);
+	F.body = F.hdrs = NULL;
+	return tc_http(method, url, token, h, body, &F.body, &F.hdrs);
+}
+#define call(...) call_at(F.c.url, __VA_ARGS__)
+#define REASON "X-Flagshm-Reason: test"
+#define CREATE "If-None-Match: *"
+
+static json_t *body_json(void)
+{
+	json_t *j = json_loads(F.body ? F.body : "", 0, NULL);
+	cr_assert_not_null(j, "not JSON: %s", F.body);
+	return j;
+}
+
+static char *mk_token(const char *name, const char *role, const char *groups)
+{
+	char b[256];
+	snprintf(b, sizeof b, "{\"name\":\"%s\",\"role\":\"%s\",\"groups\":%s}", name, role,
+		 groups ? groups : "[]");
+	cr_assert_eq(call("POST", "/api/v1/tokens", F.c.admin, b, REASON, NULL), 201, "%s", F.body);
+	json_t *j = body_json();
+	char *t = strdup(json_string_value(json_object_get(j, "token")));
+	json_decref(j);
+	return t;
+}
+
+static void put_segment(const char *name, const char *json)
+{
+	char p[200];
+	snprintf(p, sizeof p, "/api/v1/segments/%s", name);
+	cr_assert_eq(call("PUT", p, F.c.admin, json, REASON, CREATE, NULL), 201, "%s", F.body);
+}
+
+static void put_flag(const char *key)
+{
+	char p[200];
+	snprintf(p, sizeof p, "/api/v1/flags/%s", key);
+	cr_assert_eq(call("PUT", p, F.c.admin,
+			  "{\"defaultValue\":false,\"rolloutPercentage\":0}", REASON, CREATE, NULL),
+		     201, "%s", F.body);
+}
+
+static int start_rollout(const char *flag, const char *json)
+{
+	char p[200];
+	snprintf(p, sizeof p, "/api/v1/rollouts/%s", flag);
+	return call("PUT", p, F.c.admin, json, REASON, CREATE, NULL);
+}
+
+/* GET the rollout's view at BASE (NULL: the first instance). */
+static json_t *view_at(const char *base, const char *flag)
+{
+	char p[200];
+	snprintf(p, sizeof p, "/api/v1/rollouts/%s", flag);
+	if (call_at(base ? base : F.c.url, "GET", p, F.c.admin, NULL, NULL) != 200)
+		return NULL;
+	return json_loads(F.body, 0, NULL);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* Wait (bounded) until the rollout's status is STATUS (and, when STAGE >=
+ * -1, its stage is STAGE); returns the view or fails. */
+static json_t *wait_for(const char *base, const char *flag, const char *status, int stage,
+			int timeout_ms)
+{
+	int64_t end = wp_mono_ms() + timeout_ms;
+	json_t *v = NULL;
+
+	while (wp_mono_ms() < end) {
+		json_decref(v);
+		v = view_at(base, flag);
+		if (v && !strcmp(jstr(v, "status"), status) &&
+		    (stage < -1 || json_integer_value(json_object_get(v, "stage")) == stage))
+			return v;
+		wp_sleep_ms(100);
+	}
+	cr_assert_fail("rollout %s never reached %s (stage %d); last: %s", flag, status, stage,
+		       F.body ? F.body : "(none)");
+	return NULL;
+}
+
+/* The audit entries of FLAG (oldest first) by ACTOR with ACTION (NULL: any). */
+static json_t *audit_of(const char *flag, const char *actor, const char *action)
+{
+	char p[256];
+	json_t *j, *out = json_array(), *e;
+	size_t i;
+
+	snprintf(p, sizeof p, "/api/v1/audit?key=%s&limit=1000", flag);
+	cr_assert_eq(call("GET", p, F.c.admin, NULL, NULL), 200, "%s", F.body);
+	j = body_json();
+	json_t *entries = json_object_get(j, "entries");
+	for (i = json_array_size(entries); i-- > 0;) {
+		e = json_array_get(entries, i);
+		if ((!actor || !strcmp(jstr(e, "actor"), actor)) &&
+		    (!action || !strcmp(jstr(e, "action"), action)))
+			json_array_append(out, e);
+	}
+	json_decref(j);
+	return out;
+}
+
+/* The flag's rules with ids starting with "rollout." as "id=pct,..." */
+static void rollout_rules(const char *flag, char *out, size_t n)
+{
+	char p[200];
+	json_t *f, *r;
+	size_t i;
+
+	out[0] = 0;
+	snprintf(p, sizeof p, "/api/v1/flags/%s", flag);
+	cr_assert_eq(call("GET", p, F.c.admin, NULL, NULL), 200);
+	f = body_json();
+	json_array_foreach(json_object_get(f, "targeting"), i, r) {
+		const char *id = jstr(r, "id");
+		json_t *pc = json_object_get(r, "rolloutPercentage");
+		if (strncmp(id, "rollout.", 8))
+			continue;
+		snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? "," : "", id);
+		if (pc)
+			snprintf(out + strlen(out), n - strlen(out), "=%g", json_number_value(pc));
+	}
+	json_decref(f);
+}
+
+/* ------------------------------------------------------------ the resource */
+
+Test(rollouts, the_resource_is_validated_versioned_and_audited)
+{
+	char *viewer = mk_token("v", "viewer", NULL);
+	json_t *v, *j;
+
+	put_flag("f");
+	/* Bad shapes: 422 with every problem. */
+	cr_expect_eq(start_rollout("f", "{\"variation\":true,\"stages\":[{\"percentage\":5,"
+					"\"duration\":\"5x\"},{\"percentage\":100}]}"),
+		     422, "%s", F.body);
+	cr_expect(strstr(F.body, "stages[0].duration"), "%s", F.body);
+	cr_expect_eq(start_rollout("f", "{\"variation\":true,\"stages\":[{\"percentage\":50,"
+					"\"duration\":\"1s\"},{\"percentage\":10}],\"bogus\":1}"),
+		     422, "%s", F.body);
+	cr_expect(strstr(F.body, "rollout.bogus: unknown field"), "%s", F.body);
+	cr_expect(strstr(F.body, "below an earlier"), "%s", F.body);
+	cr_expect_eq(start_rollout("f", "{\"variation\":true,\"stages\":[{\"percentage\":5},"
+					"{\"percentage\":100}]}"),
+		     422, "%s", F.body);
+	cr_expect(strstr(F.body, "only the last stage may have no duration"), "%s", F.body);
+	/* A ring naming a segment that does not exist: the flag could not serve it. */
+	cr_expect_eq(start_rollout("f", "{\"variation\":true,\"stages\":[{\"ring\":\"internal\","
+					"\"segments\":[\"nope\"],\"soak\":\"1h\"},{\"percentage\":100}]}"),
+		     422, "%s", F.body);
+	cr_expect(strstr(F.body, "nope"), "%s", F.body);
+	/* A variation of another type than the flag's. */
+	cr_expect_eq(start_rollout("f", "{\"variation\":\"yes\",\"stages\":[{\"percentage\":100}]}"),
+		     422, "%s", F.body);
+	/* No flag: 404; a viewer: 403; no reason: 400. */
+	cr_expect_eq(start_rollout("nosuch", "{\"variation\":true,\"stages\":[{\"percentage\":100}]}"),
+		     404, "%s", F.body);
+	cr_expect_eq(call("PUT", "/api/v1/rollouts/f", viewer,
+			  "{\"variation\":true,\"stages\":[{\"percentage\":100}]}", REASON, CREATE,
+			  NULL),
+		     403);
+	cr_expect_eq(call("PUT", "/api/v1/rollouts/f", F.c.admin,
+			  "{\"variation\":true,\"stages\":[{\"percentage\":100}]}", CREATE, NULL),
+		     400);
+	/* A good one, paused at once so that nothing moves under the test. */
+	const char *good = "{\"variation\":true,\"stages\":[{\"percentage\":10,\"duration\":\"1d\"},"
+			   "{\"percentage\":100}],\"checkInterval\":\"1s\"}";
+	cr_assert_eq(start_rollout("f", good), 201, "%s", F.body);
+	v = body_json();
+	for (const char *k[] = {"flag", "stage", "since", "status", "lastCheck"}, **p = k;
+	     p < k + 5; p++)
+		cr_expect(json_object_get(v, *p), "no \"%s\" in %s", *p, F.body);
+	json_decref(v);
+	cr_expect_eq(start_rollout("f", good), 412, "%s", F.body);
+	cr_expect_eq(call("PUT", "/api/v1/rollouts/f", F.c.admin, good, REASON, NULL), 428);
+	cr_expect_eq(call("PUT", "/api/v1/rollouts/f", F.c.admin, good, REASON, "If-Match: \"7\"",
+			  NULL),
+		     412);
+	cr_expect_eq(call("PUT", "/api/v1/rollouts/f", F.c.admin, good, REASON, "If-Match: \"1\"",
+			  NULL),
+		     200, "%s", F.body);
+	/* The list, as a viewer. */
+	cr_expect_eq(call("GET", "/api/v1/rollouts", viewer, NULL, NULL), 200);
+	j = body_json();
+	cr_expect_eq(json_array_size(json_object_get(j, "rollouts")), 1, "%s", F.body);
+	json_decref(j);
+	/* Audited: create and update by the admin token. */
+	j = audit_of("f", "bootstrap", NULL);
+	size_t n = 0, i;
+	json_t *e;
+	json_array_foreach(j, i, e)
+		n += !strcmp(jstr(e, "kind"), "rollout");
+	cr_expect_eq(n, 2, "rollout audit records by the admin: %zu", n);
+	json_decref(j);
+	free(viewer);
+}
+
+/* ------------------------------------------------- ring -> % -> 100 % */
+
+Test(rollouts, a_full_ring_percent_100_rollout_advances_each_stage_once)
+{
+	char rules[512];
+	json_t *v, *a, *e;
+	size_t i;
+
+	put_segment("employees", "{\"included\":[\"alice\"]}");
+	put_flag("f");
+	cr_assert_eq(start_rollout("f", "{\"variation\":true,\"stages\":["
+					 "{\"ring\":\"internal\",\"segments\":[\"employees\"],\"soak\":\"1s\"},"
+					 "{\"percentage\":1,\"duration\":\"1s\"},"
+					 "{\"region\":{\"attribute\":\"region\",\"values\":[\"eu-west-1\"]},"
+					 "\"duration\":\"1s\"},"
+					 "{\"percentage\":25,\"duration\":\"1s\"},"
+					 "{\"percentage\":100}],\"checkInterval\":\"1s\"}"),
+		     201, "%s", F.body);
+	v = wait_for(NULL, "f", "completed", 4, 45000);
+	cr_expect_eq(json_number_value(json_object_get(v, "percentage")), 100);
+	json_decref(v);
+	rollout_rules("f", rules, sizeof rules);
+	cr_expect_str_eq(rules, "rollout.rings,rollout.region.2,rollout.percentage=100");
+	/* Every stage entered once, in order, by the orchestrator. */
+	a = audit_of("f", "rollout", "advance");
+	cr_expect_eq(json_array_size(a), 5, "%zu advances", json_array_size(a));
+	json_array_foreach(a, i, e) {
+		json_t *ro = json_object_get(e, "rollout");
+		cr_expect_eq(json_integer_value(json_object_get(ro, "stage")), (json_int_t)i);
+		cr_expect(json_object_get(e, "after"), "an advance without the flag's new state");
+	}
+	json_decref(a);
+}
+
+/* ---------------------------------------------------------- approvals */
+
+Test(rollouts, approvals_gate_a_stage)
+{
+	char *rm = mk_token("rm", "approver", "[\"release-managers\"]");
+	char *other = mk_token("other", "approver", "[\"sre\"]");
+	char *editor = mk_token("ed", "editor", NULL);
+	json_t *v;
+
+	put_flag("f");
+	cr_assert_eq(start_rollout("f", "{\"variation\":true,\"stages\":["
+					 "{\"percentage\":5,\"duration\":\"1s\"},"
+					 "{\"percentage\":50,\"duration\":\"1s\",\"requiredApprovals\":"
+					 "[\"release-managers\"]},{\"percentage\":100}],"
+					 "\"checkInterval\":\"1s\"}"),
+		     201, "%s", F.body);
+	v = wait_for(NULL, "f", "waiting-approval", 0, 30000);
+	json_decref(v);
+	/* Still waiting after a few stage durations: the gate holds. */
+	wp_sleep_ms(2500);
+	v = view_at(NULL, "f");
+	cr_expect_str_eq(jstr(v, "status"), "waiting-approval");
+	cr_expect_eq(json_integer_value(json_object_get(v, "stage")), 0);
+	json_decref(v);
+	cr_expect_eq(call("POST", "/api/v1/rollouts/f/approve", editor, "", REASON, NULL), 403,
+		     "an editor approved: %s", F.body);
+	cr_expect_eq(call("POST", "/api/v1/rollouts/f/approve", other, "", REASON, NULL), 403,
+		     "a token of another group approved: %s", F.body);
+	cr_expect_eq(call("POST", "/api/v1/rollouts/f/approve", rm, "", NULL), 400);
+	cr_expect_eq(call("POST", "/api/v1/rollouts/f/approve", rm, "", REASON, NULL), 200, "%s",
+		     F.body);
+	v = wait_for(NULL, "f", "completed", 2, 30000);
+	json_decref(v);
+	json_t *a = audit_of("f", "rm", "approve");
+	cr_expect_eq(json_array_size(a), 1);
+	json_decref(a);
+	free(rm), free(other), free(editor);
+}
+
+/* ------------------------------------------------------- pause/resume */
+
+Test(rollouts, pause_holds_the_stage_and_resume_continues)
+{
+	json_t *v;
+
+	put_flag("f");
+	cr_assert_eq(start_rollout("f", "{\"variation\":true,\"stages\":["
+					 "{\"percentage\":10,\"duration\":\"2s\"},"
+					 "{\"percentage\":100}],\"checkInterval\":\"1s\"}"),
+		     201, "%s", F.body);
+	json_decref(wait_for(NULL, "f", "running", 0, 30000));
+	cr_assert_eq(call("POST", "/api/v1/rollouts/f/pause", F.c.admin, "", REASON, NULL), 200,
+		     "%s", F.body);
+	cr_expect_eq(call("POST", "/api/v1/rollouts/f/pause", F.c.admin, "", REASON, NULL), 409);
+	wp_sleep_ms(3500); /* longer than the stage: a paused rollout does not move */
+	v = view_at(NULL, "f");
+	cr_expect_str_eq(jstr(v, "status"), "paused");
+	cr_expect_eq(json_integer_value(json_object_get(v, "stage")), 0);
+	json_decref(v);
+	cr_assert_eq(call("POST", "/api/v1/rollouts/f/resume", F.c.admin, "", REASON, NULL), 200,
+		     "%s", F.body);
+	json_decref(wait_for(NULL, "f", "completed", 1, 30000));
+}
+
+/* ------------------------------------------------------------ rollback */
+
+Test(rollouts, a_manual_rollback_steps_down_and_immediate_kills)
+{
+	char rules[512];
+	json_t *a, *e;
+	size_t i;
+	double want[] = {50, 20, 0};
+
+	put_flag("f");
+	put_flag("g");
+	const char *spec = "{\"variation\":true,\"stages\":[{\"percentage\":100}],"
+			   "\"rollback\":{\"steps\":[50,20,0],\"interval\":\"1s\"},"
+			   "\"checkInterval\":\"1s\"}";
+	cr_assert_eq(start_rollout("f", spec), 201, "%s", F.body);
+	cr_assert_eq(start_rollout("g", spec), 201, "%s", F.body);
+	json_decref(wait_for(NULL, "f", "completed", 0, 30000));
+	json_decref(wait_for(NULL, "g", "completed", 0, 30000));
+	rollout_rules("f", rules, sizeof rules);
+	cr_expect_str_eq(rules, "rollout.percentage=100");
+	cr_assert_eq(call("POST", "/api/v1/rollouts/f/rollback", F.c.admin, "", REASON, NULL), 200,
+		     "%s", F.body);
+	json_decref(wait_for(NULL, "f", "rolled-back", -2, 30000));
+	rollout_rules("f", rules, sizeof rules);
+	cr_expect_str_eq(rules, "");
+	/* 100 -> 50 (the request) -> 20 -> 0 (the orchestrator), each once. */
+	a = audit_of("f", NULL, NULL);
+	size_t k = 0;
+	json_array_foreach(a, i, e) {
+		const char *act = jstr(e, "action");
+		if (strcmp(act, "rollback") && strcmp(act, "rollback-step"))
+			continue;
+		json_t *rr = NULL, *r;
+		size_t q;
+		double pct = 0;
+		json_array_foreach(json_object_get(json_object_get(e, "after"), "targeting"), q, r)
+			if (!strcmp(jstr(r, "id"), "rollout.percentage"))
+				rr = r;
+		if (rr)
+			pct = json_number_value(json_object_get(rr, "rolloutPercentage"));
+		cr_expect(k < 3 && pct == want[k], "rollback record %zu serves %g%%", k, pct);
+		k++;
+	}
+	cr_expect_eq(k, 3, "%zu rollback records", k);
+	json_decref(a);
+	/* The kill switch: at once, from 100 % to nothing. */
+	cr_assert_eq(call("POST", "/api/v1/rollouts/g/rollback?immediate=true", F.c.admin, "",
+			  REASON, NULL),
+		     200, "%s", F.body);
+	a = json_loads(F.body, 0, NULL);
+	cr_expect_str_eq(jstr(a, "status"), "rolled-back");
+	json_decref(a);
+	rollout_rules("g", rules, sizeof rules);
+	cr_expect_str_eq(rules, "");
+	cr_expect_eq(call("POST", "/api/v1/rollouts/g/rollback", F.c.admin, "", REASON, NULL), 409);
+}
+
+/* -------------------------------------------------------- leader killed */
+
+Test(rollouts, the_leader_killed_mid_rollout_the_other_resumes_without_repeating)
+{
+	json_t *v, *a, *e;
+	size_t i;
+	char *log;
+	tc_control *leader, *other;
+
+	cr_assert_eq(tc_control_start(&F.c2, F.e.urls, 0, ttl_args), 0);
+	put_flag("f");
+	cr_assert_eq(start_rollout("f", "{\"variation\":true,\"stages\":["
+					 "{\"percentage\":1,\"duration\":\"1s\"},"
+					 "{\"percentage\":2,\"duration\":\"1s\"},"
+					 "{\"percentage\":5,\"duration\":\"2s\"},"
+					 "{\"percentage\":10,\"duration\":\"2s\"},"
+					 "{\"percentage\":20,\"duration\":\"1s\"},"
+					 "{\"percentage\":50,\"duration\":\"1s\"},"
+					 "{\"percentage\":100}],\"checkInterval\":\"1s\"}"),
+		     201, "%s", F.body);
+	json_decref(wait_for(NULL, "f", "running", 2, 30000));
+	log = wp_read_file(F.c.log, NULL);
+	bool first = log && strstr(log, "rollout leader");
+	free(log);
+	leader = first ? &F.c : &F.c2;
+	other = first ? &F.c2 : &F.c;
+	log = wp_read_file(other->log, NULL);
+	cr_assert(!log || !strstr(log, "rollout leader"), "two leaders");
+	free(log);
+	tc_control_stop(leader, true); /* SIGKILL: the lease must expire */
+	v = wait_for(other->url, "f", "completed", 6, 45000);
+	json_decref(v);
+	log = wp_read_file(other->log, NULL);
+	cr_expect(log && strstr(log, "rollout leader"), "the other instance never led");
+	free(log);
+	if (leader == &F.c) {
+		/* The fixture's calls go to F.c: point them at the survivor. */
+		tc_control tmp = F.c;
+		F.c = F.c2;
+		F.c2 = tmp;
+		F.c2.pid = 0;
+		memcpy(F.c.admin, F.c2.admin, sizeof F.c.admin); /* the token etcd holds */
+	}
+	a = audit_of("f", "rollout", "advance");
+	cr_expect_eq(json_array_size(a), 7, "%zu advances", json_array_size(a));
+	json_array_foreach(a, i, e) {
+		json_t *ro = json_object_get(e, "rollout");
+		cr_expect_eq(json_integer_value(json_object_get(ro, "stage")), (json_int_t)i,
+			     "advance %zu entered stage %lld", i,
+			     (long long)json_integer_value(json_object_get(ro, "stage")));
+		cr_expect_eq(json_integer_value(json_object_get(ro, "steps")), (json_int_t)i + 1);
+	}
+	json_decref(a);
+}
+
+/* --------------------------------------------- buckets never flip out */
+
+#define USERS 3000
+
+Test(rollouts, a_users_bucket_never_flips_out_as_the_share_grows)
+{
+	static bool was_in[USERS];
+	char line[128], *sdk = mk_token("host1", "sdk", NULL);
+	double last_share = -1;
+	int seen_shares = 0;
+
+	put_flag("f");
+	int n = snprintf(line, sizeof line, "%s\n", sdk);
+	cr_assert_eq(wp_write_file(F.keyfile, line, (size_t)n), 0);
+	const char *argv[] = {"--store", F.store, "--source", F.c.url, "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--stream", "--poll-interval", "1", NULL};
+	F.writer = wp_spawn(argv, F.log, NULL);
+	cr_assert_gt(F.writer, 0);
+	int rc = -1;
+	for (int i = 0; i < 3000 && rc != 0; i++)
+		if ((rc = wp_open_existing(F.store, &F.rd)))
+			wp_sleep_ms(10);
+	cr_assert_eq(rc, 0, "the writer did not create its store");
+	cr_assert_eq(start_rollout("f", "{\"variation\":true,\"stages\":["
+					 "{\"percentage\":5,\"duration\":\"2s\"},"
+					 "{\"percentage\":20,\"duration\":\"2s\"},"
+					 "{\"percentage\":60,\"duration\":\"2s\"},"
+					 "{\"percentage\":100}],\"checkInterval\":\"1s\"}"),
+		     201, "%s", F.body);
+	int64_t end = wp_mono_ms() + 50000;
+	while (wp_mono_ms() < end) {
+		flagshm_view v;
+		int in = 0;
+		cr_assert_eq(flagshm_view_acquire(F.rd, &v), 0);
+		for (int u = 0; u < USERS; u++) {
+			flagshm_ctx c;
+			char id[32];
+			snprintf(id, sizeof id, "user-%d", u);
+			flagshm_ctx_init(&c);
+			flagshm_ctx_string(&c, "userId", id);
+			bool on = flagshm_view_bool(&v, "f", &c, false);
+			cr_assert(!was_in[u] || on, "user %d flipped out of the rollout", u);
+			was_in[u] = on;
+			in += on;
+		}
+		flagshm_view_release(&v);
+		double share = 100.0 * in / USERS;
+		if (share != last_share)
+			seen_shares++;
+		last_share = share;
+		if (in == USERS)
+			break;
+		wp_sleep_ms(50);
+	}
+	cr_expect_eq(last_share, 100, "the workers never saw 100%% (last %g%%)", last_share);
+	cr_expect_geq(seen_shares, 3, "the workers saw only %d distinct shares", seen_shares);
+	free(sdk);
+}
