@@ -23,6 +23,7 @@ typedef struct wd_options {
 	int poll_interval_s;	 /* --poll-interval */
 	int idle_timeout_s;	 /* --idle-timeout, 0: default */
 	int64_t stale_after_ms;	 /* --stale-after, 0: never stale */
+	const char *metrics_listen; /* --metrics-listen ADDR:PORT, NULL: no exporter */
 } wd_options;
 
 /* True when SOURCE names a control plane rather than a file. */
