@@ -692,9 +692,11 @@ int wd_run(const wd_options *o)
 		return 1;
 	}
 	int mfd = -1;
-	if (o->metrics_listen && (mfd = wd_http_listen(o->metrics_listen, err, sizeof err)) < 0) {
+	char maddr[80];
+	if (o->metrics_listen &&
+	    (mfd = wd_http_listen(o->metrics_listen, maddr, sizeof maddr, err, sizeof err)) < 0) {
 		fprintf(stderr, "flagshm-writer: %s\n", err);
-		return 1;
+		return mfd == -2 ? 2 : 1;
 	}
 	int rc = shm_writer_open(&d.w, o->store, err, sizeof err);
 	if (rc) {
@@ -721,7 +723,7 @@ int wd_run(const wd_options *o)
 		logmsg("took store '%s' (new)", o->store);
 	log_store_warning(&d);
 	if (http)
-		logmsg("serving metrics on http://%s/metrics", o->metrics_listen);
+		logmsg("serving metrics on http://%s/metrics", maddr);
 
 	int status;
 	if (url) {

@@ -33,15 +33,15 @@ static int parse_port(const char *p, char *err, size_t errlen, const char *spec)
 	char *end;
 	errno = 0;
 	long v = strtol(p, &end, 10);
-	if (!*p || *end || errno || v < 1 || v > 65535) {
-		snprintf(err, errlen, "--metrics-listen '%s': expected ADDR:PORT with PORT 1-65535 "
-			 "(e.g. 127.0.0.1:9464)", spec);
-		return -1;
+	if (!*p || *end || errno || v < 0 || v > 65535) {
+		snprintf(err, errlen, "--metrics-listen '%s': expected ADDR:PORT with PORT 0-65535 "
+			 "(e.g. 127.0.0.1:9464; 0: any free port)", spec);
+		return -2;
 	}
 	return (int)v;
 }
 
-int wd_http_listen(const char *spec, char *err, size_t errlen)
+int wd_http_listen(const char *spec, char *shown, size_t shownlen, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
@@ -66,7 +66,7 @@ int wd_http_listen(const char *spec, char *err, size_t errlen)
 	}
 	int port = parse_port(port_s, err, errlen, spec);
 	if (port < 0)
-		return -1;
+		return -2;
 	if (spec[0] == '[') {
 		v6->sin6_family = AF_INET6;
 		v6->sin6_port = htons((uint16_t)port);
@@ -106,11 +106,21 @@ int wd_http_listen(const char *spec, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	char a[INET6_ADDRSTRLEN];
+	sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		snprintf(shown, shownlen, "%s", spec);
+	else if (ss.ss_family == AF_INET6)
+		snprintf(shown, shownlen, "[%s]:%u", inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a),
+			 ntohs(v6->sin6_port));
+	else
+		snprintf(shown, shownlen, "%s:%u", inet_ntop(AF_INET, &v4->sin_addr, a, sizeof a),
+			 ntohs(v4->sin_port));
 	return fd;
 bad:
 	snprintf(err, errlen, "--metrics-listen '%s': expected ADDR:PORT, [IPv6]:PORT or PORT "
 		 "with a numeric address (e.g. 127.0.0.1:9464)", spec);
-	return -1;
+	return -2;
 }
 
 /* ----------------------------------------------------------- serve */

@@ -27,12 +27,14 @@
 /*
  * Bind and listen on SPEC: "ADDR:PORT" with a numeric IPv4 address,
  * "[ADDR]:PORT" with an IPv6 one, "localhost:PORT", or ":PORT" / "PORT"
- * alone for 127.0.0.1 (loopback unless an address is given). Returns the
- * listening socket, or -1 with a message in ERR ("127.0.0.1:9464 is in use
- * by another process", a malformed SPEC). Called before the store is
- * taken, so that a refused start leaves nothing behind.
+ * alone for 127.0.0.1 (loopback unless an address is given); port 0 takes
+ * any free port. Returns the listening socket and the address it got in
+ * SHOWN ("127.0.0.1:41234", "[::1]:9464"); -1 with a message in ERR when
+ * the port is in use by another process (or another system error); -2
+ * with a message for a malformed SPEC (a usage error). Called before the
+ * store is taken, so that a refused start leaves nothing behind.
  */
-int wd_http_listen(const char *spec, char *err, size_t errlen);
+int wd_http_listen(const char *spec, char *shown, size_t shownlen, char *err, size_t errlen);
 
 typedef struct wd_http wd_http;
 
