@@ -336,6 +336,25 @@ Test(metrics, a_port_in_use_refuses_the_start_and_leaves_no_store)
 	cr_expect_eq(wp_wait_exit(p, WAIT_MS), 2, "a malformed address is a usage error");
 }
 
+Test(metrics, a_port_alone_listens_on_loopback)
+{
+	const char *argv[] = { "--store", M.store, "--source", M.flags, "--metrics-listen", "0",
+			       NULL };
+	M.writer = wp_spawn(argv, M.log, NULL);
+	cr_assert_gt(M.writer, 0);
+	char *log = NULL;
+	int64_t end = wp_mono_ms() + WAIT_MS;
+	while (wp_mono_ms() < end) {
+		free(log);
+		log = wp_read_file(M.log, NULL);
+		if (log && strstr(log, "serving metrics on http://"))
+			break;
+		wp_sleep_ms(20);
+	}
+	cr_expect(log && strstr(log, "serving metrics on http://127.0.0.1:"), "%s", log);
+	free(log);
+}
+
 /* -------------------------------------------------------------- hostile */
 
 Test(metrics, hostile_clients_cost_bounded_resources_and_publishing_goes_on)
