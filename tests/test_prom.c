@@ -159,3 +159,29 @@ Test(prom, an_exposition_past_the_bound_is_refused_not_cut)
 	wd_metrics_free(&m);
 	wc_snapshot_free(&s);
 }
+
+Test(prom, long_escaped_labels_render_whole_in_samples_and_histograms)
+{
+	char flag[129], variant[65];
+	memset(flag, 'k', 128);
+	flag[128] = '\0';
+	memset(variant, '"', 64); /* each one escaped: 128 bytes */
+	variant[64] = '\0';
+	wd_label l[] = { { "flag", flag, 128 }, { "variant", variant, 64 } };
+	uint64_t buckets[WD_HIST_BOUNDS + 1] = { 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+	wd_buf b;
+	wd_buf_init(&b, 1 << 20);
+	wd_prom_family(&b, "x_total", "counter", "x.");
+	wd_prom_sample(&b, "x_total", l, 2, 7);
+	wd_prom_family(&b, "y_seconds", "histogram", "y.");
+	wd_prom_hist_labels(&b, "y_seconds", l, 2, buckets, 2, 20.0005);
+	cr_assert(!b.over);
+	char want[512];
+	snprintf(want, sizeof want, "y_seconds_bucket{flag=\"%s\",variant=\"", flag);
+	cr_expect(strstr(b.p, want), "%s", b.p);
+	cr_expect(strstr(b.p, "\\\"\\\"\"} 7\n"), "%s", b.p);
+	char out[4096];
+	int rc = promtool_check_metrics(b.p, b.len, out, sizeof out);
+	cr_expect_eq(rc, 0, "promtool: exit %d:\n%s\n%s", rc, out, b.p);
+	wd_buf_free(&b);
+}

@@ -165,6 +165,26 @@ void wd_prom_number(wd_buf *b, double v)
 	}
 }
 
+static void labels(wd_buf *b, const wd_label *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		wd_buf_printf(b, "%s%s=\"", i ? "," : "", l[i].name);
+		wd_prom_label_value(b, l[i].value, l[i].len);
+		ADD(b, "\"");
+	}
+}
+
+void wd_prom_sample(wd_buf *b, const char *name, const wd_label *l, size_t n, uint64_t v)
+{
+	wd_buf_add(b, name, strlen(name));
+	if (n) {
+		ADD(b, "{");
+		labels(b, l, n);
+		ADD(b, "}");
+	}
+	wd_buf_printf(b, " %" PRIu64 "\n", v);
+}
+
 /* ------------------------------------------------------- histograms */
 
 void wd_hist_observe(wd_hist *h, double seconds)
@@ -182,11 +202,18 @@ void wd_hist_observe(wd_hist *h, double seconds)
 void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_t *buckets,
 		  uint64_t count, double sum)
 {
-	const char *sep = labels[0] ? "," : "";
+	/* Names and labels go in with wd_buf_add: labels from a document can
+	 * be longer than one formatted line. */
+	size_t nl = strlen(name), ll = strlen(labels);
 	uint64_t cum = 0;
 	for (size_t i = 0; i <= WD_HIST_BOUNDS; i++) {
 		cum += buckets[i];
-		wd_buf_printf(b, "%s_bucket{%s%sle=\"", name, labels, sep);
+		wd_buf_add(b, name, nl);
+		ADD(b, "_bucket{");
+		wd_buf_add(b, labels, ll);
+		if (ll)
+			ADD(b, ",");
+		ADD(b, "le=\"");
 		if (i < WD_HIST_BOUNDS)
 			wd_prom_number(b, wd_hist_bounds[i]);
 		else
@@ -196,10 +223,37 @@ void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_
 		 * compute nonsense quantiles. */
 		wd_buf_printf(b, "\"} %" PRIu64 "\n", i < WD_HIST_BOUNDS ? cum : count);
 	}
-	wd_buf_printf(b, "%s_sum%s%s%s ", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "");
-	wd_prom_number(b, sum);
-	wd_buf_printf(b, "\n%s_count%s%s%s %" PRIu64 "\n", name, labels[0] ? "{" : "", labels,
-		      labels[0] ? "}" : "", count);
+	for (int part = 0; part < 2; part++) {
+		wd_buf_add(b, name, nl);
+		if (part == 0)
+			ADD(b, "_sum");
+		else
+			ADD(b, "_count");
+		if (ll) {
+			ADD(b, "{");
+			wd_buf_add(b, labels, ll);
+			ADD(b, "}");
+		}
+		ADD(b, " ");
+		if (part == 0)
+			wd_prom_number(b, sum);
+		else
+			wd_buf_printf(b, "%" PRIu64, count);
+		ADD(b, "\n");
+	}
+}
+
+void wd_prom_hist_labels(wd_buf *b, const char *name, const wd_label *l, size_t n,
+			 const uint64_t *buckets, uint64_t count, double sum)
+{
+	wd_buf lb;
+	wd_buf_init(&lb, b->max);
+	labels(&lb, l, n);
+	if (lb.over)
+		b->over = true;
+	else
+		wd_prom_hist(b, name, lb.p ? lb.p : "", buckets, count, sum);
+	wd_buf_free(&lb);
 }
 
 /* ------------------------------------------------- writer families */

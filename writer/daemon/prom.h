@@ -42,6 +42,17 @@ void wd_prom_family(wd_buf *b, const char *name, const char *type, const char *h
  * in the shortest form that reads back ("+Inf", "NaN" for those). */
 void wd_prom_number(wd_buf *b, double v);
 
+/* One label: NAME is ours (an identifier), VALUE (LEN bytes) may come
+ * from the document and is escaped. */
+typedef struct wd_label {
+	const char *name;
+	const char *value;
+	size_t len;
+} wd_label;
+
+/* NAME{L[0],...,L[N-1]} V, with a newline. */
+void wd_prom_sample(wd_buf *b, const char *name, const wd_label *l, size_t n, uint64_t v);
+
 /* ---- histograms */
 
 /* The fixed buckets of every flagshm histogram, seconds (Prometheus'
@@ -62,6 +73,9 @@ void wd_hist_observe(wd_hist *h, double seconds);
  * "" for none. BUCKETS holds WD_HIST_BOUNDS + 1 per-bucket counts. */
 void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_t *buckets,
 		  uint64_t count, double sum);
+/* The same with labels L[0..N) rendered and escaped here. */
+void wd_prom_hist_labels(wd_buf *b, const char *name, const wd_label *l, size_t n,
+			 const uint64_t *buckets, uint64_t count, double sum);
 
 /* ---- the writer's own families */
 
