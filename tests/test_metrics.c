@@ -449,6 +449,32 @@ Test(metrics, a_silent_connection_is_closed_by_the_exporter)
 	close(fd);
 }
 
+Test(metrics, a_client_trickling_a_request_is_cut_at_the_request_deadline)
+{
+	start_writer();
+	int fd = connect_exporter();
+	cr_assert_geq(fd, 0);
+	/* One byte a second: never idle for the 10 s idle timeout, but past
+	 * the 15 s request deadline. Bound: 45 s. */
+	const char req[] = "GET /metrics HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	int64_t start = wp_mono_ms(), end = start + 45000;
+	bool closed = false;
+	for (size_t i = 0; !closed && wp_mono_ms() < end; i = (i + 1) % (sizeof req - 1)) {
+		if (send(fd, req + i, 1, MSG_NOSIGNAL) < 0) {
+			closed = true;
+			break;
+		}
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		char c;
+		if (poll(&pf, 1, 1000) > 0 && recv(fd, &c, 1, 0) <= 0)
+			closed = true;
+	}
+	cr_expect(closed, "a trickling client kept its connection for 45 s");
+	close(fd);
+	/* And the exporter still serves. */
+	wait_sample("flagshm_snapshot_generation 1");
+}
+
 /* ------------------------------------------------------------ Prometheus */
 
 static unsigned free_port(void)

@@ -18,12 +18,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A connection, from accept to close, for the request deadline. */
+typedef struct conn {
+	struct conn *prev, *next;
+	int fd;
+	int64_t since_ms; /* monotonic: accepted, or its last request completed */
+	bool cut;	  /* shut down by the watchdog */
+} conn;
 
 struct wd_http {
 	struct MHD_Daemon *d;
 	wd_metrics *m;
 	void (*log)(const char *line);
+	/* The watchdog: every second, shuts down the sockets of connections
+	 * WD_HTTP_REQUEST_S into one request. The server thread adds and
+	 * removes connections (notify callbacks) under mu; the socket is
+	 * closed only after its CLOSED notification, so the watchdog never
+	 * shuts down a descriptor number that was reused. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	conn *conns;
+	bool stopping;
+	bool have_watchdog;
+	pthread_t watchdog;
 };
 
 /* ----------------------------------------------------------- listen */
@@ -186,6 +206,84 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	wd_http *h = cls;
+	conn *k = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(k = calloc(1, sizeof *k)))
+			return; /* not watched: the idle timeout still applies */
+		k->fd = ci->connect_fd;
+		k->since_ms = mono_ms();
+		pthread_mutex_lock(&h->mu);
+		k->next = h->conns;
+		if (h->conns)
+			h->conns->prev = k;
+		h->conns = k;
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = k;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && k) {
+		pthread_mutex_lock(&h->mu);
+		if (k->prev)
+			k->prev->next = k->next;
+		else
+			h->conns = k->next;
+		if (k->next)
+			k->next->prev = k->prev;
+		pthread_mutex_unlock(&h->mu);
+		free(k);
+		*socket_context = NULL;
+	}
+}
+
+/* A request ended: the next one on this connection gets its own time. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	wd_http *h = cls;
+	(void)con_cls;
+	(void)toe;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	conn *k = ci ? ci->socket_context : NULL;
+	if (k) {
+		pthread_mutex_lock(&h->mu);
+		k->since_ms = mono_ms();
+		pthread_mutex_unlock(&h->mu);
+	}
+}
+
+static void *watchdog(void *arg)
+{
+	wd_http *h = arg;
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_sec += 1;
+		pthread_cond_timedwait(&h->cv, &h->mu, &t);
+		int64_t now = mono_ms();
+		for (conn *k = h->conns; k; k = k->next)
+			if (!k->cut && now - k->since_ms > (int64_t)WD_HTTP_REQUEST_S * 1000) {
+				/* The server thread sees the end of the stream
+				 * and closes the connection itself. */
+				shutdown(k->fd, SHUT_RDWR);
+				k->cut = true;
+			}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
 wd_http *wd_http_start(int fd, wd_metrics *m, void (*log)(const char *line), char *err,
 		       size_t errlen)
 {
@@ -197,6 +295,8 @@ wd_http *wd_http_start(int fd, wd_metrics *m, void (*log)(const char *line), cha
 	}
 	h->m = m;
 	h->log = log;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
 
 	/* The server thread inherits our signal mask: with every signal
 	 * blocked there, SIGTERM and SIGHUP stay for the daemon's signalfd
@@ -211,11 +311,21 @@ wd_http *wd_http_start(int fd, wd_metrics *m, void (*log)(const char *line), cha
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WD_HTTP_CONNS_PER_IP,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WD_HTTP_IDLE_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WD_HTTP_CONN_MEMORY,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_END);
+	if (h->d)
+		h->have_watchdog = pthread_create(&h->watchdog, NULL, watchdog, h) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!h->d) {
-		snprintf(err, errlen, "metrics: cannot start the HTTP server (libmicrohttpd)");
-		close(fd);
+	if (!h->d || !h->have_watchdog) {
+		snprintf(err, errlen, "metrics: cannot start the HTTP server (libmicrohttpd)%s",
+			 h->d ? ": no thread for its watchdog" : "");
+		if (h->d)
+			MHD_stop_daemon(h->d);
+		else
+			close(fd);
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
 		free(h);
 		return NULL;
 	}
@@ -227,7 +337,14 @@ void wd_http_stop(wd_http **hp)
 	wd_http *h = *hp;
 	if (!h)
 		return;
-	MHD_stop_daemon(h->d); /* closes the listening socket too */
+	pthread_mutex_lock(&h->mu);
+	h->stopping = true;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->watchdog, NULL);
+	MHD_stop_daemon(h->d); /* closes the listening socket and every connection */
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
 	free(h);
 	*hp = NULL;
 }

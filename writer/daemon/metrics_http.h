@@ -5,7 +5,9 @@
  *
  * Every client is assumed hostile: at most WD_HTTP_CONNS connections
  * (WD_HTTP_CONNS_PER_IP from one address), each closed after
- * WD_HTTP_IDLE_S seconds without progress, request headers bounded by
+ * WD_HTTP_IDLE_S seconds without progress or WD_HTTP_REQUEST_S seconds
+ * into one request (a client trickling a byte at a time cannot hold a
+ * connection longer), request headers bounded by
  * WD_HTTP_CONN_MEMORY bytes (a larger request is answered 431 by the
  * library and closed), no request body read, one render at a time of at
  * most WD_HTTP_MAX_BODY bytes. Paths other than /metrics answer 404,
@@ -21,6 +23,7 @@
 #define WD_HTTP_CONNS 32
 #define WD_HTTP_CONNS_PER_IP 16
 #define WD_HTTP_IDLE_S 10
+#define WD_HTTP_REQUEST_S 15 /* Prometheus gives up a scrape after 10 s by default */
 #define WD_HTTP_CONN_MEMORY (16 * 1024)
 #define WD_HTTP_MAX_BODY ((size_t)256 << 20)
 
