@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "cp_server.h"
 #include "flagshm.h"
 #include "promtool.h"
 #include "writer_proc.h"
@@ -90,13 +91,11 @@ static void teardown(void)
 	curl_global_cleanup();
 }
 
-/* Start the writer on the flags file with its exporter on a free port of
- * 127.0.0.1; M.addr gets the port it logged. */
-static void start_writer(void)
+/* Start the writer with ARGV (--metrics-listen 127.0.0.1:0 among them)
+ * and KEY in its environment (NULL: none); M.addr gets the port it logged. */
+static void start_writer_with(const char *const *argv, const char *key)
 {
-	const char *argv[] = { "--store", M.store, "--source", M.flags,
-			       "--metrics-listen", "127.0.0.1:0", NULL };
-	M.writer = wp_spawn(argv, M.log, NULL);
+	M.writer = wp_spawn(argv, M.log, key);
 	cr_assert_gt(M.writer, 0);
 	const char *tag = "serving metrics on http://";
 	int64_t end = wp_mono_ms() + WAIT_MS;
@@ -117,6 +116,14 @@ static void start_writer(void)
 		wp_sleep_ms(20);
 	}
 	cr_assert_fail("the writer did not start its exporter");
+}
+
+/* The writer on the flags file, its exporter on a free port of 127.0.0.1. */
+static void start_writer(void)
+{
+	const char *argv[] = { "--store", M.store, "--source", M.flags,
+			       "--metrics-listen", "127.0.0.1:0", NULL };
+	start_writer_with(argv, NULL);
 }
 
 typedef struct body {
@@ -194,6 +201,34 @@ static void wait_sample(const char *line)
 		wp_sleep_ms(50);
 	} while (wp_mono_ms() < end);
 	cr_assert_fail("no sample '%s' within %d ms; last exposition:\n%s", line, WAIT_MS, text);
+}
+
+/* The value of the sample SERIES (name and labels as written) in TEXT,
+ * or -1 when absent. */
+static double sample_value(const char *text, const char *series)
+{
+	char want[512];
+	snprintf(want, sizeof want, "\n%s ", series);
+	const char *at = strstr(text, want);
+	return at ? strtod(at + strlen(want), NULL) : -1;
+}
+
+/* Scrape until SERIES is at least MIN. */
+static void wait_at_least(const char *series, double min)
+{
+	int64_t end = wp_mono_ms() + WAIT_MS;
+	char *text = NULL;
+	do {
+		free(text);
+		text = scrape();
+		if (sample_value(text, series) >= min) {
+			free(text);
+			return;
+		}
+		wp_sleep_ms(50);
+	} while (wp_mono_ms() < end);
+	cr_assert_fail("%s did not reach %g within %d ms; last exposition:\n%s", series, min,
+		       WAIT_MS, text);
 }
 
 /* A TCP connection to the writer's exporter, or -1. */
@@ -353,6 +388,38 @@ Test(metrics, a_port_alone_listens_on_loopback)
 	}
 	cr_expect(log && strstr(log, "serving metrics on http://127.0.0.1:"), "%s", log);
 	free(log);
+}
+
+Test(metrics, sync_requests_staleness_and_the_last_success_are_counted)
+{
+	cp_server *cp = cp_start();
+	cr_assert_not_null(cp);
+	cp_set_key(cp, "sekrit");
+	const char doc[] = "[{\"key\":\"a\",\"defaultValue\":true}]";
+	cp_set_doc(cp, "application/json", doc, strlen(doc), "\"v1\"");
+	char state[128];
+	snprintf(state, sizeof state, "%s/state", M.dir);
+	const char *argv[] = { "--store", M.store, "--source", cp_url(cp), "--poll-interval", "1",
+			       "--stale-after", "2", "--state-dir", state,
+			       "--metrics-listen", "127.0.0.1:0", NULL };
+	start_writer_with(argv, "sekrit");
+
+	wait_sample("flagshm_sync_requests_total{result=\"ok\"} 1");
+	wait_at_least("flagshm_sync_requests_total{result=\"not_modified\"}", 1);
+	char *text = scrape();
+	cr_expect_gt(sample_value(text, "flagshm_sync_last_success_timestamp_seconds"), 1e9, "%s", text);
+	cr_expect_eq(sample_value(text, "flagshm_sync_requests_total{result=\"error\"}"), 0, "%s", text);
+	free(text);
+
+	cp_set_doc_status(cp, 500, NULL);
+	wait_at_least("flagshm_sync_requests_total{result=\"error\"}", 1);
+	wait_sample("flagshm_stale 1"); /* 2 s without a successful sync */
+
+	cp_set_doc_status(cp, 0, NULL);
+	const char bad[] = "{ not json";
+	cp_set_doc(cp, "application/json", bad, strlen(bad), "\"v2\"");
+	wait_at_least("flagshm_publish_rejected_total", 1);
+	cp_stop(cp);
 }
 
 /* -------------------------------------------------------------- hostile */
