@@ -21,7 +21,9 @@ ALLOWED = {
     "reader": ["include", "shm", "semantics"],
     "writer/compile": ["include", "shm", "semantics"],
     "writer/sync": ["include", "shm", "semantics", "writer/compile", "proto"],
-    "writer/daemon": ["include", "shm", "semantics", "writer/compile", "writer/sync"],
+    "writer/metrics": ["include", "shm"],
+    "writer/daemon": ["include", "shm", "semantics", "writer/compile", "writer/sync",
+                      "writer/metrics"],
     "tools/flagshm": ["include", "shm", "semantics", "reader:inspect.h"],
     "examples": ["include"],
 }

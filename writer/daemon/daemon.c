@@ -8,6 +8,7 @@
  * publishes and the current generation stays published.
  */
 #include "daemon.h"
+#include "wm.h"
 #include "clock.h"
 #include "compile.h"
 #include "http.h"
@@ -88,6 +89,11 @@ static void logmsg(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "%s.%03ldZ flagshm-writer[%d]: %s\n", stamp, ts.tv_nsec / 1000000L,
 		(int)getpid(), clean(shown, sizeof shown, line));
+}
+
+static void wm_log(const char *line)
+{
+	logmsg("%s", line);
 }
 
 static void print_errors(const wc_errors *e)
@@ -323,6 +329,7 @@ static int publish(wd *d, const wc_snapshot *snap, char *err, size_t errlen)
 			wd_metrics_rejected(d->metrics);
 		return -1;
 	}
+	wm_set_document(snap->bytes, snap->size); /* the labels of the counts */
 	if (d->metrics) {
 		double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 		wd_metrics_published(d->metrics, snap->bytes, snap->size,
@@ -724,6 +731,10 @@ int wd_run(const wd_options *o)
 	log_store_warning(&d);
 	if (http)
 		logmsg("serving metrics on http://%s/metrics", maddr);
+	/* Counting (docs/metrics.md): readers hand their regions over. A
+	 * writer that cannot listen still serves flags. */
+	if (!o->once && wm_start(o->store, wm_log, err, sizeof err) != 0)
+		logmsg("warning: %s; evaluations are not counted", err);
 
 	int status;
 	if (url) {
@@ -741,8 +752,9 @@ int wd_run(const wd_options *o)
 			status = watch_file(&d);
 		}
 	}
-	wd_http_stop(&http); /* before the control object it reads is unmapped */
+	wd_http_stop(&http); /* before the totals and the control object it reads go */
 	wd_metrics_free(&d.metrics);
+	wm_stop();
 	shm_writer_close(&d.w);
 	return status;
 }

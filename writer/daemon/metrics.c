@@ -4,8 +4,10 @@
  */
 #include "metrics.h"
 #include "clock.h"
+#include "flagshm.h"
 #include "format.h"
 #include "timeparse.h"
+#include "wm.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -180,10 +182,97 @@ static void sync_state(const fs_ctl *ctl, wd_prom_writer *w)
 	w->stale = after > 0 && last < fs_clock_ms(CLOCK_REALTIME) - after;
 }
 
+/* Names of the reasons and error codes in flagshm.h order, as
+ * flagshm_reason_name / flagshm_error_code_name give them (the writer
+ * does not link libflagshm); wm.h counts in the same order. */
+static const char *const reason_names[WM_REASONS] = {
+	[FLAGSHM_REASON_ERROR] = "ERROR",
+	[FLAGSHM_REASON_DISABLED] = "DISABLED",
+	[FLAGSHM_REASON_PREREQUISITE_FAILED] = "PREREQUISITE_FAILED",
+	[FLAGSHM_REASON_RULE_MATCH] = "RULE_MATCH",
+	[FLAGSHM_REASON_SPLIT] = "SPLIT",
+	[FLAGSHM_REASON_DEFAULT_ROLLOUT] = "DEFAULT_ROLLOUT",
+	[FLAGSHM_REASON_DEFAULT_OFF] = "DEFAULT_OFF",
+};
+static const char *const error_names[WM_ERRORS] = {
+	[FLAGSHM_CODE_NONE] = "NONE",
+	[FLAGSHM_CODE_STORE_UNAVAILABLE] = "STORE_UNAVAILABLE",
+	[FLAGSHM_CODE_FLAG_NOT_FOUND] = "FLAG_NOT_FOUND",
+	[FLAGSHM_CODE_TYPE_MISMATCH] = "TYPE_MISMATCH",
+	[FLAGSHM_CODE_SNAPSHOT_INVALID] = "SNAPSHOT_INVALID",
+};
+_Static_assert(FLAGSHM_REASON_DEFAULT_OFF == WM_REASONS - 1, "one name per reason");
+_Static_assert(FLAGSHM_CODE_SNAPSHOT_INVALID == WM_ERRORS - 1, "one name per error code");
+_Static_assert(WM_BUCKETS == WD_HIST_BOUNDS, "one set of histogram buckets");
+
+static wd_label lab(const char *name, const char *value)
+{
+	return (wd_label){ .name = name, .value = value, .len = strlen(value) };
+}
+
+/* The evaluation and outcome families from a copy of the totals (NULL:
+ * counting is off; the families are then empty). */
+static void render_counts(wd_buf *b, const wm_totals *t)
+{
+	size_t nf = t ? t->nflags : 0;
+
+	wd_prom_family(b, "flagshm_evaluations_total", "counter",
+		       "Evaluations by every reader process, per flag, variant and reason.");
+	for (size_t i = 0; i < nf && !b->over; i++)
+		for (size_t v = 0; v < t->flags[i].nvariants; v++)
+			for (size_t r = 0; r < WM_REASONS; r++) {
+				const wm_variant *wv = &t->flags[i].variants[v];
+				if (!wv->reasons[r])
+					continue;
+				wd_label l[] = { lab("flag", t->flags[i].flag), lab("variant", wv->variant),
+						 lab("reason", reason_names[r]) };
+				wd_prom_sample(b, "flagshm_evaluations_total", l, 3, wv->reasons[r]);
+			}
+
+	wd_prom_family(b, "flagshm_evaluation_errors_total", "counter",
+		       "Evaluations that returned an error code, per flag and error.");
+	for (size_t i = 0; i < nf && !b->over; i++)
+		for (size_t e = 1; e < WM_ERRORS; e++) {
+			if (!t->flags[i].errors[e])
+				continue;
+			wd_label l[] = { lab("flag", t->flags[i].flag), lab("error", error_names[e]) };
+			wd_prom_sample(b, "flagshm_evaluation_errors_total", l, 2, t->flags[i].errors[e]);
+		}
+
+	/* Both outcomes of a variant appear once it has any: an error ratio
+	 * is then 0, not absent. */
+	wd_prom_family(b, "flagshm_outcomes_total", "counter",
+		       "Request outcomes (flagshm_view_outcome) per flag and variant evaluated.");
+	for (size_t i = 0; i < nf && !b->over; i++)
+		for (size_t v = 0; v < t->flags[i].nvariants; v++) {
+			const wm_variant *wv = &t->flags[i].variants[v];
+			if (!wv->outcome_ok && !wv->outcome_err)
+				continue;
+			wd_label l[] = { lab("flag", t->flags[i].flag), lab("variant", wv->variant),
+					 lab("outcome", "success") };
+			wd_prom_sample(b, "flagshm_outcomes_total", l, 3, wv->outcome_ok);
+			l[2] = lab("outcome", "error");
+			wd_prom_sample(b, "flagshm_outcomes_total", l, 3, wv->outcome_err);
+		}
+
+	wd_prom_family(b, "flagshm_outcome_duration_seconds", "histogram",
+		       "Durations of the request outcomes per flag and variant evaluated.");
+	for (size_t i = 0; i < nf && !b->over; i++)
+		for (size_t v = 0; v < t->flags[i].nvariants; v++) {
+			const wm_variant *wv = &t->flags[i].variants[v];
+			if (!wv->outcome_ok && !wv->outcome_err)
+				continue;
+			wd_label l[] = { lab("flag", t->flags[i].flag), lab("variant", wv->variant) };
+			wd_prom_hist_labels(b, "flagshm_outcome_duration_seconds", l, 2, wv->buckets,
+					    wv->outcome_ok + wv->outcome_err, wv->sum_seconds);
+		}
+}
+
 int wd_metrics_render(wd_metrics *m, wd_buf *out)
 {
 	wd_prom_writer w;
 	flag_table *t;
+	wm_totals *counts = NULL;
 
 	pthread_mutex_lock(&m->mu);
 	w = m->w;
@@ -192,9 +281,15 @@ int wd_metrics_render(wd_metrics *m, wd_buf *out)
 	pthread_mutex_unlock(&m->mu);
 	if (m->ctl)
 		sync_state(m->ctl, &w);
+	/* A copy of the counting totals, taken without any lock of ours;
+	 * NULL when counting is off (--once) or out of memory. */
+	if (wm_totals_snapshot(&counts) == 0 && counts)
+		w.readers = counts->readers;
 
+	render_counts(out, counts);
 	wd_prom_render_writer(out, &w);
 	wd_prom_render_flags(out, t ? t->flags : NULL, t ? t->n : 0);
+	wm_totals_free(&counts);
 	table_unref(m, t);
 	return out->over ? -1 : 0;
 }

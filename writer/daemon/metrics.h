@@ -1,6 +1,7 @@
 /*
  * writer/daemon/metrics.h - what the writer knows about itself, for the
- * exporter (metrics_http.c) to read from another thread.
+ * exporter (metrics_http.c) to read from another thread, and the
+ * evaluation counts of every reader (writer/metrics/wm.h).
  *
  * The daemon's thread records publishes, rejections and sync requests;
  * the exporter's thread renders. They share one mutex, held only to copy
