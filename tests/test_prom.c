@@ -7,6 +7,7 @@
 #include "prom.h"
 #include "promtool.h"
 #include "compile.h"
+#include "wm.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -182,6 +183,68 @@ Test(prom, long_escaped_labels_render_whole_in_samples_and_histograms)
 	cr_expect(strstr(b.p, "\\\"\\\"\"} 7\n"), "%s", b.p);
 	char out[4096];
 	int rc = promtool_check_metrics(b.p, b.len, out, sizeof out);
+	cr_expect_eq(rc, 0, "promtool: exit %d:\n%s\n%s", rc, out, b.p);
+	wd_buf_free(&b);
+}
+
+Test(prom, evaluation_and_outcome_families_from_the_totals_pass_promtool)
+{
+	wm_variant nc[2] = {
+		{ .variant = "true", .reasons = { [3] = 5, [5] = 7 }, .outcome_ok = 3, .outcome_err = 1,
+		  .buckets = { [0] = 2, [4] = 1, [13] = 1 }, .sum_seconds = 12.0215 },
+		{ .variant = "false", .reasons = { [6] = 2 } },
+	};
+	wm_variant odd[1] = {
+		{ .variant = "say \"hi\"\n\\ \xff", .reasons = { [3] = 1 } },
+	};
+	wm_variant unk[1] = { { .variant = "(none)", .reasons = { [0] = 4 } } };
+	wm_flag flags[3] = {
+		{ .flag = "new-checkout", .evaluations = 14, .nvariants = 2, .variants = nc },
+		{ .flag = "greeting", .evaluations = 1, .nvariants = 1, .variants = odd,
+		  .errors = { [3] = 2 } },
+		{ .flag = "(unknown)", .evaluations = 4, .nvariants = 1, .variants = unk,
+		  .errors = { [2] = 4 } },
+	};
+	wm_totals t = { .generation = 3, .readers = 2, .nflags = 3, .flags = flags };
+
+	wd_buf b;
+	wd_buf_init(&b, 1 << 20);
+	wd_metrics_render_counts(&b, &t);
+	cr_assert(!b.over);
+	const char *want[] = {
+		"flagshm_evaluations_total{flag=\"new-checkout\",variant=\"true\",reason=\"RULE_MATCH\"} 5\n",
+		"flagshm_evaluations_total{flag=\"new-checkout\",variant=\"true\",reason=\"DEFAULT_ROLLOUT\"} 7\n",
+		"flagshm_evaluations_total{flag=\"new-checkout\",variant=\"false\",reason=\"DEFAULT_OFF\"} 2\n",
+		"flagshm_evaluations_total{flag=\"greeting\",variant=\"say \\\"hi\\\"\\n\\\\ \xef\xbf\xbd\",reason=\"RULE_MATCH\"} 1\n",
+		"flagshm_evaluations_total{flag=\"(unknown)\",variant=\"(none)\",reason=\"ERROR\"} 4\n",
+		"flagshm_evaluation_errors_total{flag=\"greeting\",error=\"TYPE_MISMATCH\"} 2\n",
+		"flagshm_evaluation_errors_total{flag=\"(unknown)\",error=\"FLAG_NOT_FOUND\"} 4\n",
+		"flagshm_outcomes_total{flag=\"new-checkout\",variant=\"true\",outcome=\"success\"} 3\n",
+		"flagshm_outcomes_total{flag=\"new-checkout\",variant=\"true\",outcome=\"error\"} 1\n",
+		"flagshm_outcome_duration_seconds_bucket{flag=\"new-checkout\",variant=\"true\",le=\"0.001\"} 2\n",
+		"flagshm_outcome_duration_seconds_bucket{flag=\"new-checkout\",variant=\"true\",le=\"0.025\"} 3\n",
+		"flagshm_outcome_duration_seconds_bucket{flag=\"new-checkout\",variant=\"true\",le=\"10\"} 3\n",
+		"flagshm_outcome_duration_seconds_bucket{flag=\"new-checkout\",variant=\"true\",le=\"+Inf\"} 4\n",
+		"flagshm_outcome_duration_seconds_count{flag=\"new-checkout\",variant=\"true\"} 4\n",
+		"flagshm_outcome_duration_seconds_sum{flag=\"new-checkout\",variant=\"true\"} 12.0215\n",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+		cr_expect(strstr(b.p, want[i]), "missing: %s--- in:\n%s", want[i], b.p);
+	/* no outcome series for a variant without outcomes, no zero counts */
+	cr_expect(!strstr(b.p, "variant=\"false\",outcome="), "%s", b.p);
+	cr_expect(!strstr(b.p, "} 0\n"), "%s", b.p);
+
+	char out[4096];
+	int rc = promtool_check_metrics(b.p, b.len, out, sizeof out);
+	cr_expect_eq(rc, 0, "promtool: exit %d:\n%s\n%s", rc, out, b.p);
+	cr_expect_str_eq(out, "", "promtool complained:\n%s", out);
+	wd_buf_free(&b);
+
+	/* counting off: the families are there, empty */
+	wd_buf_init(&b, 1 << 20);
+	wd_metrics_render_counts(&b, NULL);
+	cr_expect(strstr(b.p, "# TYPE flagshm_evaluations_total counter\n"), "%s", b.p);
+	rc = promtool_check_metrics(b.p, b.len, out, sizeof out);
 	cr_expect_eq(rc, 0, "promtool: exit %d:\n%s\n%s", rc, out, b.p);
 	wd_buf_free(&b);
 }

@@ -210,9 +210,7 @@ static wd_label lab(const char *name, const char *value)
 	return (wd_label){ .name = name, .value = value, .len = strlen(value) };
 }
 
-/* The evaluation and outcome families from a copy of the totals (NULL:
- * counting is off; the families are then empty). */
-static void render_counts(wd_buf *b, const wm_totals *t)
+void wd_metrics_render_counts(wd_buf *b, const wm_totals *t)
 {
 	size_t nf = t ? t->nflags : 0;
 
@@ -286,7 +284,7 @@ int wd_metrics_render(wd_metrics *m, wd_buf *out)
 	if (wm_totals_snapshot(&counts) == 0 && counts)
 		w.readers = counts->readers;
 
-	render_counts(out, counts);
+	wd_metrics_render_counts(out, counts);
 	wd_prom_render_writer(out, &w);
 	wd_prom_render_flags(out, t ? t->flags : NULL, t ? t->n : 0);
 	wm_totals_free(&counts);

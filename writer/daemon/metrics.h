@@ -37,6 +37,12 @@ void wd_metrics_published(wd_metrics *m, const void *snap, size_t size, double s
 void wd_metrics_rejected(wd_metrics *m);
 void wd_metrics_sync(wd_metrics *m, enum wd_sync_result r);
 
+/* The evaluation and outcome families from T, a copy of the counting
+ * totals (NULL: counting is off; the families are then empty). Part of
+ * wd_metrics_render, apart for the tests and the scrape benchmark. */
+struct wm_totals;
+void wd_metrics_render_counts(wd_buf *out, const struct wm_totals *t);
+
 /* The whole exposition into OUT (initialised by the caller with its size
  * bound). 0, or -1 when OUT's bound was reached (OUT->over). */
 int wd_metrics_render(wd_metrics *m, wd_buf *out);
