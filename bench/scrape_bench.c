@@ -6,12 +6,16 @@
  *
  *   flagshm-scrape-bench [--flags N] [--runs R]
  *
+ * Each flag has two variants, each counted under two reasons and with
+ * outcomes (so a histogram each), and one evaluation error code: about
+ * 40 series per flag, what a busy store with outcomes recorded exposes.
  * Prints the median, min and max of R renders (default 21) at N flags
  * (default 10,000) and the bytes of one exposition.
  */
 #include "compile.h"
 #include "metrics.h"
 #include "prom.h"
+#include "wm.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -78,12 +82,37 @@ int main(int argc, char **argv)
 	wd_metrics *m = wd_metrics_new(NULL);
 	wd_metrics_published(m, snap.bytes, snap.size, 0.01);
 
+	/* The counting totals, as wm_totals_snapshot would copy them. */
+	wm_flag *wf = calloc((size_t)nflags, sizeof *wf);
+	wm_variant *wv = calloc((size_t)nflags * 2, sizeof *wv);
+	char (*keys)[32] = calloc((size_t)nflags, sizeof *keys);
+	for (long i = 0; i < nflags; i++) {
+		snprintf(keys[i], sizeof keys[i], "flag-%06ld", i);
+		wf[i] = (wm_flag){ .flag = keys[i], .nvariants = 2, .variants = &wv[2 * i] };
+		wf[i].errors[3] = 1;
+		for (int v = 0; v < 2; v++) {
+			wm_variant *x = &wv[2 * i + v];
+			x->variant = v ? "true" : "false";
+			x->reasons[3] = 1000 + (uint64_t)i;
+			x->reasons[5] = 123456789;
+			x->outcome_ok = 900;
+			x->outcome_err = 100;
+			for (int k = 0; k <= WM_BUCKETS; k++)
+				x->buckets[k] = k < 10 ? 100 : 0;
+			x->sum_seconds = 12.5;
+		}
+	}
+	wm_totals counts = { .readers = 8, .nflags = (size_t)nflags, .flags = wf };
+
 	double *t = calloc((size_t)runs, sizeof *t);
 	size_t bytes = 0;
 	for (long r = 0; r < runs; r++) {
 		wd_buf b;
 		wd_buf_init(&b, (size_t)1 << 30);
 		double t0 = now_s();
+		/* As wd_metrics_render does: the last size, as a hint. */
+		wd_buf_reserve(&b, bytes + bytes / 8 + 4096);
+		wd_metrics_render_counts(&b, &counts);
 		if (wd_metrics_render(m, &b) != 0) {
 			fprintf(stderr, "render refused\n");
 			return 1;
@@ -96,6 +125,9 @@ int main(int argc, char **argv)
 	printf("scrape render, %ld flags: median %.2f ms (min %.2f, max %.2f, %ld runs), %zu bytes\n",
 	       nflags, t[runs / 2] * 1e3, t[0] * 1e3, t[runs - 1] * 1e3, runs, bytes);
 	free(t);
+	free(wf);
+	free(wv);
+	free(keys);
 	wd_metrics_free(&m);
 	wc_snapshot_free(&snap);
 	wc_errors_free(&errs);

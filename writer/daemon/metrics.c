@@ -28,6 +28,7 @@ struct wd_metrics {
 	pthread_mutex_t mu;
 	const fs_ctl *ctl;
 	wd_prom_writer w; /* under mu; readers, last_sync_ms and stale are set at render */
+	size_t last_len;  /* under mu: the size of the last exposition, a hint for the next */
 	flag_table *flags; /* under mu; NULL before the first publish */
 };
 
@@ -276,7 +277,9 @@ int wd_metrics_render(wd_metrics *m, wd_buf *out)
 	w = m->w;
 	if ((t = m->flags))
 		t->refs++;
+	size_t hint = m->last_len + m->last_len / 8 + 4096;
 	pthread_mutex_unlock(&m->mu);
+	wd_buf_reserve(out, hint);
 	if (m->ctl)
 		sync_state(m->ctl, &w);
 	/* A copy of the counting totals, taken without any lock of ours;
@@ -289,5 +292,10 @@ int wd_metrics_render(wd_metrics *m, wd_buf *out)
 	wd_prom_render_flags(out, t ? t->flags : NULL, t ? t->n : 0);
 	wm_totals_free(&counts);
 	table_unref(m, t);
+	if (!out->over) {
+		pthread_mutex_lock(&m->mu);
+		m->last_len = out->len;
+		pthread_mutex_unlock(&m->mu);
+	}
 	return out->over ? -1 : 0;
 }

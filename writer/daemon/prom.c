@@ -14,6 +14,11 @@
 const double wd_hist_bounds[WD_HIST_BOUNDS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
+/* The same as the le="..." text, so a scrape formats no float per line. */
+static const char *const bound_text[WD_HIST_BOUNDS + 1] = {
+	"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+	"10", "+Inf",
+};
 
 /* A string literal, without its NUL. */
 #define ADD(b, lit) wd_buf_add((b), (lit), sizeof(lit) - 1)
@@ -47,14 +52,27 @@ static bool reserve(wd_buf *b, size_t n)
 		cap *= 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	char *p = realloc(b->p, cap);
+	char *p = b->borrowed ? malloc(cap) : realloc(b->p, cap);
 	if (!p) {
 		b->over = true;
 		return false;
 	}
+	if (b->borrowed)
+		memcpy(p, b->p, b->len + 1);
+	b->borrowed = false;
 	b->p = p;
 	b->cap = cap;
 	return true;
+}
+
+void wd_buf_reserve(wd_buf *b, size_t n)
+{
+	bool over = b->over;
+	if (n > b->max)
+		n = b->max;
+	if (n > b->len)
+		reserve(b, n - b->len);
+	b->over = over; /* a hint only: no room for it is not an overflow */
 }
 
 void wd_buf_add(wd_buf *b, const char *s, size_t n)
@@ -64,6 +82,18 @@ void wd_buf_add(wd_buf *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
+}
+
+/* " V\n" for a sample value: the hot path of a scrape, without printf. */
+static void add_u64_line(wd_buf *b, uint64_t v)
+{
+	char t[24], *p = t + sizeof t;
+	*--p = '\n';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	*--p = ' ';
+	wd_buf_add(b, p, (size_t)(t + sizeof t - p));
 }
 
 void wd_buf_printf(wd_buf *b, const char *fmt, ...)
@@ -168,7 +198,10 @@ void wd_prom_number(wd_buf *b, double v)
 static void labels(wd_buf *b, const wd_label *l, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		wd_buf_printf(b, "%s%s=\"", i ? "," : "", l[i].name);
+		if (i)
+			ADD(b, ",");
+		wd_buf_add(b, l[i].name, strlen(l[i].name));
+		ADD(b, "=\"");
 		wd_prom_label_value(b, l[i].value, l[i].len);
 		ADD(b, "\"");
 	}
@@ -182,7 +215,7 @@ void wd_prom_sample(wd_buf *b, const char *name, const wd_label *l, size_t n, ui
 		labels(b, l, n);
 		ADD(b, "}");
 	}
-	wd_buf_printf(b, " %" PRIu64 "\n", v);
+	add_u64_line(b, v);
 }
 
 /* ------------------------------------------------------- histograms */
@@ -214,14 +247,12 @@ void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_
 		if (ll)
 			ADD(b, ",");
 		ADD(b, "le=\"");
-		if (i < WD_HIST_BOUNDS)
-			wd_prom_number(b, wd_hist_bounds[i]);
-		else
-			ADD(b, "+Inf");
+		wd_buf_add(b, bound_text[i], strlen(bound_text[i]));
+		ADD(b, "\"}");
 		/* +Inf must equal _count: a hostile reader's counts could make
 		 * the buckets disagree with it, and Prometheus would then
 		 * compute nonsense quantiles. */
-		wd_buf_printf(b, "\"} %" PRIu64 "\n", i < WD_HIST_BOUNDS ? cum : count);
+		add_u64_line(b, i < WD_HIST_BOUNDS ? cum : count);
 	}
 	for (int part = 0; part < 2; part++) {
 		wd_buf_add(b, name, nl);
@@ -234,26 +265,31 @@ void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_
 			wd_buf_add(b, labels, ll);
 			ADD(b, "}");
 		}
-		ADD(b, " ");
-		if (part == 0)
+		if (part == 0) {
+			ADD(b, " ");
 			wd_prom_number(b, sum);
-		else
-			wd_buf_printf(b, "%" PRIu64, count);
-		ADD(b, "\n");
+			ADD(b, "\n");
+		} else {
+			add_u64_line(b, count);
+		}
 	}
 }
 
 void wd_prom_hist_labels(wd_buf *b, const char *name, const wd_label *l, size_t n,
 			 const uint64_t *buckets, uint64_t count, double sum)
 {
-	wd_buf lb;
-	wd_buf_init(&lb, b->max);
+	/* The labels rendered once, for the 16 lines; on the stack unless a
+	 * document's long values need more. */
+	char stack[1024];
+	wd_buf lb = { .p = stack, .cap = sizeof stack, .max = b->max, .borrowed = true };
+	stack[0] = '\0';
 	labels(&lb, l, n);
 	if (lb.over)
 		b->over = true;
 	else
-		wd_prom_hist(b, name, lb.p ? lb.p : "", buckets, count, sum);
-	wd_buf_free(&lb);
+		wd_prom_hist(b, name, lb.p, buckets, count, sum);
+	if (!lb.borrowed)
+		free(lb.p);
 }
 
 /* ------------------------------------------------- writer families */

@@ -23,11 +23,14 @@ typedef struct wd_buf {
 	char *p;
 	size_t len, cap, max;
 	bool over; /* MAX reached, or out of memory: the text is incomplete */
+	bool borrowed; /* p is the caller's (a stack array): copied, not realloc'd, to grow */
 } wd_buf;
 
 void wd_buf_init(wd_buf *b, size_t max);
 void wd_buf_free(wd_buf *b);
 void wd_buf_add(wd_buf *b, const char *s, size_t n);
+/* Make room for N bytes at once (a size hint: no copy while they come). */
+void wd_buf_reserve(wd_buf *b, size_t n);
 void wd_buf_printf(wd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* N bytes of S as the body of a label value: '\\', '"' and newline
