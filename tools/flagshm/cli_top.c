@@ -14,6 +14,7 @@
  * value cannot drive the terminal.
  */
 #include "cli.h"
+#include "cli_stats.h"
 #include "clock.h"
 
 #include <errno.h>
@@ -51,7 +52,7 @@ typedef struct top_flag {
 } top_flag;
 
 typedef struct top_sample {
-	int64_t taken_ms; /* CLOCK_MONOTONIC */
+	int64_t taken_ms; /* Unix ms of the writer's aggregation it shows */
 	uint64_t generation, readers;
 	top_flag *flags; /* sorted by key */
 	size_t nflags;
@@ -68,16 +69,53 @@ static int by_key(const void *a, const void *b)
 	return strcmp(((const top_flag *)a)->key, ((const top_flag *)b)->key);
 }
 
-/* Take the store's totals now. 0, or -1 with a message in ERR. */
-static int sample_take(flagshm_store *st, top_sample *s, char *err, size_t errlen)
+static uint64_t count_of(const json_t *o, const char *name)
 {
-	flagshm_info info;
+	json_t *v = json_object_get(o, name);
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+/* The writer's latest aggregate, as `flagshm stats` reads it
+ * (cli_stats_load). 0, or -1 with a message in ERR. */
+static int sample_take(const char *store, top_sample *s, char *err, size_t errlen)
+{
+	json_t *j = NULL;
 	memset(s, 0, sizeof *s);
-	s->taken_ms = fs_clock_ms(CLOCK_MONOTONIC);
-	if (flagshm_store_info(st, &info) == 0)
-		s->generation = info.generation;
-	(void)err;
-	(void)errlen;
+	if (cli_stats_load(store, &j, err, errlen) != 0)
+		return -1;
+	json_t *flags = json_object_get(j, "flags");
+	size_t n = json_is_object(flags) ? json_object_size(flags) : 0;
+	s->flags = calloc(n ? n : 1, sizeof *s->flags);
+	if (!s->flags) {
+		snprintf(err, errlen, "out of memory");
+		json_decref(j);
+		return -1;
+	}
+	s->generation = count_of(j, "generation");
+	s->readers = count_of(j, "readers");
+	s->taken_ms = (int64_t)count_of(j, "time_ms");
+	const char *key;
+	json_t *f;
+	json_object_foreach(flags, key, f) {
+		top_flag *t = &s->flags[s->nflags++];
+		snprintf(t->key, sizeof t->key, "%s", key);
+		t->evaluations = count_of(f, "evaluations");
+		const char *vname;
+		json_t *v;
+		json_object_foreach(json_object_get(f, "variants"), vname, v) {
+			if (t->nvariants == TOP_VARIANTS)
+				break; /* the rest count in the flag's total only */
+			top_variant *tv = &t->variants[t->nvariants++];
+			snprintf(tv->name, sizeof tv->name, "%s", vname);
+			tv->evaluations = json_is_integer(v) && json_integer_value(v) > 0
+						  ? (uint64_t)json_integer_value(v) : 0;
+		}
+		json_object_foreach(json_object_get(f, "outcomes"), vname, v) {
+			t->outcomes_ok += count_of(v, "success");
+			t->outcomes_error += count_of(v, "error");
+		}
+	}
+	json_decref(j);
 	qsort(s->flags, s->nflags, sizeof *s->flags, by_key);
 	return 0;
 }
@@ -259,6 +297,10 @@ static void variants(char *out, size_t cap, int cols, const top_flag *f,
 
 /* Draw one frame: header, column titles, the flags with the highest
  * rates that fit in ROWS lines. */
+/* What went wrong with the last sample ("" when nothing), shown on the
+ * third line while the last good sample stays on screen. */
+static char note[300];
+
 static void draw(const char *store, const top_sample *cur, const top_sample *prev, int rows,
 		 int cols)
 {
@@ -299,7 +341,7 @@ static void draw(const char *store, const top_sample *cur, const top_sample *pre
 		 all_ok + all_err ? (snprintf(c, sizeof c, "%.1f%%", 100.0 * (double)all_err /
 					      (double)(all_ok + all_err)), c) : "-");
 	line(&f, buf);
-	line(&f, "");
+	line(&f, note);
 	snprintf(buf, sizeof buf, "\x1b[7m%-*s %8s %7s %6s  %-*s\x1b[0m", KEY_COLS, "FLAG", "EVAL/S",
 		 "TOTAL", "ERR%", cols > KEY_COLS + 27 ? cols - KEY_COLS - 27 : 0, "VARIANTS");
 	put(&f, buf, strlen(buf));
@@ -401,7 +443,12 @@ int cli_top(flagshm_store *st, const char *store)
 
 	top_sample prev = { 0 }, cur = { 0 };
 	char err[256];
-	if (sample_take(st, &cur, err, sizeof err) != 0) {
+	(void)st; /* opened by the caller: the store exists */
+	/* A writer just started aggregates within a second or two. */
+	int rc = -1;
+	for (int i = 0; i < 30 && (rc = sample_take(store, &cur, err, sizeof err)) != 0; i++)
+		usleep(100 * 1000);
+	if (rc != 0) {
 		fprintf(stderr, "flagshm: store \"%s\": %s\n", store, err);
 		return 1;
 	}
@@ -440,16 +487,26 @@ int cli_top(flagshm_store *st, const char *store)
 		next += REFRESH_MS;
 		if (next < fs_clock_ms(CLOCK_MONOTONIC))
 			next = fs_clock_ms(CLOCK_MONOTONIC) + REFRESH_MS; /* stopped, then resumed */
+		top_sample fresh;
+		if (sample_take(store, &fresh, err, sizeof err) != 0) {
+			/* The writer restarting, say: keep the last numbers. */
+			char shown[sizeof note - 16];
+			fs_text_escape(shown, sizeof shown, err, strlen(err), FS_TEXT_PLAIN);
+			snprintf(note, sizeof note, "no new data: %s", shown);
+			draw(store, &cur, have_prev ? &prev : NULL, rows, cols);
+			continue;
+		}
+		note[0] = '\0';
+		if (fresh.taken_ms == cur.taken_ms) {
+			/* The writer has not aggregated since: look again soon. */
+			sample_free(&fresh);
+			next = fs_clock_ms(CLOCK_MONOTONIC) + 200;
+			continue;
+		}
 		sample_free(&prev);
 		prev = cur;
+		cur = fresh;
 		have_prev = true;
-		memset(&cur, 0, sizeof cur);
-		if (sample_take(st, &cur, err, sizeof err) != 0) {
-			term_leave();
-			fprintf(stderr, "flagshm: store \"%s\": %s\n", store, err);
-			sample_free(&prev);
-			return 1;
-		}
 		draw(store, &cur, &prev, rows, cols);
 	}
 	term_leave();
