@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,6 +423,89 @@ Test(metrics, sync_requests_staleness_and_the_last_success_are_counted)
 	cp_stop(cp);
 }
 
+/* -------------------------------------------------------------- counts */
+
+enum { PROCS = 3, THREADS = 2, EVALS = 1000 };
+
+static void *worker(void *arg)
+{
+	flagshm_store *s = arg;
+	for (int i = 0; i < EVALS; i++) {
+		flagshm_view v;
+		if (flagshm_view_acquire(s, &v) != 0)
+			continue;
+		flagshm_view_bool(&v, "new-checkout", NULL, false);
+		/* every tenth request fails; each takes 3 ms (le="0.005") */
+		flagshm_view_outcome(&v, i % 10 != 0, 0.003);
+		flagshm_view_release(&v);
+	}
+	flagshm_bool(s, "no-such-flag", NULL, false);
+	return NULL;
+}
+
+/* PROCS processes of THREADS threads, each EVALS evaluations of
+ * new-checkout with an outcome, then one of a flag that is not there.
+ * They exit: their counts must survive them. */
+static void run_workers(void)
+{
+	pid_t kids[PROCS];
+	for (int p = 0; p < PROCS; p++) {
+		kids[p] = fork();
+		cr_assert_geq(kids[p], 0);
+		if (kids[p] == 0) {
+			flagshm_store *s = NULL;
+			if (wp_open_existing(M.store, &s) != 0)
+				_exit(3);
+			pthread_t t[THREADS];
+			for (int i = 0; i < THREADS; i++)
+				pthread_create(&t[i], NULL, worker, s);
+			for (int i = 0; i < THREADS; i++)
+				pthread_join(t[i], NULL);
+			flagshm_close(&s);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < PROCS; p++) {
+		int st;
+		cr_assert_eq(waitpid(kids[p], &st, 0), kids[p]);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker %d: status %d", p, st);
+	}
+}
+
+Test(metrics, every_evaluation_and_outcome_of_exited_workers_is_in_the_exposition)
+{
+	char line[256];
+	start_writer();
+	wait_sample("flagshm_snapshot_generation 1");
+	run_workers();
+
+	const int n = PROCS * THREADS * EVALS;
+	snprintf(line, sizeof line, "flagshm_evaluations_total{flag=\"new-checkout\",variant=\"true\","
+		 "reason=\"DEFAULT_ROLLOUT\"} %d", n);
+	wait_sample(line);
+	snprintf(line, sizeof line, "flagshm_outcomes_total{flag=\"new-checkout\",variant=\"true\","
+		 "outcome=\"success\"} %d", n - n / 10);
+	wait_sample(line);
+	snprintf(line, sizeof line, "flagshm_outcomes_total{flag=\"new-checkout\",variant=\"true\","
+		 "outcome=\"error\"} %d", n / 10);
+	wait_sample(line);
+	snprintf(line, sizeof line, "flagshm_outcome_duration_seconds_bucket{flag=\"new-checkout\","
+		 "variant=\"true\",le=\"0.0025\"} 0");
+	wait_sample(line);
+	snprintf(line, sizeof line, "flagshm_outcome_duration_seconds_bucket{flag=\"new-checkout\","
+		 "variant=\"true\",le=\"0.005\"} %d", n);
+	wait_sample(line);
+	snprintf(line, sizeof line, "flagshm_evaluation_errors_total{flag=\"(unknown)\","
+		 "error=\"FLAG_NOT_FOUND\"} %d", PROCS * THREADS);
+	wait_sample(line);
+
+	char *text = scrape();
+	char out[4096];
+	int rc = promtool_check_metrics(text, strlen(text), out, sizeof out);
+	cr_expect_eq(rc, 0, "promtool check metrics: exit %d:\n%s\n--- exposition:\n%s", rc, out, text);
+	free(text);
+}
+
 /* -------------------------------------------------------------- hostile */
 
 Test(metrics, hostile_clients_cost_bounded_resources_and_publishing_goes_on)
@@ -629,13 +713,16 @@ Test(metrics, prometheus_scrapes_the_writer_and_answers_queries)
 	cr_assert_eq(access(PROMETHEUS, X_OK), 0,
 		     PROMETHEUS " is missing: install Debian's prometheus (scripts/install-deps.sh)");
 	start_writer();
-	char conf[160], plog[160], text[512];
+	char conf[160], plog[160], text[1024];
+	const char *src = getenv("FLAGSHM_SRC");
+	cr_assert(src && *src, "FLAGSHM_SRC (the source tree) is not set");
 	snprintf(conf, sizeof conf, "%s/prometheus.yml", M.dir);
 	snprintf(plog, sizeof plog, "%s/prometheus.log", M.dir);
 	snprintf(text, sizeof text,
 		 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+		 "rule_files:\n  - %s/contrib/prometheus/alerts.yml\n"
 		 "scrape_configs:\n  - job_name: flagshm\n    static_configs:\n"
-		 "      - targets: ['%s']\n", M.addr);
+		 "      - targets: ['%s']\n", src, M.addr);
 	cr_assert_eq(wp_write_file(conf, text, strlen(text)), 0);
 
 	/* A port taken between free_port and the bind: try another. */
@@ -666,6 +753,20 @@ Test(metrics, prometheus_scrapes_the_writer_and_answers_queries)
 
 	prom_wait(port, "up{job=\"flagshm\"}", "1");
 	prom_wait(port, "flagshm_flags", "3");
+	/* Evaluations in two batches, so that Prometheus has seen the series
+	 * before it grows: the total is exact, its rate positive. */
+	char want[64];
+	run_workers();
+	snprintf(want, sizeof want, "%d", PROCS * THREADS * EVALS);
+	prom_wait(port, "sum(flagshm_evaluations_total{flag=\"new-checkout\"})", want);
+	run_workers();
+	snprintf(want, sizeof want, "%d", 2 * PROCS * THREADS * EVALS);
+	prom_wait(port, "sum(flagshm_evaluations_total{flag=\"new-checkout\"})", want);
+	prom_wait(port, "sum(rate(flagshm_evaluations_total{flag=\"new-checkout\"}[1m])) > bool 0", "1");
+	/* contrib/prometheus/alerts.yml's recording rule, in a real Prometheus:
+	 * every tenth outcome failed. */
+	prom_wait(port, "round(flagshm:outcome_error_ratio:rate5m{flag=\"new-checkout\","
+			"variant=\"true\"}, 0.01)", "0.1");
 	prom_wait(port, "flagshm_flag_info{flag=\"new-checkout\",type=\"experiment\"}", "1");
 	/* The alert expression for an expired flag (contrib/prometheus). */
 	prom_wait(port, "count(flagshm_flag_expiry_timestamp_seconds < time())", "1");
