@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# tests/top_test.sh WRITER TOOL - `flagshm top` in a real terminal: tmux
+# tests/top_test.sh WRITER TOOL EVAL_LOAD - `flagshm top` in a real terminal: tmux
 # (Debian's package, scripts/install-deps.sh) runs it in an 80x24 window on
 # a private server socket; the test reads the screen with capture-pane and
-# types with send-keys. Every wait polls the screen with a bound; nothing
+# types with send-keys, while EVAL_LOAD (tests/eval_load.c) evaluates one
+# flag in another process. Every wait polls the screen with a bound; nothing
 # depends on the machine's speed. Prints "ok N - ..." / "not ok N - ..."
 # lines and exits non-zero when any check failed.
 set -u
 
-writer=${1:?usage: top_test.sh WRITER TOOL}
-tool=${2:?usage: top_test.sh WRITER TOOL}
+writer=${1:?usage: top_test.sh WRITER TOOL EVAL_LOAD}
+tool=${2:?usage: top_test.sh WRITER TOOL EVAL_LOAD}
+evalload=${3:?usage: top_test.sh WRITER TOOL EVAL_LOAD}
 command -v tmux >/dev/null || { echo "not ok 1 - tmux is not installed (scripts/install-deps.sh)"; exit 1; }
 
 S=toptest$$
@@ -68,6 +70,11 @@ for i in $(seq 1 300); do
 	sleep 0.1
 done
 
+# new-checkout is evaluated for a minute (killed at the end): half the
+# users in its 50 % rollout, a quarter of the outcomes errors.
+"$evalload" "$S" new-checkout 60 &
+load=$!
+
 # An 80x24 terminal, as over ssh; the exit status is left on the screen.
 tmux -L "$sock" -f /dev/null new-session -d -s top -x 80 -y 24 \
 	"'$tool' --store '$S' top; echo \"top exited \$?\"; sleep 60"
@@ -75,6 +82,17 @@ tmux -L "$sock" -f /dev/null new-session -d -s top -x 80 -y 24 \
 wait_screen "the header names the store and its generation" "flagshm top +store $S +gen 1"
 wait_screen "the column titles are shown" "FLAG +EVAL/S +TOTAL +ERR% +VARIANTS"
 wait_screen "the footer line says how to quit" "\(q quits\)"
+wait_screen "the evaluated flag is listed with its rate, total and outcome error rate" \
+	"^new-checkout +[0-9]+\.[0-9] +[0-9.]+[kM]? +2[45]\.[0-9]  "
+wait_screen "its variants are shown with their shares" \
+	"^new-checkout .*(true [0-9]+% false [0-9]+%|false [0-9]+% true [0-9]+%)"
+# Sorted by evaluations per second: the busy flag is the first row.
+first=$(screen | sed -n '5p')
+case "$first" in
+new-checkout*) pass "the busiest flag is the first row" ;;
+*) fail "the busiest flag is the first row" "$(screen)" ;;
+esac
+wait_screen "the header counts evaluations per second" "evaluations/s [1-9]"
 
 # Every line fits in 80 columns (capture-pane would wrap a longer one).
 lines=$(screen | wc -l)
