@@ -160,6 +160,10 @@ typedef struct flagshm_store_options {
 /* Fail with FLAGSHM_ENOSTORE when no writer has created the store yet,
  * instead of returning a handle that attaches once the writer has. */
 #define FLAGSHM_OPEN_STRICT 0x1u
+/* Do not count this handle's evaluations and outcomes (counting is on by
+ * default; docs/metrics.md). flagshm_view_flags_json and the evaluation
+ * hook work all the same. */
+#define FLAGSHM_OPEN_NO_COUNT 0x2u
 
 /* As flagshm_open_ex, with options (OPTS may be NULL for the defaults).
  * Also returns FLAGSHM_EINVAL when opts->writer_user is not a uid or a
@@ -318,6 +322,7 @@ typedef struct flagshm_view {
 	uint64_t generation;
 	bool stale; /* as flagshm_result.stale, at acquire */
 	void *pin_; /* internal: what holds the snapshot mapped */
+	void *trail_; /* internal: the flags evaluated in it (NULL: none kept) */
 } flagshm_view;
 
 /* Returns 0, or:
@@ -401,6 +406,59 @@ FLAGSHM_API const char *flagshm_string(flagshm_store *s, const char *key,
 FLAGSHM_API const char *flagshm_json(flagshm_store *s, const char *key,
 				     const flagshm_ctx *ctx, const char *fallback,
 				     char *buf, size_t buflen);
+
+/* ------------------------------------------- counting (docs/metrics.md) */
+
+/*
+ * Every evaluation counts itself (per flag, variant and reason; errors per
+ * flag and error code) into memory of this process that the store's writer
+ * sums: no lock, no system call. The counts show in `flagshm stats` and the
+ * writer's /metrics. Off per handle with FLAGSHM_OPEN_NO_COUNT.
+ *
+ * Record the outcome of the request that view V served (OK: success or
+ * not; SECONDS: its duration) against every flag and variant evaluated in
+ * V (the first 64 distinct ones), in a histogram with the bounds 0.001,
+ * 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 s.
+ * Call it once per request, before the release. Returns 0, or:
+ *   FLAGSHM_EINVAL  V is not an acquired view, or SECONDS is negative or
+ *                   not a number
+ * A view with counting off (FLAGSHM_OPEN_NO_COUNT) returns 0 and records
+ * nothing.
+ */
+FLAGSHM_API int flagshm_view_outcome(const flagshm_view *v, bool ok, double seconds);
+
+/*
+ * Write into BUF (LEN bytes, NUL included) a JSON object of the flags
+ * evaluated in V and the value each first got, in order of first
+ * evaluation, at most 64 (`{"new-checkout":true,"checkout-button":"green"}`),
+ * for tagging analytics events. Evaluations that failed are left out.
+ * Returns 0, or:
+ *   FLAGSHM_EINVAL  V is not an acquired view, BUF is NULL or LEN < 3
+ *   FLAGSHM_EFULL   BUF is too small: it holds the members that fit, as a
+ *                   whole object
+ */
+FLAGSHM_API int flagshm_view_flags_json(const flagshm_view *v, char *buf, size_t len);
+
+/* What the evaluation hook gets; valid during the call only. */
+typedef struct flagshm_eval_event {
+	const char *key;		/* as asked (may be a key not in the snapshot) */
+	const flagshm_result *result;	/* value, reason, error code, generation */
+	const char *variant;		/* as counted: value text, "rule:<id>", "(none)" */
+	flagshm_reason reason;
+	flagshm_error_code error;	/* FLAGSHM_CODE_NONE on success */
+} flagshm_eval_event;
+
+typedef void (*flagshm_hook_fn)(void *ud, const flagshm_eval_event *ev);
+
+/*
+ * Call FN(UD, event) after every evaluation through handle S, on the
+ * evaluating thread (for OpenTelemetry or error-tracker integrations;
+ * docs/metrics.md maps the fields to the feature_flag.evaluation event).
+ * FN NULL turns it off (the default: then an evaluation pays one branch).
+ * FN must not acquire or release views of S. Returns 0, or FLAGSHM_EINVAL
+ * (S is not an open store handle).
+ */
+FLAGSHM_API int flagshm_store_set_hook(flagshm_store *s, flagshm_hook_fn fn, void *ud);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include "flagshm.h"
 #include "snap.h"
 #include "store.h"
+#include "count.h"
 
 #include <string.h>
 
@@ -43,14 +44,14 @@ static int64_t handle_find(const snap *s, flagshm_handle *h)
 	return found;
 }
 
-FLAGSHM_API int flagshm_evaluate_handle(const flagshm_view *v, flagshm_handle *h,
-					const flagshm_ctx *ctx, flagshm_result *out)
+/* As flagshm_evaluate_handle, without counting; *FLAG gets the index. */
+static int handle_eval(const flagshm_view *v, flagshm_handle *h, const flagshm_ctx *ctx,
+		       flagshm_result *out, uint32_t *flag)
 {
-	if (!out)
-		return FLAGSHM_EINVAL;
-	if (!v || v->magic != VIEW_MAGIC || !v->snap) {
+	*flag = COUNT_UNKNOWN;
+	if (!v->snap) {
 		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
-		return v && v->magic == VIEW_MAGIC ? FLAGSHM_EUNAVAIL : FLAGSHM_EINVAL;
+		return FLAGSHM_EUNAVAIL;
 	}
 	const snap *s = v->snap;
 	if (!h || h->magic != HANDLE_MAGIC) {
@@ -62,16 +63,39 @@ FLAGSHM_API int flagshm_evaluate_handle(const flagshm_view *v, flagshm_handle *h
 		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, s->generation);
 		return FLAGSHM_ENOTFOUND;
 	}
+	*flag = (uint32_t)i;
 	return eval_flag(s, (uint32_t)i, ctx, out);
+}
+
+FLAGSHM_API int flagshm_evaluate_handle(const flagshm_view *v, flagshm_handle *h,
+					const flagshm_ctx *ctx, flagshm_result *out)
+{
+	if (!out)
+		return FLAGSHM_EINVAL;
+	if (!v || v->magic != VIEW_MAGIC) {
+		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		return FLAGSHM_EINVAL;
+	}
+	uint32_t flag;
+	int rc = handle_eval(v, h, ctx, out, &flag);
+	count_eval(v, h && h->magic == HANDLE_MAGIC ? h->key : NULL, flag, out);
+	return rc;
 }
 
 FLAGSHM_API bool flagshm_view_bool_handle(const flagshm_view *v, flagshm_handle *h,
 					  const flagshm_ctx *ctx, bool fallback)
 {
 	flagshm_result r;
-	if (flagshm_evaluate_handle(v, h, ctx, &r) || r.type != FLAGSHM_TYPE_BOOL)
+	if (!v || v->magic != VIEW_MAGIC)
 		return fallback;
-	return r.value.b;
+	uint32_t flag;
+	int rc = handle_eval(v, h, ctx, &r, &flag);
+	if (rc == 0 && r.type != FLAGSHM_TYPE_BOOL) {
+		eval_error(&r, FLAGSHM_CODE_TYPE_MISMATCH, r.generation);
+		rc = FLAGSHM_EINVAL;
+	}
+	count_eval(v, h && h->magic == HANDLE_MAGIC ? h->key : NULL, flag, &r);
+	return rc ? fallback : r.value.b;
 }
 
 FLAGSHM_API bool flagshm_bool_handle(flagshm_store *s, flagshm_handle *h,

@@ -56,6 +56,10 @@ typedef struct snap {
 	 * elements: racing checks of one flag store the same answer. */
 	_Atomic uint8_t *_Atomic flag_state;
 	void *owner;			/* reader/store.c: the mapping this came from */
+	/* reader/store.c: unique in the process (never 0 for a mapped
+	 * generation): what per-thread counter caches key on (reader/count.h),
+	 * since a map's address may be reused by a later one. */
+	uint64_t uid;
 } snap;
 
 #define SNAP_RX_NONE ((void *)1)

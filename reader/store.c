@@ -12,6 +12,7 @@
  * done per flag and per regex on first use (snap.h).
  */
 #include "store.h"
+#include "count.h"
 #include "clock.h"
 #include "flagshm.h"
 #include "shm.h"
@@ -184,10 +185,12 @@ static void fork_prepare(void)
 {
 	pthread_mutex_lock(&refresh_lock);
 	snap_fork_prepare();
+	count_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	count_fork_parent();
 	snap_fork_parent();
 	pthread_mutex_unlock(&refresh_lock);
 }
@@ -195,6 +198,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	snap_fork_child();
+	count_fork_child();
 	for (reader_rec *r = atomic_load_explicit(&recs, memory_order_acquire); r; r = r->next)
 		if (r != my_rec)
 			rec_exit(r); /* that thread does not exist here */
@@ -313,6 +317,7 @@ static bool map_generation(flagshm_store *s, char *note, size_t notelen)
 			}
 			if (rc == 0) {
 				nm->snap.owner = nm;
+				nm->snap.uid = count_uid_next();
 				/* seq_cst: pairs with the seq_cst slot store and
 				 * re-load in store_pin (and orders the map's
 				 * fields before the pointer, as a release
@@ -382,6 +387,8 @@ static bool store_refresh(flagshm_store *s, uint64_t gen, bool have_map)
 	/* Outside the lock: the callback may take its own locks, or fork. */
 	if (note[0])
 		logf_(s, "%s", note);
+	/* A new generation may be a new writer: hand it our counts. */
+	count_refresh(s);
 	return changed;
 }
 
@@ -541,6 +548,16 @@ FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options
 	atomic_init(&s->cur, NULL);
 	atomic_init(&s->bad_gen, 0);
 	atomic_init(&s->bad_retry_ms, 0);
+	atomic_init(&s->hook, NULL);
+	atomic_init(&s->hook_ud, NULL);
+	if (!(flags & FLAGSHM_OPEN_NO_COUNT) && count_open(s) != 0) {
+		if (ctl != &store_detached)
+			shm_ctl_unmap(ctl);
+		free(s);
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		return FLAGSHM_ENOMEM;
+	}
 	*out = s;
 	return 0;
 }
@@ -575,10 +592,22 @@ FLAGSHM_API void flagshm_close(flagshm_store **sp)
 		map_retire(m);
 	reclaim(); /* a map still pinned (a view of a caller bug) waits */
 	pthread_mutex_unlock(&refresh_lock);
+	count_close(s);
 	const fs_ctl *ctl = store_ctl(s);
 	if (ctl != &store_detached)
 		shm_ctl_unmap(ctl);
 	free(s);
+}
+
+FLAGSHM_API int flagshm_store_set_hook(flagshm_store *s, flagshm_hook_fn fn, void *ud)
+{
+	if (!s || s->magic != STORE_MAGIC)
+		return FLAGSHM_EINVAL;
+	/* ud first, then fn with release: pairs with the acquire load of fn
+	 * in count_hook, which then sees this ud (or a later one). */
+	atomic_store_explicit(&s->hook_ud, ud, memory_order_relaxed);
+	atomic_store_explicit(&s->hook, fn, memory_order_release);
+	return 0;
 }
 
 FLAGSHM_API int flagshm_store_info(flagshm_store *s, flagshm_info *info)

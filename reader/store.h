@@ -61,6 +61,12 @@ struct flagshm_store {
 	void *log_ud;
 	uid_t owner; /* of the control object: every snapshot must be its */
 	shm_trust trust; /* whose control object to attach to */
+	/* Counting (reader/count.c): NULL when FLAGSHM_OPEN_NO_COUNT. */
+	struct count_region *cr;
+	/* The evaluation hook: ud stored first, then fn with release; loaded
+	 * fn with acquire, then ud (flagshm_store_set_hook). */
+	_Atomic(flagshm_hook_fn) hook;
+	void *_Atomic hook_ud;
 	char name[SHM_STORE_NAME_MAX + 1];
 };
 

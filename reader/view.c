@@ -11,6 +11,7 @@
  */
 #include "store.h"
 #include "eval.h"
+#include "count.h"
 #include "flagshm.h"
 
 #include <string.h>
@@ -29,6 +30,7 @@ FLAGSHM_API int flagshm_view_acquire(flagshm_store *s, flagshm_view *v)
 	v->snap = m ? &m->snap : NULL;
 	v->generation = m ? m->generation : 0;
 	v->stale = store_stale(s);
+	count_view_begin(v);
 	return 0;
 }
 
@@ -47,9 +49,38 @@ FLAGSHM_API void flagshm_view_release(flagshm_view *v)
 					  "thread; refused (release a view on its own thread)");
 		return;
 	}
+	count_view_end(v);
 	v->magic = 0;
 	v->snap = NULL;
 	v->pin_ = NULL;
+}
+
+/* Evaluate KEY in V (a checked view) without counting; *FLAG gets its
+ * index, or COUNT_UNKNOWN. */
+static int view_eval(const flagshm_view *v, const char *key, const flagshm_ctx *ctx,
+		     flagshm_result *out, uint32_t *flag)
+{
+	*flag = COUNT_UNKNOWN;
+	if (!key) {
+		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, v->generation);
+		return FLAGSHM_EINVAL;
+	}
+	if (!v->snap) {
+		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
+		out->stale = v->stale;
+		return FLAGSHM_EUNAVAIL;
+	}
+	const snap *sn = v->snap;
+	int64_t i = snap_find(sn, key, strlen(key));
+	if (i < 0) {
+		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, sn->generation);
+		out->stale = v->stale;
+		return FLAGSHM_ENOTFOUND;
+	}
+	*flag = (uint32_t)i;
+	int rc = eval_flag(sn, (uint32_t)i, ctx, out);
+	out->stale = v->stale;
+	return rc;
 }
 
 FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
@@ -61,34 +92,45 @@ FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
 		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
 		return FLAGSHM_EINVAL;
 	}
-	if (!key) {
-		eval_error(out, FLAGSHM_CODE_FLAG_NOT_FOUND, v->generation);
-		return FLAGSHM_EINVAL;
-	}
-	if (!v->snap) {
-		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
-		out->stale = v->stale;
-		return FLAGSHM_EUNAVAIL;
-	}
-	int rc = eval_key(v->snap, key, ctx, out);
-	out->stale = v->stale;
+	uint32_t flag;
+	int rc = view_eval(v, key, ctx, out, &flag);
+	count_eval(v, key, flag, out);
 	return rc;
 }
 
 /* Evaluate and check the flag's type: a typed call on a flag of another
- * type is TYPE_MISMATCH. 0 when OUT holds a value of type WANT. */
+ * type is TYPE_MISMATCH. 0 when OUT holds a value of type WANT. Counted
+ * once, with the answer the caller gets. */
 static int eval_typed(const flagshm_view *v, const char *key, const flagshm_ctx *ctx,
 		      flagshm_type want, flagshm_result *out)
 {
-	int rc = flagshm_evaluate(v, key, ctx, out);
-	if (rc)
-		return rc;
-	if (out->type != want) {
-		eval_error(out, FLAGSHM_CODE_TYPE_MISMATCH, out->generation);
-		out->stale = v->stale;
+	if (!v || v->magic != VIEW_MAGIC) {
+		eval_error(out, FLAGSHM_CODE_STORE_UNAVAILABLE, 0);
 		return FLAGSHM_EINVAL;
 	}
-	return 0;
+	uint32_t flag;
+	int rc = view_eval(v, key, ctx, out, &flag);
+	if (rc == 0 && out->type != want) {
+		eval_error(out, FLAGSHM_CODE_TYPE_MISMATCH, out->generation);
+		out->stale = v->stale;
+		rc = FLAGSHM_EINVAL;
+	}
+	count_eval(v, key, flag, out);
+	return rc;
+}
+
+FLAGSHM_API int flagshm_view_outcome(const flagshm_view *v, bool ok, double seconds)
+{
+	if (!v || v->magic != VIEW_MAGIC)
+		return FLAGSHM_EINVAL;
+	return count_outcome(v, ok, seconds);
+}
+
+FLAGSHM_API int flagshm_view_flags_json(const flagshm_view *v, char *buf, size_t len)
+{
+	if (!v || v->magic != VIEW_MAGIC || !buf || len < 3)
+		return FLAGSHM_EINVAL;
+	return count_flags_json(v, buf, len);
 }
 
 FLAGSHM_API bool flagshm_view_bool_detail(const flagshm_view *v, const char *key,

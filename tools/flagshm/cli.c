@@ -12,6 +12,7 @@
  * error. Messages go to stderr, results to stdout.
  */
 #include "cli.h"
+#include "cli_stats.h"
 #include "clock.h"
 #include "shm.h"
 
@@ -37,6 +38,10 @@ static const char usage_text[] =
 	"                              (JSON: a flat object of strings, numbers, booleans\n"
 	"                              and lists of strings, e.g. '{\"userId\":\"u-42\"}')\n"
 	"  dump                        the whole snapshot as a format-1 document\n"
+	"  stats [--json]              what every reader counted: evaluations per flag,\n"
+	"                              variant, reason; errors; outcomes (docs/metrics.md)\n"
+	"  top                         live view: flags by evaluations/s, variant shares,\n"
+	"                              outcome error rates (q quits)\n"
 	"\n"
 	"exit status: 0 ok, 1 the store cannot be read, 2 usage error\n";
 
@@ -392,7 +397,7 @@ static int cmd_eval(flagshm_store *st, const char *store, const char *key, cli_c
 
 /* ---------------------------------------------------------------- main */
 
-enum cmd { CMD_STATUS, CMD_LIST, CMD_SHOW, CMD_EVAL, CMD_DUMP };
+enum cmd { CMD_STATUS, CMD_LIST, CMD_SHOW, CMD_EVAL, CMD_DUMP, CMD_TOP };
 
 static const struct {
 	const char *name;
@@ -400,6 +405,7 @@ static const struct {
 } cmds[] = {
 	[CMD_STATUS] = {"status", 0}, [CMD_LIST] = {"list", 0}, [CMD_SHOW] = {"show", 1},
 	[CMD_EVAL] = {"eval", 1},     [CMD_DUMP] = {"dump", 0},
+	[CMD_TOP] = {"top", 0},
 };
 
 static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
@@ -409,7 +415,7 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 	/* Strict: a tool asked about a store that does not exist says so,
 	 * rather than waiting for a writer to create it. */
 	flagshm_store_options o = { .size = sizeof o, .log = log_stderr,
-				    .flags = FLAGSHM_OPEN_STRICT };
+				    .flags = FLAGSHM_OPEN_STRICT | FLAGSHM_OPEN_NO_COUNT };
 	int rc = flagshm_store_open(store, &o, &st, err, sizeof err);
 	if (rc != 0) {
 		msg("store \"%s\": %s", store, err[0] ? err : flagshm_strerror(rc));
@@ -421,6 +427,8 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 		code = cmd_status(st, store);
 	} else if (cmd == CMD_EVAL) {
 		code = cmd_eval(st, store, key, c);
+	} else if (cmd == CMD_TOP) {
+		code = cli_top(st, store);
 	} else {
 		flagshm_view v;
 		const snap *s;
@@ -456,10 +464,12 @@ int main(int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"context", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
+		{"json", no_argument, NULL, 'j'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *store = getenv("FLAGSHM_STORE");
 	const char *context = NULL;
+	bool json = false;
 	if (!store || !*store)
 		store = "default";
 
@@ -471,6 +481,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			context = optarg;
+			break;
+		case 'j':
+			json = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -484,12 +497,19 @@ int main(int argc, char **argv)
 		return usage_error("no command given");
 
 	const char *name = argv[optind++];
+	if (strcmp(name, "stats") == 0) {
+		if (optind != argc)
+			return usage_error("stats takes no arguments");
+		return cli_stats_main(store, json);
+	}
+	if (json)
+		return usage_error("--json goes with stats only");
 	size_t cmd = 0;
 	while (cmd < sizeof cmds / sizeof *cmds && strcmp(cmds[cmd].name, name) != 0)
 		cmd++;
 	if (cmd == sizeof cmds / sizeof *cmds) {
 		msg("unknown command \"%s\"", name);
-		return usage_error("commands: status, list, show KEY, eval KEY, dump");
+		return usage_error("commands: status, list, show KEY, eval KEY, dump, top");
 	}
 	if (argc - optind != cmds[cmd].nargs) {
 		char m[128];
