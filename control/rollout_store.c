@@ -134,6 +134,11 @@ int ro_commit(cs_req *r, const char *flag, ro_cur *cur, json_t *rec, json_t *rul
 		       .extra = extra};
 
 	cs_now(now);
+	if (!rules && extra) {
+		/* A change of the rollout alone: its before and after. */
+		c.before = json_object_get(extra, "before");
+		c.after = json_object_get(extra, "after");
+	}
 	if (!cs_model_wait(m, cur->meta_rev, 5000)) {
 		snprintf(err, errlen, "this instance has not yet seen revision %lld",
 			 (long long)cur->meta_rev);

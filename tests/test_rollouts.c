@@ -568,3 +568,272 @@ Test(rollouts, a_users_bucket_never_flips_out_as_the_share_grows)
 	cr_expect_geq(seen_shares, 3, "the workers saw only %d distinct shares", seen_shares);
 	free(sdk);
 }
+
+/* ------------------------------------- guards: a real Prometheus, workers */
+
+#define PROMETHEUS "/usr/bin/prometheus"
+
+static struct {
+	pid_t prom, load[4];
+	unsigned port;
+	char url[64], addr[64];
+} P = {.prom = -1};
+
+/* The writer syncing from the control plane, its exporter on a free port. */
+static void start_metrics_writer(void)
+{
+	char line[128], *sdk = mk_token("host1", "sdk", NULL);
+	int n = snprintf(line, sizeof line, "%s\n", sdk);
+	const char *tag = "serving metrics on http://";
+
+	free(sdk);
+	cr_assert_eq(wp_write_file(F.keyfile, line, (size_t)n), 0);
+	const char *argv[] = {"--store", F.store, "--source", F.c.url, "--key-file", F.keyfile,
+			      "--state-dir", F.state, "--stream", "--poll-interval", "1",
+			      "--metrics-listen", "127.0.0.1:0", NULL};
+	F.writer = wp_spawn(argv, F.log, NULL);
+	cr_assert_gt(F.writer, 0);
+	int64_t end = wp_mono_ms() + 30000;
+	while (wp_mono_ms() < end && !P.addr[0]) {
+		char *log = wp_read_file(F.log, NULL);
+		const char *at = log ? strstr(log, tag) : NULL;
+		if (at) {
+			at += strlen(tag);
+			size_t k = strcspn(at, "/\n");
+			snprintf(P.addr, sizeof P.addr, "%.*s", (int)k, at);
+		}
+		free(log);
+		if (!P.addr[0])
+			wp_sleep_ms(20);
+	}
+	cr_assert(P.addr[0], "the writer did not start its exporter");
+	int rc = -1;
+	for (int i = 0; i < 3000 && rc != 0; i++)
+		if ((rc = wp_open_existing(F.store, &F.rd)))
+			wp_sleep_ms(10);
+	cr_assert_eq(rc, 0, "the writer did not create its store");
+}
+
+/* Prometheus on 127.0.0.1 scraping the writer every second. */
+static void start_prometheus(void)
+{
+	char conf[160], plog[160], text[512], listen[64], cfg[200], tsdb[200];
+
+	cr_assert_eq(access(PROMETHEUS, X_OK), 0,
+		     PROMETHEUS " is missing: install Debian's prometheus (scripts/install-deps.sh)");
+	snprintf(conf, sizeof conf, "%s/prometheus.yml", F.dir);
+	snprintf(plog, sizeof plog, "%s/prometheus.log", F.dir);
+	snprintf(text, sizeof text,
+		 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+		 "scrape_configs:\n  - job_name: flagshm\n    static_configs:\n"
+		 "      - targets: ['%s']\n",
+		 P.addr);
+	cr_assert_eq(wp_write_file(conf, text, strlen(text)), 0);
+	for (int attempt = 0; attempt < 3 && P.prom < 0; attempt++) {
+		P.port = tc_free_port();
+		snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%u", P.port);
+		snprintf(cfg, sizeof cfg, "--config.file=%s", conf);
+		snprintf(tsdb, sizeof tsdb, "--storage.tsdb.path=%s/tsdb", F.dir);
+		const char *argv[] = {cfg, tsdb, listen, "--log.level=warn",
+				      "--storage.tsdb.retention.time=1h", NULL};
+		P.prom = wp_spawn_prog(PROMETHEUS, argv, plog, NULL);
+		cr_assert_gt(P.prom, 0);
+		snprintf(P.url, sizeof P.url, "http://127.0.0.1:%u", P.port);
+		char url[128], *b = NULL;
+		snprintf(url, sizeof url, "%s/-/ready", P.url);
+		bool ready = false;
+		int64_t end = wp_mono_ms() + 30000;
+		while (!ready && wp_mono_ms() < end && wp_wait_exit(P.prom, 0) == -2) {
+			ready = tc_http("GET", url, NULL, NULL, NULL, &b, NULL) == 200;
+			free(b);
+			b = NULL;
+			if (!ready)
+				wp_sleep_ms(100);
+		}
+		if (!ready) {
+			wp_stop(P.prom, 5000);
+			P.prom = -1;
+		}
+	}
+	char *log = wp_read_file(plog, NULL);
+	cr_assert_gt(P.prom, 0, "Prometheus did not become ready; its log:\n%s", log ? log : "");
+	free(log);
+}
+
+static void start_load(int procs, const char *flag, int seconds, int per_s, double e_on,
+		       double e_off)
+{
+	const char *prog = getenv("FLAGSHM_ROLLOUT_LOAD");
+	char secs[16], rate[16], on[32], off[32], log[160];
+
+	cr_assert(prog && *prog, "FLAGSHM_ROLLOUT_LOAD is not set");
+	snprintf(secs, sizeof secs, "%d", seconds);
+	snprintf(rate, sizeof rate, "%d", per_s);
+	snprintf(on, sizeof on, "%g", e_on);
+	snprintf(off, sizeof off, "%g", e_off);
+	snprintf(log, sizeof log, "%s/load.log", F.dir);
+	const char *argv[] = {F.store, flag, secs, rate, on, off, NULL};
+	for (int i = 0; i < procs && i < 4; i++) {
+		P.load[i] = wp_spawn_prog(prog, argv, log, NULL);
+		cr_assert_gt(P.load[i], 0);
+	}
+}
+
+static void guard_fini(void)
+{
+	for (int i = 0; i < 4; i++)
+		if (P.load[i] > 0)
+			wp_stop(P.load[i], 5000);
+	if (P.prom > 0)
+		wp_stop(P.prom, 10000);
+	memset(&P, 0, sizeof P);
+	P.prom = -1;
+	/* The suite's teardown runs after this. */
+}
+
+static void guard_init(void)
+{
+	memset(&P, 0, sizeof P);
+	P.prom = -1;
+	/* The suite's setup ran before this. */
+	put_flag("f");
+	start_metrics_writer();
+	start_prometheus();
+}
+
+/* The share of USERS contexts that get true now (what workers see). */
+static double share_now(void)
+{
+	flagshm_view v;
+	int in = 0;
+
+	cr_assert_eq(flagshm_view_acquire(F.rd, &v), 0);
+	for (int u = 0; u < 2000; u++) {
+		flagshm_ctx c;
+		char id[32];
+		snprintf(id, sizeof id, "probe-%d", u);
+		flagshm_ctx_init(&c);
+		flagshm_ctx_string(&c, "userId", id);
+		in += flagshm_view_bool(&v, "f", &c, false);
+	}
+	flagshm_view_release(&v);
+	/* Rounded to the nearest step of 5 points: the probe is a sample. */
+	return 5.0 * (int)((100.0 * in / 2000) / 5 + 0.5);
+}
+
+Test(rollouts, a_worse_treatment_is_detected_and_rolled_back_gradually, .init = guard_init,
+     .fini = guard_fini)
+{
+	char spec[1024];
+	double seen[16];
+	int nseen = 0;
+	json_t *v = NULL;
+
+	/* Treatment errs 25% of the time, control 1%. */
+	start_load(2, "f", 55, 250, 0.25, 0.01);
+	snprintf(spec, sizeof spec,
+		 "{\"variation\":true,\"stages\":[{\"percentage\":50,\"duration\":\"1m\"},"
+		 "{\"percentage\":100}],\"checkInterval\":\"1s\","
+		 "\"successCriteria\":{\"minimumSampleSize\":100,\"maxRegressionVsControl\":0.02,"
+		 "\"confidence\":0.99},"
+		 "\"rollback\":{\"steps\":[25,10,0],\"interval\":\"20s\"},"
+		 "\"metrics\":{\"prometheus\":\"%s\",\"window\":\"1m\"}}",
+		 P.url);
+	cr_assert_eq(start_rollout("f", spec), 201, "%s", F.body);
+	/* Watch what the workers are served until the rollout is rolled back. */
+	int64_t end = wp_mono_ms() + 50000;
+	while (wp_mono_ms() < end) {
+		double s = share_now();
+		if (nseen == 0 || (seen[nseen - 1] != s && nseen < 16))
+			seen[nseen++] = s;
+		json_decref(v);
+		v = view_at(NULL, "f");
+		if (v && !strcmp(jstr(v, "status"), "rolled-back") && s == 0)
+			break;
+		wp_sleep_ms(100);
+	}
+	cr_assert(v && !strcmp(jstr(v, "status"), "rolled-back"), "not rolled back: %s", F.body);
+	char list[256] = "";
+	for (int i = 0; i < nseen; i++)
+		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%g", i ? " " : "", seen[i]);
+	/* 0 (before), 50, then down the steps: 25, then (10 or straight) 0. */
+	cr_expect(nseen >= 4 && seen[0] == 0 && seen[1] == 50 && seen[2] == 25 &&
+			  seen[nseen - 1] == 0,
+		  "the workers saw %s", list);
+	for (int i = 2; i < nseen; i++)
+		cr_expect_lt(seen[i], seen[i - 1], "the workers saw %s", list);
+	/* The decision and its figures are in the audit record. */
+	json_t *a = audit_of("f", "rollout", "rollback");
+	cr_assert_eq(json_array_size(a), 1, "rollback records: %zu", json_array_size(a));
+	json_t *m = json_object_get(json_array_get(a, 0), "measurements");
+	cr_expect_str_eq(jstr(m, "verdict"), "fail");
+	double ter = json_number_value(json_object_get(json_object_get(m, "treatment"), "errorRate"));
+	double cer = json_number_value(json_object_get(json_object_get(m, "control"), "errorRate"));
+	cr_expect(ter > 0.1 && cer < 0.05, "treatment %g, control %g", ter, cer);
+	cr_expect(json_number_value(json_object_get(m, "z")) >
+		  json_number_value(json_object_get(m, "zCritical")));
+	json_decref(a);
+	cr_log_info("the workers saw %s; last: %s", list, F.body);
+	json_decref(v);
+}
+
+Test(rollouts, a_healthy_treatment_passes_every_guard_to_100, .init = guard_init,
+     .fini = guard_fini)
+{
+	char spec[1024];
+	json_t *v;
+
+	start_load(2, "f", 55, 200, 0.01, 0.01);
+	snprintf(spec, sizeof spec,
+		 "{\"variation\":true,\"stages\":[{\"percentage\":20,\"duration\":\"2s\"},"
+		 "{\"percentage\":50,\"duration\":\"2s\"},{\"percentage\":100}],"
+		 "\"checkInterval\":\"1s\",\"successCriteria\":{\"minimumSampleSize\":50,"
+		 "\"errorRateThreshold\":0.2,\"latencyP99Threshold\":0.5,"
+		 "\"maxRegressionVsControl\":0.05},"
+		 "\"metrics\":{\"prometheus\":\"%s\",\"window\":\"1m\"}}",
+		 P.url);
+	cr_assert_eq(start_rollout("f", spec), 201, "%s", F.body);
+	v = wait_for(NULL, "f", "completed", 2, 50000);
+	json_t *a = audit_of("f", "rollout", "advance");
+	cr_expect_eq(json_array_size(a), 3);
+	/* Advancing past a stage took a passing check of that stage. */
+	json_t *m = json_object_get(json_array_get(a, 1), "measurements");
+	cr_expect_str_eq(jstr(m, "verdict"), "pass");
+	cr_expect_gt(json_number_value(json_object_get(json_object_get(m, "treatment"), "requests")),
+		     49);
+	cr_expect_lt(json_number_value(json_object_get(json_object_get(m, "treatment"), "p99")), 0.5);
+	json_decref(a);
+	json_decref(v);
+}
+
+Test(rollouts, low_traffic_waits_for_samples_then_pauses_saying_why, .init = guard_init,
+     .fini = guard_fini)
+{
+	char spec[1024];
+	json_t *v;
+
+	/* A trickle, and a terrible one: still never a failure without samples. */
+	start_load(1, "f", 55, 3, 0.9, 0.9);
+	snprintf(spec, sizeof spec,
+		 "{\"variation\":true,\"stages\":[{\"percentage\":50,\"duration\":\"1s\"},"
+		 "{\"percentage\":100}],\"checkInterval\":\"1s\","
+		 "\"successCriteria\":{\"minimumSampleSize\":1000,\"errorRateThreshold\":0.01,"
+		 "\"maxWait\":\"4s\"},"
+		 "\"metrics\":{\"prometheus\":\"%s\",\"window\":\"1m\"}}",
+		 P.url);
+	cr_assert_eq(start_rollout("f", spec), 201, "%s", F.body);
+	v = wait_for(NULL, "f", "waiting-samples", 0, 30000);
+	json_decref(v);
+	v = wait_for(NULL, "f", "paused", 0, 30000);
+	cr_expect(strstr(jstr(v, "message"), "maxWait") &&
+			  strstr(jstr(v, "message"), "minimumSampleSize"),
+		  "%s", F.body);
+	cr_expect_str_eq(jstr(json_object_get(v, "lastCheck"), "verdict"), "wait");
+	json_decref(v);
+	json_t *a = audit_of("f", "rollout", NULL);
+	json_t *e;
+	size_t i;
+	json_array_foreach(a, i, e)
+		cr_expect(strncmp(jstr(e, "action"), "rollback", 8), "rolled back on no data");
+	json_decref(a);
+}
