@@ -129,7 +129,7 @@ static int64_t etag_version(const char *h)
 
 /* Read KEY and meta/rev at one revision; wait for the model to be there.
  * 0, or -1 with a reply queued. */
-int cs_read_key(cs_req *r, const char *key, cs_cur *cur, enum MHD_Result *ret)
+int cs_read_key(cs_req *r, const char *key, cs_cur *cur, bool wait, enum MHD_Result *ret)
 {
 	cs_model *m = &r->s->model;
 	char *k_rev = cs_key(m, "meta/rev", NULL), err[256];
@@ -158,7 +158,7 @@ int cs_read_key(cs_req *r, const char *key, cs_cur *cur, enum MHD_Result *ret)
 	kv = json_array_get(cs_kvs(json_object_get(json_array_get(rs, 1), "response_range")), 0);
 	cur->meta_rev = cs_jint(kv, "mod_revision");
 	json_decref(resp);
-	if (!cs_model_wait(m, cur->meta_rev, 5000)) {
+	if (wait && !cs_model_wait(m, cur->meta_rev, 5000)) {
 		json_decref(cur->value);
 		*ret = cs_error(r, 503, "catching_up", NULL,
 				"this instance has not yet seen revision %lld from etcd",
@@ -202,7 +202,7 @@ static enum MHD_Result obj_get(cs_req *r, const kind_info *ki, const char *name)
 	if (cs_check_name(r, ki->is_flag ? "key" : "name", name, &ret))
 		return ret;
 	key = cs_key(&r->s->model, ki->dir, name);
-	if (cs_read_key(r, key, &cur, &ret)) {
+	if (cs_read_key(r, key, &cur, false, &ret)) {
 		free(key);
 		return ret;
 	}
@@ -210,7 +210,10 @@ static enum MHD_Result obj_get(cs_req *r, const kind_info *ki, const char *name)
 	if (!cur.value)
 		return cs_error(r, 404, "not_found", NULL, "no %s named '%s'", ki->kind, name);
 	snprintf(etag, sizeof etag, "\"%lld\"", (long long)cs_jint(cur.value, "version"));
-	ret = cs_reply(r, 200, served_of(ki, cur.value, true), etag);
+	if (cs_etag_listed(cs_header(r, "If-None-Match"), etag))
+		ret = cs_reply_raw(r, 304, NULL, "", 0, etag, true);
+	else
+		ret = cs_reply(r, 200, served_of(ki, cur.value, true), etag);
 	json_decref(cur.value);
 	return ret;
 }
@@ -263,7 +266,7 @@ static enum MHD_Result obj_put(cs_req *r, const kind_info *ki, const char *name)
 		int64_t newv, rev;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			goto out;
 		if (cur.value) {
 			int64_t have = cs_jint(cur.value, "version");
@@ -360,7 +363,7 @@ static enum MHD_Result obj_delete(cs_req *r, const kind_info *ki, const char *na
 		int64_t rev, have;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			goto out;
 		if (!cur.value) {
 			ret = cs_error(r, 404, "not_found", NULL, "no %s named '%s'", ki->kind, name);
@@ -467,6 +470,8 @@ enum MHD_Result cs_api(cs_req *r)
 		return post ? cs_bust(r) : method_not_allowed(r);
 	if (!strcmp(r->url, "/api/v1/audit"))
 		return get ? cs_audit(r) : method_not_allowed(r);
+	if (!strcmp(r->url, "/api/v1/instances"))
+		return get ? cs_instances_list(r) : method_not_allowed(r);
 	if (!strcmp(r->url, "/api/v1/tokens"))
 		return cs_tokens(r, NULL);
 	if ((name = tail(r->url, "/api/v1/tokens")))

@@ -166,6 +166,7 @@ int cs_bootstrap(cs_server *s, const char *file, char *err, size_t errlen)
 		json_decref(resp);
 		if (done) {
 			free(v), json_decref(rec), json_decref(after);
+			json_decref(c.cmps), json_decref(c.ops);
 			rc = 0;
 			goto out;
 		}

@@ -43,6 +43,20 @@ static void audit_id(char out[40])
 		 (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000L, (unsigned long long)rnd);
 }
 
+/* The mod_revision of KEY, or 0 when it is absent or etcd does not say. */
+static int64_t landed_rev(cs_etcd *e, const char *key)
+{
+	json_t *resp = NULL;
+	char err[256];
+	int64_t rev = 0;
+
+	if (cs_etcd_call(e, "/v3/kv/range", json_pack("{s:o}", "key", cs_b64s(key)), &resp, err,
+			 sizeof err) == 0)
+		rev = cs_jint(json_array_get(cs_kvs(resp), 0), "mod_revision");
+	json_decref(resp);
+	return rev;
+}
+
 static void add_put(json_t *ops, const char *key, json_t *value)
 {
 	char *v = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -89,6 +103,16 @@ int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen)
 		*rev = cs_header_rev(resp);
 	}
 	json_decref(resp);
+	if (rc == 0 || rc == CS_EUNAVAIL) {
+		/* A member that took the txn and then went silent may have
+		 * committed it, so that the next member's compare fails on our
+		 * own change: the audit record tells. */
+		int64_t landed = landed_rev(r->s->etcd, k_audit);
+		if (landed > 0) {
+			*rev = landed;
+			rc = 1;
+		}
+	}
 	json_decref(audit);
 	free(k_audit);
 	free(k_index);

@@ -41,6 +41,18 @@ static void curl_key_make(void)
 	pthread_key_create(&curl_key, curl_key_free);
 }
 
+void cs_etcd_thread_done(void)
+{
+	CURL *c;
+
+	pthread_once(&curl_once, curl_key_make);
+	c = pthread_getspecific(curl_key);
+	if (c) {
+		curl_easy_cleanup(c);
+		pthread_setspecific(curl_key, NULL);
+	}
+}
+
 static CURL *thread_curl(void)
 {
 	CURL *c;
@@ -309,15 +321,17 @@ typedef struct watch_ctx {
 static size_t watch_write(char *d, size_t sz, size_t nm, void *arg)
 {
 	watch_ctx *w = arg;
-	size_t n = sz * nm;
+	size_t n = sz * nm, i = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		if (d[i] != '\n') {
-			char ch = d[i];
-			if (buf_write(&ch, 1, 1, &w->line) != 1)
-				return 0;
-			continue;
-		}
+	while (i < n) {
+		char *nl = memchr(d + i, '\n', n - i);
+		size_t take = nl ? (size_t)(nl - (d + i)) : n - i;
+		if (take && buf_write(d + i, 1, take, &w->line) != take)
+			return 0;
+		i += take;
+		if (!nl)
+			break;
+		i++; /* the newline: one whole JSON object in w->line */
 		json_t *o = w->line.n ? json_loadb(w->line.p, w->line.n, 0, NULL) : NULL;
 		json_t *r = json_object_get(o, "result");
 		w->line.n = 0;
@@ -359,7 +373,9 @@ int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_re
 
 	snprintf(rev, sizeof rev, "%lld", (long long)start_rev);
 	json_object_set_new(cr, "start_revision", json_string(rev));
-	body = json_dumps(json_pack("{s:o}", "create_request", cr), JSON_COMPACT);
+	json_t *req = json_pack("{s:o}", "create_request", cr);
+	body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
 	*compact_rev = 0;
 	if (e->user && authenticate(e, i) < 0) {
 		free(body);

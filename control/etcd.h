@@ -31,6 +31,10 @@ typedef struct cs_etcd cs_etcd;
 cs_etcd *cs_etcd_new(const char *urls, const char *user_file, char *err, size_t errlen);
 void cs_etcd_free(cs_etcd **e);
 
+/* Free the calling thread's curl handle (other threads' go when they end;
+ * the main thread's must be freed by hand). */
+void cs_etcd_thread_done(void);
+
 /* POST REQ (consumed) to PATH ("/v3/kv/range") and parse the answer into
  * *resp. Returns 0 or a CS_E* error with a message in ERR. */
 int cs_etcd_call(cs_etcd *e, const char *path, json_t *req, json_t **resp, char *err,

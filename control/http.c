@@ -85,9 +85,26 @@ enum MHD_Result cs_error(cs_req *r, int status, const char *code, json_t *detail
 
 enum MHD_Result cs_etcd_error(cs_req *r, int rc, const char *msg)
 {
+	if (rc == CS_EETCD && (strstr(msg, "too many operations") || strstr(msg, "too large")))
+		return cs_error(r, 413, "import_too_large", NULL,
+				"%s: the change is larger than etcd accepts in one transaction "
+				"(etcd --max-txn-ops, --max-request-bytes)", msg);
 	if (rc == CS_EETCD || rc == CS_ECOMPACTED)
 		return cs_error(r, 500, "etcd_error", NULL, "%s", msg);
 	return cs_error(r, 503, "etcd_unavailable", NULL, "%s", msg);
+}
+
+void cs_log(const char *fmt, ...)
+{
+	char t[32], msg[512], clean[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fs_text_escape(clean, sizeof clean, msg, strlen(msg), FS_TEXT_PLAIN);
+	cs_now(t);
+	fprintf(stderr, "%s flagshm-control: %s\n", t, clean);
 }
 
 static void log_line(cs_req *r)
@@ -160,13 +177,16 @@ static enum MHD_Result route(cs_req *r)
 	if (path_is(r->url, "/healthz")) {
 		bool up;
 		pthread_mutex_lock(&r->s->model.mu);
-		up = r->s->model.up;
+		up = r->s->model.up && r->s->model.loaded;
 		pthread_mutex_unlock(&r->s->model.mu);
 		return cs_reply(r, up ? 200 : 503, json_pack("{s:s}", "etcd", up ? "up" : "down"),
 				NULL);
 	}
 	if (strncmp(r->url, "/api/v1/", 8))
 		return cs_error(r, 404, "not_found", NULL, "no such endpoint");
+	if (!r->s->model.loaded)
+		return cs_error(r, 503, "starting", NULL,
+				"this instance has not read etcd yet (unreachable, or starting)");
 	a = cs_auth(r);
 	if (a)
 		return cs_error(r, 401, "unauthorized", NULL,

@@ -201,6 +201,8 @@ enum MHD_Result cs_import(cs_req *r)
 				json_decref(after);
 			}
 		}
+		else
+			json_decref(ops);
 		json_decref(have_f);
 		json_decref(have_s);
 		if (rc != 0)
@@ -231,7 +233,7 @@ enum MHD_Result cs_bust(cs_req *r)
 		int64_t rev, next;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			break;
 		next = json_is_integer(cur.value) ? json_integer_value(cur.value) + 1 : 1;
 		snprintf(v, sizeof v, "%lld", (long long)next);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -57,6 +59,17 @@ static int parse_num(const char *opt, const char *v, unsigned long long lo, unsi
 	return 0;
 }
 
+/* A file of secrets that other users may read is worth a warning: the
+ * operator meant it for this service alone. */
+static void warn_if_shared(const char *opt, const char *file)
+{
+	struct stat st;
+
+	if (file && stat(file, &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr, "flagshm-control: warning: %s %s is readable or writable by other "
+			"users (mode %04o); chmod 600 it\n", opt, file, (unsigned)(st.st_mode & 07777));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -70,7 +83,7 @@ int main(int argc, char **argv)
 	const char *ready = NULL;
 	char err[512];
 	unsigned long long n;
-	int o;
+	int o, rc = 0;
 	unsigned leader_ttl = 10;
 	sigset_t sigs;
 
@@ -130,12 +143,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flagshm-control: --etcd-prefix %s: must start with '/'\n", s.opt.prefix);
 		return 2;
 	}
+	warn_if_shared("--bootstrap-token-file", s.opt.bootstrap_token_file);
+	warn_if_shared("--etcd-user-file", s.opt.etcd_user_file);
+	warn_if_shared("--tls-key", s.opt.tls_key);
 	/* Signals are taken by sigwait below; every thread inherits the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A socket per connection and per etcd call: the soft limit on
+	 * descriptors (often 1024) would cap --max-connections below its
+	 * default, so take what the hard limit allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	curl_global_init(CURL_GLOBAL_ALL);
 	s.lim = wc_limits_default();
 	s.etcd = cs_etcd_new(s.opt.etcd, s.opt.etcd_user_file, err, sizeof err);
@@ -143,48 +167,49 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flagshm-control: %s\n", err);
 		return 2;
 	}
-	for (int tries = 0;; tries++) {
-		struct timespec z = {0, 0};
-		if (cs_model_start(&s.model, s.etcd, s.opt.prefix, err, sizeof err) == 0)
-			break;
-		cs_model_stop(&s.model);
+	/* Listen at once, answering 503 until etcd has been read, so that
+	 * clients see "not yet" rather than a refused connection. */
+	cs_model_init(&s.model, s.etcd, s.opt.prefix);
+	if (cs_http_start(&s, err, sizeof err) < 0) {
+		fprintf(stderr, "flagshm-control: %s\n", err);
+		rc = 1;
+		goto stop;
+	}
+	for (int tries = 0; cs_model_load(&s.model, err, sizeof err) != 0; tries++) {
 		if (tries % 10 == 0)
-			fprintf(stderr, "flagshm-control: cannot load from etcd (%s); retrying\n", err);
-		if (sigtimedwait(&sigs, NULL, &(struct timespec){1, 0}) > 0 ||
-		    sigtimedwait(&sigs, NULL, &z) > 0)
-			return 1;
+			cs_log("cannot load from etcd (%s); retrying every second", err);
+		if (sigtimedwait(&sigs, NULL, &(struct timespec){1, 0}) > 0)
+			goto stop;
 	}
 	if (s.opt.bootstrap_token_file &&
 	    cs_bootstrap(&s, s.opt.bootstrap_token_file, err, sizeof err) < 0) {
 		fprintf(stderr, "flagshm-control: %s\n", err);
-		cs_model_stop(&s.model);
-		return 1;
+		rc = 1;
+		goto stop;
 	}
-	if (cs_http_start(&s, err, sizeof err) < 0) {
+	char url[128], host[64];
+	snprintf(host, sizeof host, "%.*s", (int)strcspn(s.opt.listen, ":"), s.opt.listen);
+	snprintf(url, sizeof url, "%s://%s:%u", s.opt.tls_cert ? "https" : "http", host, s.port);
+	fprintf(stderr, "flagshm-control: serving %s from etcd %s prefix %s\n", url, s.opt.etcd,
+		s.model.prefix);
+	if (cs_instances_start(&s, url, err, sizeof err) < 0)
 		fprintf(stderr, "flagshm-control: %s\n", err);
-		cs_model_stop(&s.model);
-		return 1;
-	}
 	if (ro_run_start(&s, leader_ttl, err, sizeof err) < 0) {
 		fprintf(stderr, "flagshm-control: %s\n", err);
-		cs_http_stop(&s);
-		cs_model_stop(&s.model);
-		return 1;
+		rc = 1;
+		goto stop;
 	}
-	fprintf(stderr, "flagshm-control: serving %s://127.0.0.1:%u from etcd %s prefix %s\n",
-		s.opt.tls_cert ? "https" : "http", s.port, s.opt.etcd, s.model.prefix);
 	if (ready) {
-		char tmp[4096], url[128];
+		char tmp[4096];
 		snprintf(tmp, sizeof tmp, "%s.tmp", ready);
-		snprintf(url, sizeof url, "%s://127.0.0.1:%u\n", s.opt.tls_cert ? "https" : "http",
-			 s.port);
 		FILE *f = fopen(tmp, "w");
-		if (!f || fputs(url, f) < 0 || fclose(f) != 0 || rename(tmp, ready) != 0)
+		if (!f || fprintf(f, "%s\n", url) < 0 || fclose(f) != 0 || rename(tmp, ready) != 0)
 			fprintf(stderr, "flagshm-control: --ready-file %s: %s\n", ready,
 				strerror(errno));
 	}
 	while (sigwaitinfo(&sigs, NULL) < 0 && errno == EINTR)
 		;
+stop:
 	fprintf(stderr, "flagshm-control: stopping\n");
 	/* Streams end when the model stops; then the HTTP threads can join. */
 	s.model.stop = true;
@@ -193,8 +218,10 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&s.model.mu);
 	ro_run_stop();
 	cs_http_stop(&s);
+	cs_instances_stop(&s);
 	cs_model_stop(&s.model);
+	cs_etcd_thread_done();
 	cs_etcd_free(&s.etcd);
 	curl_global_cleanup();
-	return 0;
+	return rc;
 }

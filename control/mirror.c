@@ -349,7 +349,10 @@ static bool on_watch(json_t *r, void *arg)
 	int64_t hrev = cs_header_rev(r);
 
 	pthread_mutex_lock(&m->mu);
+	if (!m->up)
+		cs_log("etcd watch up again at revision %lld", (long long)m->seen_rev);
 	m->up = true;
+	m->last_error[0] = 0;
 	while (from < n) {
 		int64_t rev = cs_jint(json_object_get(json_array_get(evs, from), "kv"),
 				      "mod_revision");
@@ -439,6 +442,9 @@ static void *watcher(void *arg)
 		if (m->stop)
 			break;
 		pthread_mutex_lock(&m->mu);
+		if (m->up || strcmp(m->last_error, err))
+			cs_log("etcd watch ended (%s); resuming from revision %lld", err,
+			       (long long)m->seen_rev + 1);
 		m->up = false;
 		snprintf(m->last_error, sizeof m->last_error, "%s", err);
 		pthread_mutex_unlock(&m->mu);
@@ -464,10 +470,9 @@ static void *watcher(void *arg)
 	return NULL;
 }
 
-int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_t errlen)
+void cs_model_init(cs_model *m, cs_etcd *e, const char *prefix)
 {
 	size_t l = strlen(prefix);
-	int rc;
 
 	memset(m, 0, sizeof *m);
 	m->etcd = e;
@@ -478,7 +483,12 @@ int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_
 	m->flags = json_object();
 	m->segments = json_object();
 	m->tokens = json_object();
-	rc = load_all(m, err, errlen);
+}
+
+int cs_model_load(cs_model *m, char *err, size_t errlen)
+{
+	int rc = load_all(m, err, errlen);
+
 	if (rc)
 		return rc;
 	m->ring_floor = m->seen_rev;
@@ -488,6 +498,7 @@ int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_
 		return CS_ENOMEM;
 	}
 	m->started = true;
+	m->loaded = true;
 	return 0;
 }
 

@@ -75,11 +75,14 @@ typedef struct cs_model {
 	volatile bool stop;
 	pthread_t watcher;
 	bool started;
+	_Atomic bool loaded; /* the first load is done: the model can answer */
 	char last_error[256];
 } cs_model;
 
-/* Load everything from etcd and start the watcher. 0, or a CS_E* error. */
-int cs_model_start(cs_model *m, cs_etcd *e, const char *prefix, char *err, size_t errlen);
+/* An empty model (no I/O), then the first load from etcd and the watcher
+ * (0, or a CS_E* error: try again later). */
+void cs_model_init(cs_model *m, cs_etcd *e, const char *prefix);
+int cs_model_load(cs_model *m, char *err, size_t errlen);
 void cs_model_stop(cs_model *m);
 
 /* Wait (up to TIMEOUT_MS) until the model has seen revision REV. */
@@ -96,6 +99,9 @@ cs_doc *cs_model_doc_locked(cs_model *m);
  * validation. */
 json_t *cs_model_doc_with(cs_model *m, const char *key, json_t *flag, const char *name,
 			  json_t *seg);
+
+/* One line on stderr: "TIME flagshm-control: MESSAGE" (http.c). */
+void cs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The key of PREFIX + WHAT ("flags/" + KEY): malloc'd. */
 char *cs_key(const cs_model *m, const char *what, const char *name);

@@ -48,6 +48,13 @@ typedef struct cs_server {
 	struct MHD_Daemon *d;
 	unsigned port;
 	_Atomic unsigned conns;	/* open HTTP connections */
+	/* instances.c: this instance's registration on a lease */
+	char instance_id[128];
+	json_t *instance;
+	int64_t lease_id;
+	pthread_t inst_thread;
+	volatile bool inst_stop;
+	bool inst_started;
 	_Atomic uint64_t req_seq;
 } cs_server;
 
@@ -106,8 +113,11 @@ typedef struct cs_cur {
 	int64_t mod;	  /* its mod_revision (0: absent) */
 	int64_t meta_rev; /* meta/rev's mod_revision at the same revision */
 } cs_cur;
-/* Read KEY and meta/rev in one txn; wait for the model to reach meta/rev. */
-int cs_read_key(cs_req *r, const char *key, cs_cur *cur, enum MHD_Result *ret);
+/* Read KEY and meta/rev in one txn; with WAIT, wait for the model to reach
+ * meta/rev (a write validates against the model). */
+int cs_read_key(cs_req *r, const char *key, cs_cur *cur, bool wait, enum MHD_Result *ret);
+/* True when the If-None-Match list H holds ETAG (weak tags and * match). */
+bool cs_etag_listed(const char *h, const char *etag);
 int cs_need_reason(cs_req *r, enum MHD_Result *ret);
 int cs_check_name(cs_req *r, const char *what, const char *name, enum MHD_Result *ret);
 /* The body as JSON, or NULL with a 400 naming line and column. */
@@ -122,6 +132,10 @@ enum MHD_Result cs_import(cs_req *r);
 enum MHD_Result cs_bust(cs_req *r);
 enum MHD_Result cs_audit(cs_req *r);
 enum MHD_Result cs_tokens(cs_req *r, const char *name);
+/* instances.c: register this instance (URL) on a lease; list; revoke. */
+int cs_instances_start(cs_server *s, const char *url, char *err, size_t errlen);
+void cs_instances_stop(cs_server *s);
+enum MHD_Result cs_instances_list(cs_req *r);
 
 /* change.c: one etcd transaction with its audit record. */
 typedef struct cs_change {

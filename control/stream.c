@@ -38,8 +38,7 @@ int cs_current(cs_req *r, int64_t *meta_rev, int64_t *head_rev, enum MHD_Result 
 	return 0;
 }
 
-/* True when the If-None-Match list holds ETAG (weak tags match too). */
-static bool etag_listed(const char *h, const char *etag)
+bool cs_etag_listed(const char *h, const char *etag)
 {
 	size_t n = strlen(etag);
 
@@ -71,7 +70,7 @@ enum MHD_Result cs_serve_doc(cs_req *r)
 	if (!d || !d->json)
 		return cs_error(r, 500, "internal", NULL, "out of memory building the document");
 	snprintf(etag, sizeof etag, "\"%lld\"", (long long)d->rev);
-	if (etag_listed(cs_header(r, "If-None-Match"), etag)) {
+	if (cs_etag_listed(cs_header(r, "If-None-Match"), etag)) {
 		cs_doc_unref(&d);
 		return cs_reply_raw(r, 304, NULL, "", 0, etag, true);
 	}

@@ -80,7 +80,7 @@ static enum MHD_Result token_create(cs_req *r)
 		int64_t rev;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			break;
 		if (cur.value) {
 			json_decref(cur.value);
@@ -144,7 +144,7 @@ static enum MHD_Result token_revoke(cs_req *r, const char *name)
 		int64_t rev;
 		int rc;
 
-		if (cs_read_key(r, key, &cur, &ret))
+		if (cs_read_key(r, key, &cur, true, &ret))
 			break;
 		if (!cur.value) {
 			ret = cs_error(r, 404, "not_found", NULL, "no token named '%s'", name);
@@ -184,9 +184,23 @@ enum MHD_Result cs_tokens(cs_req *r, const char *name)
 	if (!strcmp(r->method, "POST") && !name)
 		return token_create(r);
 	if (!strcmp(r->method, "DELETE")) {
+		/* The name in the path, in ?name=, or in a body {"name": ...}. */
 		const char *q = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "name");
 		if (name || q)
 			return token_revoke(r, name ? name : q);
+		if (r->len > 0) {
+			enum MHD_Result ret;
+			json_t *b = cs_parse_body(r, &ret);
+			if (!b)
+				return ret;
+			const char *n = json_string_value(json_object_get(b, "name"));
+			ret = n ? token_revoke(r, n)
+				: cs_error(r, 422, "invalid", NULL, "name: a string is required");
+			json_decref(b);
+			return ret;
+		}
+		return cs_error(r, 400, "bad_request", NULL,
+				"which token? DELETE /api/v1/tokens/NAME");
 	}
 	return cs_error(r, 405, "method_not_allowed", NULL, "%s is not allowed here", r->method);
 }

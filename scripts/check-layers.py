@@ -27,6 +27,7 @@ ALLOWED = {
     "tools/flagshm": ["include", "shm", "semantics", "reader:inspect.h"],
     "examples": ["include"],
     "control": ["include", "shm", "semantics", "writer/compile", "writer/sync", "proto"],
+    "control/ctl": ["include"],
 }
 # Folders that may use anything: they test or measure the parts.
 FREE = ("tests", "bench")

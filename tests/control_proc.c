@@ -236,7 +236,7 @@ void tc_etcd_stop(tc_etcd *e)
 		wp_rmdir(e->dir);
 }
 
-static const char *control_path(void)
+const char *tc_control_path(void)
 {
 	const char *p = getenv("FLAGSHM_CONTROL");
 	return p && *p ? p : "build/control/flagshm-control";
@@ -278,7 +278,7 @@ int tc_control_start(tc_control *c, const char *etcd_urls, unsigned port,
 	for (size_t i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	c->pid = wp_spawn_prog(control_path(), argv, c->log, NULL);
+	c->pid = wp_spawn_prog(tc_control_path(), argv, c->log, NULL);
 	if (c->pid <= 0)
 		return -1;
 	end = wp_mono_ms() + 30000;

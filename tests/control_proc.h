@@ -47,6 +47,9 @@ typedef struct tc_control {
 	unsigned port;
 } tc_control;
 
+/* $FLAGSHM_CONTROL, else build/control/flagshm-control. */
+const char *tc_control_path(void);
+
 /* EXTRA: NULL-ended extra arguments (may be NULL). PORT 0: any. */
 int tc_control_start(tc_control *c, const char *etcd_urls, unsigned port,
 		     const char *const *extra);

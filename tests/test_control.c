@@ -189,6 +189,7 @@ Test(control, every_status_of_a_flag_write)
 	cr_expect(json_is_string(json_object_get(j, "createdAt")));
 	cr_expect(json_is_string(json_object_get(j, "updatedAt")));
 	json_decref(j);
+	cr_expect_eq(call("GET", "/api/v1/flags/f1", A, NULL, "If-None-Match: \"2\"", NULL), 304);
 	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"1\"", NULL),
 		     412);
 	cr_expect_eq(call("DELETE", "/api/v1/flags/f1", A, NULL, REASON, "If-Match: \"2\"", NULL),
@@ -308,6 +309,12 @@ Test(control, token_lifecycle_shown_once_hashed_revocable)
 	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 204);
 	cr_expect_eq(call("GET", "/api/v1/flags", t, NULL, NULL), 401);
 	cr_expect_eq(call("DELETE", "/api/v1/tokens/alice", F.c.admin, NULL, REASON, NULL), 404);
+	free(mk_token("carol", "viewer"));
+	free(mk_token("dave", "viewer"));
+	cr_expect_eq(call("DELETE", "/api/v1/tokens?name=carol", F.c.admin, NULL, REASON, NULL), 204);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens", F.c.admin, "{\"name\":\"dave\"}", REASON, NULL),
+		     204);
+	cr_expect_eq(call("DELETE", "/api/v1/tokens", F.c.admin, NULL, REASON, NULL), 400);
 	/* The bootstrap token is revoked like any other, and a restart does
 	 * not bring it back. */
 	char *admin2 = mk_token("admin2", "admin");
@@ -779,6 +786,11 @@ Test(control, keepalive_comments_bad_last_event_id_and_audit_after_compaction)
 	cr_expect_eq(call("GET", "/api/v2/flags", F.c.admin, NULL, NULL), 404);
 	cr_expect_eq(call("POST", "/api/v1/flags", F.c.admin, "{}", REASON, NULL), 405);
 	cr_expect_eq(call("GET", "/healthz", NULL, NULL, NULL), 200);
+	/* The instance is registered on a lease. */
+	cr_expect_eq(call("GET", "/api/v1/instances", F.c.admin, NULL, NULL), 200);
+	char want[96];
+	snprintf(want, sizeof want, "\"url\":\"%s\"", F.c.url);
+	cr_expect(strstr(F.body, want), "%s not in %s", want, F.body);
 }
 
 Test(control, import_replaces_the_document_and_respects_max_txn_ops)
@@ -888,4 +900,74 @@ Test(control, serves_https_to_a_writer)
 	cr_expect(wait_num(F.rd, "price", 5, 30000), "the writer never got the flag over https");
 	unsetenv("TC_CA_FILE");
 	free(sdk);
+}
+
+/* A hostile neighbour on the loopback port: garbage, lies and floods cost
+ * it bounded time and memory, and the server keeps serving. */
+Test(control, hostile_bytes_on_the_port_leave_it_serving)
+{
+	static const char *attacks[] = {
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage-tls-hello\r\n\r\n",
+		"GET /api/v1/flags HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"PUT /api/v1/flags/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+		"GET /\x01\x02\x7f HTTP/1.1\r\n\r\n",
+		"POST /api/v1/import HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	};
+	for (size_t i = 0; i < sizeof attacks / sizeof *attacks; i++) {
+		int fd = raw_connect(F.c.port);
+		cr_assert_geq(fd, 0);
+		ssize_t w = write(fd, attacks[i], strlen(attacks[i]));
+		(void)w;
+		close(fd);
+	}
+	/* A 1 MiB header line. */
+	int fd = raw_connect(F.c.port);
+	cr_assert_geq(fd, 0);
+	char *big = malloc(1 << 20);
+	memset(big, 'a', 1 << 20);
+	ssize_t w = write(fd, "GET /api/v1/flags HTTP/1.1\r\nX-A: ", 33);
+	w = write(fd, big, 1 << 20);
+	(void)w;
+	free(big);
+	close(fd);
+	/* A token as long as a header can be, a header with a NUL-like byte. */
+	char longtok[8192];
+	memset(longtok, 'x', sizeof longtok - 1);
+	longtok[sizeof longtok - 1] = 0;
+	cr_expect_eq(call("GET", "/api/v1/flags", longtok, NULL, NULL), 401);
+	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
+	cr_expect_eq(create_flag("after", "{\"defaultValue\":true}"), 201);
+}
+
+Test(control, started_before_etcd_it_answers_503_then_serves)
+{
+	tc_control_stop(&F.c, false);
+	tc_etcd_kill(&F.e, 0);
+	/* No ready file until etcd is read: start it by hand and poll the port. */
+	tc_control b = {0};
+	unsigned port = tc_free_port();
+	char listen[32], url[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
+	const char *argv[] = {"--listen", listen, "--etcd", F.e.urls, NULL};
+	char log[160];
+	snprintf(log, sizeof log, "%s/control-b.log", F.dir);
+	b.pid = wp_spawn_prog(tc_control_path(), argv, log, NULL);
+	cr_assert_gt(b.pid, 0);
+	int st = 0;
+	for (int64_t end = wp_mono_ms() + 20000; wp_mono_ms() < end && st != 503;) {
+		st = call_at(url, "GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+		if (st != 503)
+			wp_sleep_ms(50);
+	}
+	cr_expect_eq(st, 503, "before etcd: %d %s", st, F.body);
+	cr_expect(strstr(F.hdrs, "Retry-After:"), "%s", F.hdrs);
+	cr_assert_eq(tc_etcd_restart(&F.e, 0), 0);
+	for (int64_t end = wp_mono_ms() + 30000; wp_mono_ms() < end && st != 200;) {
+		st = call_at(url, "GET", "/api/v1/flags", F.c.admin, NULL, NULL);
+		if (st != 200)
+			wp_sleep_ms(100);
+	}
+	cr_expect_eq(st, 200, "after etcd came back: %d %s", st, F.body);
+	cr_expect_eq(tc_control_stop(&b, false), 0);
 }

@@ -44,7 +44,8 @@ static void usage(FILE *f)
 		"  --check FILE        validate only: exit 0 valid, 1 invalid (errors on stderr)\n"
 		"\n"
 		"  --source URL        sync from a control plane (http:// or https://;\n"
-		"                      docs/sync-protocol.md). With a URL:\n"
+		"                      docs/sync-protocol.md); URL1,URL2,...: instances of\n"
+		"                      one control plane, failed over in turn. With a URL:\n"
 		"  --stream            Server-Sent Events; polls while the stream is down\n"
 		"  --poll-interval S   seconds between polls (default 30)\n"
 		"  --key-file FILE     the SDK key (first line); else $FLAGSHM_SDK_KEY.\n"
@@ -93,17 +94,31 @@ static char *source_copy; /* the copy, for the life of the process */
 
 static const char *hide_userinfo(char *arg)
 {
-	char *host = strstr(arg, "://");
-	if (!host)
-		return arg;
-	host += 3;
-	char *at = memrchr(host, '@', strcspn(host, "/?#"));
 	free(source_copy); /* --source given twice */
-	source_copy = at ? strdup(arg) : NULL;
+	source_copy = strdup(arg);
 	if (!source_copy)
 		return arg;
-	memset(host, '*', (size_t)(at - host));
+	/* Each URL of URL1,URL2,... */
+	for (char *u = arg; u; u = strchr(u, ',') ? strchr(u, ',') + 1 : NULL) {
+		char *host = strstr(u, "://");
+		size_t end = strcspn(u, ",");
+		if (!host || (size_t)(host - u) > end)
+			continue;
+		host += 3;
+		char *at = memrchr(host, '@', strcspn(host, "/?#,"));
+		if (at)
+			memset(host, '*', (size_t)(at - host));
+	}
 	return source_copy;
+}
+
+/* URL1,URL2,...: every one http:// or https://, none empty. */
+static bool source_list_ok(const char *s)
+{
+	for (const char *u = s; u; u = strchr(u, ',') ? strchr(u, ',') + 1 : NULL)
+		if (!wd_source_is_url(u) || strcspn(u, ",") <= strlen("http://"))
+			return false;
+	return true;
 }
 
 /* An environment name as the format has it (docs/flag-format.md, Names):
@@ -227,6 +242,9 @@ int main(int argc, char **argv)
 	if (sync_opt && !wd_source_is_url(o.source))
 		return usage_error("%s", "--stream, --poll-interval, --key-file, --state-dir, "
 			"--stale-after, --ca-file and --idle-timeout need a URL --source");
+	if (wd_source_is_url(o.source) && strchr(o.source, ',') && !source_list_ok(o.source))
+		return usage_error("--source URL1,URL2,...: every one http:// or https:// (got '%s')",
+				   o.source);
 	if (wd_source_is_url(o.source) && !o.state_dir) {
 		snprintf(state_dir, sizeof state_dir, "/var/lib/flagshm/%s", o.store);
 		o.state_dir = state_dir;

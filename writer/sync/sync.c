@@ -44,6 +44,8 @@
 #define SAVE_QUIET_MS 100
 /* ws_http_stream returns this from the stop hook. */
 #define WS_END 1000
+/* --source URL1,URL2,...: at most this many control-plane instances. */
+#define WS_SOURCES_MAX 16
 
 enum ws_mode { WS_STARTING = 0, WS_POLLING, WS_STREAMING, WS_BACKOFF };
 static const char *const mode_names[] = {"starting", "polling", "streaming", "backoff"};
@@ -53,7 +55,11 @@ typedef struct ws {
 	const ws_host *h;
 	ws_http_opts http;
 	char key[WS_KEY_MAX];
-	char url_shown[2100]; /* o->url without its userinfo (a password) */
+	char url_shown[2100]; /* the current source without its userinfo (a password) */
+	char src_shown[2100]; /* all of --source so: the cache's source */
+	char *src_buf;	      /* --source split at its commas */
+	const char *src[WS_SOURCES_MAX];
+	int nsrc, cur;	      /* the instances, the one in use */
 	char doc_label[2100];
 	ws_model model;
 	ws_backoff bo_doc, bo_stream;
@@ -155,7 +161,7 @@ static void save(ws *w)
 {
 	char err[512];
 	char *id = (char *)ws_sse_last_id(&w->sse);
-	ws_cache_meta meta = {.source = w->url_shown,
+	ws_cache_meta meta = {.source = w->src_shown,
 			      .etag = w->etag[0] ? w->etag : NULL,
 			      .last_event_id = id[0] ? id : NULL};
 
@@ -213,6 +219,32 @@ static int recompile(ws *w, const char *label, wc_snapshot *out, wc_errors *errs
 		       : 0;
 }
 
+/* ----------------------------------------------------------- failover */
+
+/* Talk to source I from now on: requests, labels and the log. */
+static void use_source(ws *w, int i)
+{
+	w->cur = i;
+	w->http.url = w->src[i];
+	fs_text_redact(w->url_shown, sizeof w->url_shown, w->src[i]);
+	size_t len = strlen(w->url_shown);
+	while (len > 0 && w->url_shown[len - 1] == '/')
+		len--;
+	snprintf(w->doc_label, sizeof w->doc_label, "%.*s/api/v1/flags", (int)(len > 2000 ? 2000 : len),
+		 w->url_shown);
+}
+
+/* After a failure of the current instance, the next one (of several).
+ * The ETag and the last event id are kept: instances of one control plane
+ * serve one document with one history (docs/control.md). */
+static void next_source(ws *w)
+{
+	if (w->nsrc < 2)
+		return;
+	use_source(w, (w->cur + 1) % w->nsrc);
+	wlog(w, "failing over to %s (source %d of %d)", w->url_shown, w->cur + 1, w->nsrc);
+}
+
 /* ------------------------------------------------------------ polling */
 
 static int stop_hook(void *ud);
@@ -265,6 +297,7 @@ static int do_fetch(ws *w, bool bust)
 			w->mode = WS_BACKOFF;
 		report(w, 0);
 		ws_http_resp_free(&r);
+		next_source(w);
 		return rc;
 	}
 	rc = ws_http_doc(&r, w->doc_label, &o->limits, &doc, &errs);
@@ -285,6 +318,7 @@ static int do_fetch(ws *w, bool bust)
 		wc_errors_free(&errs);
 		ws_http_resp_free(&r);
 		report(w, 0);
+		next_source(w); /* a broken instance: try the next */
 		return rc;
 	}
 	if (rc == 0 && o->environment && !wc_doc_mentions_env(doc, o->environment))
@@ -418,6 +452,7 @@ static void run_stream(ws *w)
 		w->next_doc_ms = fs_clock_ms(CLOCK_MONOTONIC); /* the stream just went down: poll now */
 	report(w, 0);
 	ws_http_resp_free(&r);
+	next_source(w); /* the stream reconnects to the next instance */
 }
 
 /* ---------------------------------------------------------- cold start */
@@ -470,7 +505,7 @@ static void cold_start(ws *w)
 		     (double)(fs_clock_ms(CLOCK_REALTIME) - meta.saved_ms) / 1000.0);
 		/* The same control plane: its ETag and event id still name
 		 * this document, so a 304 or a resumed stream can follow. */
-		if (meta.source && strcmp(meta.source, w->url_shown) == 0) {
+		if (meta.source && strcmp(meta.source, w->src_shown) == 0) {
 			if (meta.etag)
 				snprintf(w->etag, sizeof w->etag, "%s", meta.etag);
 			if (meta.last_event_id && !strpbrk(meta.last_event_id, "\r\n")) {
@@ -499,8 +534,17 @@ static int setup(ws *w)
 	/* What the control object holds was written by an earlier writer,
 	 * maybe an error: unknown, so the first success clears it. */
 	snprintf(w->err_txt, sizeof w->err_txt, "\x01");
-	fs_text_redact(w->url_shown, sizeof w->url_shown, o->url);
-	w->http.url = o->url;
+	fs_text_redact(w->src_shown, sizeof w->src_shown, o->url);
+	if (!(w->src_buf = strdup(o->url))) {
+		wlog(w, "out of memory");
+		return -1;
+	}
+	for (char *save = NULL, *u = strtok_r(w->src_buf, ",", &save);
+	     u && w->nsrc < WS_SOURCES_MAX; u = strtok_r(NULL, ",", &save))
+		w->src[w->nsrc++] = u;
+	if (w->nsrc == 0)
+		w->src[w->nsrc++] = w->src_buf;
+	use_source(w, 0);
 	w->http.key = w->key;
 	w->http.ca_file = o->ca_file;
 	w->http.max_body = o->limits.max_doc_bytes;
@@ -510,11 +554,6 @@ static int setup(ws *w)
 	w->http.fetch_stop = stop_hook;
 	w->http.fetch_stop_ud = w;
 	ws_http_opts_default(&w->http);
-	size_t len = strlen(w->url_shown);
-	while (len > 0 && w->url_shown[len - 1] == '/')
-		len--;
-	snprintf(w->doc_label, sizeof w->doc_label, "%.*s/api/v1/flags", (int)(len > 2000 ? 2000 : len),
-		 w->url_shown);
 	if (ws_model_init(&w->model, o->environment, &o->limits) != 0) {
 		wlog(w, "out of memory");
 		return -1;
@@ -573,7 +612,7 @@ int ws_run(const ws_options *o, const ws_host *h)
 		status = 1;
 		goto out;
 	}
-	wlog(w, "syncing from %s by %s%s", w->url_shown, o->stream ? "streaming" : "polling",
+	wlog(w, "syncing from %s by %s%s", w->src_shown, o->stream ? "streaming" : "polling",
 	     o->stream ? ", polling while the stream is down" : "");
 	state_dir_ready(w);
 	if (o->once) {
@@ -589,6 +628,7 @@ out:
 	ws_sse_free(&w->sse);
 	ws_model_free(&w->model);
 	memset(w->key, 0, sizeof w->key);
+	free(w->src_buf);
 	free(w);
 	return status;
 }

@@ -31,7 +31,10 @@
 #include <stdint.h>
 
 typedef struct ws_options {
-	const char *url;	 /* --source, http:// or https:// */
+	const char *url;	 /* --source, http:// or https://; several separated
+				  * by commas are instances of one control plane:
+				  * a failed fetch or a broken stream moves to the
+				  * next one */
 	const char *key;	 /* the SDK key, loaded by the caller (ws_key_load)
 				  * before it creates the store; never logged */
 	const char *state_dir;	 /* --state-dir; NULL: no cache */
