@@ -126,7 +126,12 @@ static enum MHD_Result get_one(cs_req *r, const char *flag)
 		return cs_error(r, 404, "not_found", NULL, "no rollout for flag '%s'", flag);
 	}
 	snprintf(etag, sizeof etag, "\"%lld\"", (long long)cs_jint(cur.rec, "version"));
-	ret = cs_reply(r, 200, ro_view(cur.rec), etag);
+	const char *h = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "history");
+	json_t *view = ro_view(cur.rec);
+	if (h && !strcmp(h, "true"))
+		json_object_set(view, "history",
+				json_object_get(json_object_get(cur.rec, "state"), "history"));
+	ret = cs_reply(r, 200, view, etag);
 	ro_cur_free(&cur);
 	return ret;
 }

@@ -837,3 +837,95 @@ Test(rollouts, low_traffic_waits_for_samples_then_pauses_saying_why, .init = gua
 		cr_expect(strncmp(jstr(e, "action"), "rollback", 8), "rolled back on no data");
 	json_decref(a);
 }
+
+/* ------------------------------------------------------------ flagshm-ctl */
+
+#include "ctl_run.h"
+
+static ctl_out ctl(const char *a0, const char *a1, const char *a2, const char *a3,
+		   const char *a4, const char *a5)
+{
+	char tokfile[200];
+	snprintf(tokfile, sizeof tokfile, "%s/admin.token", F.dir);
+	char line[128];
+	int n = snprintf(line, sizeof line, "%s\n", F.c.admin);
+	cr_assert_eq(wp_write_file(tokfile, line, (size_t)n), 0);
+	const char *argv[12] = {"--url", F.c.url, "--token-file", tokfile};
+	const char *rest[] = {a0, a1, a2, a3, a4, a5};
+	int k = 4;
+	for (int i = 0; i < 6 && rest[i]; i++)
+		argv[k++] = rest[i];
+	argv[k] = NULL;
+	return ctl_run(argv, NULL, NULL);
+}
+
+Test(rollouts, flagshm_ctl_starts_steers_shows_and_draws_a_rollout)
+{
+	char file[200], svg[200];
+	ctl_out o;
+
+	put_flag("f");
+	snprintf(file, sizeof file, "%s/rollout.json", F.dir);
+	snprintf(svg, sizeof svg, "%s/report.svg", F.dir);
+	const char *spec = "{\"variation\":true,\"stages\":[{\"percentage\":10,\"duration\":\"1s\"},"
+			   "{\"percentage\":50,\"duration\":\"1s\"},{\"percentage\":100}],"
+			   "\"checkInterval\":\"1s\"}";
+	cr_assert_eq(wp_write_file(file, spec, strlen(spec)), 0);
+	/* Usage errors: 2. */
+	o = ctl("rollout", "start", "f", file, NULL, NULL);
+	cr_expect_eq(o.status, 2, "start without --reason: %d %s", o.status, o.err);
+	ctl_out_free(&o);
+	o = ctl("rollout", "frobnicate", "f", NULL, NULL, NULL);
+	cr_expect_eq(o.status, 2);
+	ctl_out_free(&o);
+	/* An approver with a group, through the ctl. */
+	o = ctl("token", "create", "rm", "approver", "--group", "release-managers");
+	cr_expect_eq(o.status, 2, "token create without --reason");
+	ctl_out_free(&o);
+	{
+		const char *argv[] = {"--url", F.c.url, "--token-file", NULL, "token", "create", "rm",
+				      "approver", "--group", "release-managers", "--reason", "t",
+				      "--json", NULL};
+		char tokfile[200];
+		snprintf(tokfile, sizeof tokfile, "%s/admin.token", F.dir);
+		argv[3] = tokfile;
+		o = ctl("status", NULL, NULL, NULL, NULL, NULL); /* writes the token file */
+		ctl_out_free(&o);
+		o = ctl_run(argv, NULL, NULL);
+		cr_expect_eq(o.status, 0, "%s", o.err);
+		cr_expect(strstr(o.out, "release-managers"), "%s", o.out);
+		ctl_out_free(&o);
+	}
+	o = ctl("rollout", "start", "f", file, "--reason", "ship it");
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	ctl_out_free(&o);
+	o = ctl("rollout", "status", "f", "--watch", NULL, NULL); /* returns once completed */
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	cr_expect(strstr(o.out, "completed") && strstr(o.out, "[####################]"), "%s",
+		  o.out);
+	ctl_out_free(&o);
+	o = ctl("rollout", "status", "--json", NULL, NULL, NULL);
+	cr_expect_eq(o.status, 0);
+	cr_expect(strstr(o.out, "\"status\":\"completed\""), "%s", o.out);
+	ctl_out_free(&o);
+	o = ctl("rollout", "rollback", "f", "--immediate", "--reason", "kill");
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	cr_expect(strstr(o.out, "rolled-back"), "%s", o.out);
+	ctl_out_free(&o);
+	o = ctl("rollout", "pause", "f", "--reason", "x", NULL);
+	cr_expect_eq(o.status, 1, "pausing a rolled-back rollout: %d", o.status);
+	ctl_out_free(&o);
+	o = ctl("rollout", "report", "f", "--svg", svg, NULL);
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	ctl_out_free(&o);
+	char *s = wp_read_file(svg, NULL);
+	cr_assert_not_null(s);
+	cr_expect(strstr(s, "<svg") && strstr(s, "</svg>") && strstr(s, "advance") &&
+			  strstr(s, "rollback-now") && strstr(s, "<polyline"),
+		  "%s", s);
+	free(s);
+	o = ctl("stale", "--json", NULL, NULL, NULL, NULL);
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	cr_expect(strstr(o.out, "\"flags\""), "%s", o.out);
+	ctl_out_free(&o);
+}
