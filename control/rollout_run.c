@@ -21,16 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Two threads: `lease` acquires and keeps the leader key (never blocked
+ * by a slow Prometheus), `drive` steps the rollouts while leader. */
 typedef struct ro_runner {
 	cs_server *s;
-	pthread_t th;
+	pthread_t lease_th, drive_th;
 	volatile bool stop;
 	bool started;
 	unsigned ttl;
 	char id[64];
 	char *k_lead;
-	bool leader;
-	int64_t lease, leader_rev, keepalive_ms;
+	_Atomic bool leader;	    /* written by lease, read by drive */
+	_Atomic int64_t leader_rev; /* written by lease before leader=true; read by drive */
+	int64_t lease, keepalive_ms; /* lease thread only */
 } ro_runner;
 
 static ro_runner g;
@@ -83,10 +86,10 @@ static void try_lead(void)
 			 json_pack("{s:o,s:[o]}", "compare", cmps, "success", put), &resp, err,
 			 sizeof err) == 0 &&
 	    json_is_true(json_object_get(resp, "succeeded"))) {
-		g.leader = true;
 		g.lease = id;
 		g.leader_rev = cs_header_rev(resp);
 		g.keepalive_ms = mono_ms();
+		g.leader = true; /* after leader_rev: drive reads them in this order */
 		fprintf(stderr, "flagshm-control: rollout leader (%s, lease %lld, revision %lld)\n",
 			g.id, (long long)id, (long long)g.leader_rev);
 	} else {
@@ -129,14 +132,14 @@ static void drive(const char *flag)
 	ro_spec spec;
 	ro_step step;
 	json_t *errs = json_array(), *state, *check = NULL, *rec;
-	int64_t now = now_ms(), rev;
+	int64_t now = now_ms(), rev, lrev = g.leader_rev;
 	int rc;
 
 	if (ro_read(s, flag, &cur, err, sizeof err)) {
 		json_decref(errs);
 		return;
 	}
-	if (!cur.rec || cur.leader_create != g.leader_rev ||
+	if (!cur.rec || cur.leader_create != lrev ||
 	    ro_spec_parse(json_object_get(cur.rec, "spec"), &spec, errs))
 		goto out;
 	state = json_object_get(cur.rec, "state");
@@ -174,7 +177,7 @@ static void drive(const char *flag)
 		snprintf(r.id, sizeof r.id, "rollout-%lld", (long long)now);
 		rc = ro_commit(&r, flag, &cur, rec,
 			       step.flag_change ? ro_state_rules(&spec, step.state) : NULL,
-			       step.action, extra, g.leader_rev, &rev, err, sizeof err);
+			       step.action, extra, lrev, &rev, err, sizeof err);
 		if (rc == RO_EINVALID) {
 			/* The flag or a segment changed under the rollout: stop and say why. */
 			json_t *st = json_deep_copy(json_object_get(cur.rec, "state"));
@@ -187,7 +190,7 @@ static void drive(const char *flag)
 			json_object_set_new(st, "message", json_string(step.message));
 			json_object_set_new(rec, "state", st);
 			r.reason = step.message;
-			rc = ro_commit(&r, flag, &cur, rec, NULL, "pause", extra, g.leader_rev, &rev,
+			rc = ro_commit(&r, flag, &cur, rec, NULL, "pause", extra, lrev, &rev,
 				       err, sizeof err);
 		}
 		if (rc < 0)
@@ -195,7 +198,7 @@ static void drive(const char *flag)
 				err);
 		json_decref(extra);
 	} else {
-		ro_put_state(s, flag, &cur, rec, g.leader_rev, err, sizeof err);
+		ro_put_state(s, flag, &cur, rec, lrev, err, sizeof err);
 	}
 	json_decref(rec);
 out:
@@ -229,7 +232,7 @@ static void pass(void)
 	free(to);
 }
 
-static void *run(void *arg)
+static void *lease_loop(void *arg)
 {
 	(void)arg;
 	while (!g.stop) {
@@ -237,13 +240,25 @@ static void *run(void *arg)
 			try_lead();
 		else
 			keep_alive();
+		for (int i = 0; i < 5 && !g.stop; i++)
+			usleep(50 * 1000);
+	}
+	if (g.leader) {
+		g.leader = false;
+		lease_revoke(g.lease); /* a clean stop hands over at once */
+	}
+	return NULL;
+}
+
+static void *drive_loop(void *arg)
+{
+	(void)arg;
+	while (!g.stop) {
 		if (g.leader)
 			pass();
 		for (int i = 0; i < 5 && !g.stop; i++)
 			usleep(50 * 1000);
 	}
-	if (g.leader)
-		lease_revoke(g.lease); /* a clean stop hands over at once */
 	return NULL;
 }
 
@@ -266,7 +281,14 @@ int ro_run_start(cs_server *s, unsigned ttl, char *err, size_t errlen)
 		 (int)getpid(), s->port, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
 		 rnd[7]);
 	g.k_lead = cs_key(&s->model, RO_LEADER_KEY, NULL);
-	if (pthread_create(&g.th, NULL, run, NULL)) {
+	if (pthread_create(&g.lease_th, NULL, lease_loop, NULL)) {
+		snprintf(err, errlen, "rollout thread: cannot start");
+		free(g.k_lead);
+		return -1;
+	}
+	if (pthread_create(&g.drive_th, NULL, drive_loop, NULL)) {
+		g.stop = true;
+		pthread_join(g.lease_th, NULL);
 		snprintf(err, errlen, "rollout thread: cannot start");
 		free(g.k_lead);
 		return -1;
@@ -280,7 +302,8 @@ void ro_run_stop(void)
 	if (!g.started)
 		return;
 	g.stop = true;
-	pthread_join(g.th, NULL);
+	pthread_join(g.drive_th, NULL); /* first: its steps need the lease */
+	pthread_join(g.lease_th, NULL);
 	free(g.k_lead);
 	g.started = false;
 }

@@ -929,3 +929,151 @@ Test(rollouts, flagshm_ctl_starts_steers_shows_and_draws_a_rollout)
 	cr_expect(strstr(o.out, "\"flags\""), "%s", o.out);
 	ctl_out_free(&o);
 }
+
+/* ------------------------------------------------- a hostile Prometheus */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+/* Answers every query with MODE: 0 a body over the client's 1 MiB bound,
+ * 1 not JSON, 2 a "success" with negative and NaN counts, 3 a slow drip. */
+static struct {
+	int fd, mode;
+	volatile bool stop;
+	pthread_t th;
+	unsigned port;
+} H;
+
+static void *hostile(void *arg)
+{
+	(void)arg;
+	while (!H.stop) {
+		struct pollfd p = {.fd = H.fd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		int c = accept(H.fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char req[4096];
+		(void)!read(c, req, sizeof req);
+		const char *hdr = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+		(void)!write(c, hdr, strlen(hdr));
+		if (H.mode == 0) {
+			static char junk[65536];
+			memset(junk, '[', sizeof junk);
+			for (int i = 0; i < 40 && !H.stop; i++) /* 2.5 MiB */
+				if (write(c, junk, sizeof junk) <= 0)
+					break;
+		} else if (H.mode == 1) {
+			(void)!write(c, "<html>no</html>", 15);
+		} else if (H.mode == 2) {
+			const char *b = "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\","
+					"\"result\":[{\"metric\":{},\"value\":[1,\"-5e9\"]},"
+					"{\"metric\":{},\"value\":[1,\"NaN\"]}]}}";
+			(void)!write(c, b, strlen(b));
+		} else {
+			for (int i = 0; i < 100 && !H.stop; i++) { /* 10 s: past the 5 s bound */
+				(void)!write(c, " ", 1);
+				wp_sleep_ms(100);
+			}
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+static void hostile_start(int mode)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+
+	H.mode = mode;
+	H.stop = false;
+	H.fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(H.fd, 0);
+	cr_assert_eq(bind(H.fd, (struct sockaddr *)&a, sizeof a), 0);
+	cr_assert_eq(listen(H.fd, 16), 0);
+	getsockname(H.fd, (struct sockaddr *)&a, &len);
+	H.port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&H.th, NULL, hostile, NULL), 0);
+}
+
+static void hostile_stop(void)
+{
+	H.stop = true;
+	pthread_join(H.th, NULL);
+	close(H.fd);
+}
+
+Test(rollouts, a_hostile_or_absent_prometheus_never_passes_or_fails_a_stage)
+{
+	char spec[1024], key[8];
+	json_t *v;
+
+	/* Four hostile answers and a port where nothing listens. */
+	for (int mode = 0; mode < 5; mode++) {
+		snprintf(key, sizeof key, "f%d", mode);
+		put_flag(key);
+		unsigned port;
+		if (mode < 4) {
+			hostile_start(mode);
+			port = H.port;
+		} else {
+			port = tc_free_port();
+		}
+		snprintf(spec, sizeof spec,
+			 "{\"variation\":true,\"stages\":[{\"percentage\":10,\"duration\":\"1s\"},"
+			 "{\"percentage\":100}],\"checkInterval\":\"1s\","
+			 "\"successCriteria\":{\"minimumSampleSize\":10,\"errorRateThreshold\":0.01,"
+			 "\"maxWait\":\"%s\"},"
+			 "\"metrics\":{\"prometheus\":\"http://127.0.0.1:%u\",\"window\":\"1m\"}}",
+			 mode == 3 ? "6s" : "2s", port);
+		cr_assert_eq(start_rollout(key, spec), 201, "%s", F.body);
+		v = wait_for(NULL, key, "paused", 0, 40000);
+		cr_expect(strstr(jstr(v, "message"), "maxWait"), "mode %d: %s", mode, F.body);
+		cr_expect_str_eq(jstr(json_object_get(v, "lastCheck"), "verdict"), "wait",
+				 "mode %d: %s", mode, F.body);
+		json_decref(v);
+		if (mode < 4)
+			hostile_stop();
+		json_t *a = audit_of(key, "rollout", "advance");
+		cr_expect_eq(json_array_size(a), 1, "mode %d: it went past stage 0", mode);
+		json_decref(a);
+	}
+	/* The server is still well. */
+	cr_expect_eq(call("GET", "/api/v1/rollouts", F.c.admin, NULL, NULL), 200);
+}
+
+Test(rollouts, stale_flags_are_reported_with_owner_and_action)
+{
+	json_t *j, *e;
+	size_t i;
+	bool found = false;
+
+	cr_assert_eq(call("PUT", "/api/v1/flags/old", F.c.admin,
+			  "{\"defaultValue\":false,\"owner\":\"team-a\",\"expiresAt\":"
+			  "\"2020-01-01T00:00:00Z\"}",
+			  REASON, CREATE, NULL),
+		     201, "%s", F.body);
+	put_flag("fresh");
+	cr_assert_eq(call("GET", "/api/v1/reports/stale", F.c.admin, NULL, NULL), 200, "%s", F.body);
+	j = body_json();
+	json_array_foreach(json_object_get(j, "flags"), i, e) {
+		cr_expect_str_neq(jstr(e, "key"), "fresh");
+		if (!strcmp(jstr(e, "key"), "old")) {
+			found = true;
+			cr_expect_str_eq(jstr(e, "owner"), "team-a");
+			cr_expect(strstr(F.body, "past its expiresAt"), "%s", F.body);
+			cr_expect(*jstr(e, "suggestedAction"));
+		}
+	}
+	cr_expect(found, "%s", F.body);
+	json_decref(j);
+	cr_expect_eq(call("GET", "/api/v1/reports/stale?days=0", F.c.admin, NULL, NULL), 400);
+	cr_expect_eq(call("GET", "/api/v1/reports/stale?prometheus=file:///etc/passwd", F.c.admin,
+			  NULL, NULL),
+		     400);
+}
