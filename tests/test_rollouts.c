@@ -777,33 +777,44 @@ Test(rollouts, a_worse_treatment_is_detected_and_rolled_back_gradually, .init = 
 	json_decref(v);
 }
 
-Test(rollouts, a_healthy_treatment_passes_every_guard_to_100, .init = guard_init,
-     .fini = guard_fini)
+Test(rollouts, a_healthy_treatment_passes_every_guard_ring_1_percent_to_100,
+     .init = guard_init, .fini = guard_fini)
 {
 	char spec[1024];
-	json_t *v;
+	json_t *v, *a, *e;
+	size_t i;
 
+	/* The ring: users whose id ends in 7 (a tenth of the workers' users). */
+	put_segment("employees", "{\"conditions\":[{\"attribute\":\"userId\","
+				 "\"operator\":\"endsWith\",\"value\":\"7\"}]}");
 	start_load(2, "f", 55, 200, 0.01, 0.01);
 	snprintf(spec, sizeof spec,
-		 "{\"variation\":true,\"stages\":[{\"percentage\":20,\"duration\":\"2s\"},"
-		 "{\"percentage\":50,\"duration\":\"2s\"},{\"percentage\":100}],"
-		 "\"checkInterval\":\"1s\",\"successCriteria\":{\"minimumSampleSize\":50,"
+		 "{\"variation\":true,\"stages\":["
+		 "{\"ring\":\"internal\",\"segments\":[\"employees\"],\"soak\":\"2s\"},"
+		 "{\"percentage\":1,\"duration\":\"2s\"},"
+		 "{\"percentage\":20,\"duration\":\"2s\"},{\"percentage\":100}],"
+		 "\"checkInterval\":\"1s\",\"successCriteria\":{\"minimumSampleSize\":30,"
 		 "\"errorRateThreshold\":0.2,\"latencyP99Threshold\":0.5,"
 		 "\"maxRegressionVsControl\":0.05},"
 		 "\"metrics\":{\"prometheus\":\"%s\",\"window\":\"1m\"}}",
 		 P.url);
 	cr_assert_eq(start_rollout("f", spec), 201, "%s", F.body);
-	v = wait_for(NULL, "f", "completed", 2, 50000);
-	json_t *a = audit_of("f", "rollout", "advance");
-	cr_expect_eq(json_array_size(a), 3);
-	/* Advancing past a stage took a passing check of that stage. */
-	json_t *m = json_object_get(json_array_get(a, 1), "measurements");
-	cr_expect_str_eq(jstr(m, "verdict"), "pass");
-	cr_expect_gt(json_number_value(json_object_get(json_object_get(m, "treatment"), "requests")),
-		     49);
-	cr_expect_lt(json_number_value(json_object_get(json_object_get(m, "treatment"), "p99")), 0.5);
-	json_decref(a);
+	v = wait_for(NULL, "f", "completed", 3, 55000);
 	json_decref(v);
+	a = audit_of("f", "rollout", "advance");
+	cr_expect_eq(json_array_size(a), 4, "%zu advances", json_array_size(a));
+	/* Leaving each stage took a passing check on that stage's requests. */
+	json_array_foreach(a, i, e) {
+		json_t *m = json_object_get(e, "measurements");
+		if (i == 0)
+			continue;
+		cr_expect_str_eq(jstr(m, "verdict"), "pass", "advance %zu: %s", i, jstr(m, "reason"));
+		cr_expect_geq(json_number_value(json_object_get(json_object_get(m, "treatment"),
+								"requests")), 30);
+		cr_expect_lt(json_number_value(json_object_get(json_object_get(m, "treatment"), "p99")),
+			     0.5);
+	}
+	json_decref(a);
 }
 
 Test(rollouts, low_traffic_waits_for_samples_then_pauses_saying_why, .init = guard_init,
