@@ -251,11 +251,11 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 		else
 			state = ro_state_new(now);
 		cs_now(now_s);
-		rec = json_pack("{s:s,s:O,s:o,s:I,s:O}", "flag", flag, "spec", body, "state", state,
-				"version", (json_int_t)(have + 1), "createdAt",
-				cur.rec ? json_object_get(cur.rec, "createdAt") : json_string(now_s));
-		if (!cur.rec)
-			json_object_set_new(rec, "createdAt", json_string(now_s));
+		rec = json_pack("{s:s,s:O,s:o,s:I}", "flag", flag, "spec", body, "state", state,
+				"version", (json_int_t)(have + 1));
+		json_object_set_new(rec, "createdAt",
+				    cur.rec ? json_incref(json_object_get(cur.rec, "createdAt"))
+					    : json_string(now_s));
 		json_t *extra = json_pack("{s:O,s:O?}", "after", body, "before",
 					  cur.rec ? json_object_get(cur.rec, "spec") : NULL);
 		rc = ro_commit(r, flag, &cur, rec, NULL, cur.rec ? "update" : "create", extra, 0,
