@@ -109,8 +109,8 @@ void ro_history_add(json_t *st, json_t *entry)
 	if (json_array_size(h) >= RO_HISTORY_MAX) {
 		/* Thin the older half (every other entry) so the whole rollout
 		 * stays in view at half the resolution. */
-		for (size_t i = 1; i < RO_HISTORY_MAX / 2 && i < json_array_size(h); i++)
-			json_array_remove(h, i);
+		for (size_t i = 1; i < RO_HISTORY_MAX / 4 && i < json_array_size(h); i++)
+			json_array_remove(h, i); /* originals 1, 3, 5, ... below the middle */
 	}
 	json_array_append_new(h, entry);
 }
@@ -324,6 +324,8 @@ json_t *ro_pause(const json_t *state, int64_t now, char *why, size_t n)
 	seti(st, "pausedAt", now);
 	sets(st, "status", "paused");
 	sets(st, "message", "paused");
+	ro_history_add(st, json_pack("{s:I,s:s,s:s}", "t", (json_int_t)now, "event", "pause",
+				     "message", "paused by request"));
 	return st;
 }
 
@@ -350,6 +352,8 @@ json_t *ro_resume(const json_t *state, int64_t now, char *why, size_t n)
 	seti(st, "waitSince", 0);
 	seti(st, "nextCheck", 0);
 	sets(st, "message", "resumed");
+	ro_history_add(st, json_pack("{s:I,s:s,s:s}", "t", (json_int_t)now, "event", "resume",
+				     "message", "resumed by request"));
 	return st;
 }
 

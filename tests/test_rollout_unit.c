@@ -312,3 +312,23 @@ Test(rollout_unit, gates_and_approvals)
 	json_decref(g_x);
 	json_decref(j);
 }
+
+Test(rollout_unit, the_history_stays_bounded_and_keeps_its_ends)
+{
+	json_t *st = ro_state_new(0);
+
+	for (int i = 0; i < 5 * RO_HISTORY_MAX; i++)
+		ro_history_add(st, json_pack("{s:i}", "t", i));
+	json_t *h = json_object_get(st, "history");
+	cr_expect_leq(json_array_size(h), RO_HISTORY_MAX);
+	cr_expect_geq(json_array_size(h), RO_HISTORY_MAX / 2);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(h, 0), "t")), 0);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(h, json_array_size(h) - 1),
+							"t")),
+		     5 * RO_HISTORY_MAX - 1);
+	/* Still in time order. */
+	for (size_t i = 1; i < json_array_size(h); i++)
+		cr_expect_lt(json_integer_value(json_object_get(json_array_get(h, i - 1), "t")),
+			     json_integer_value(json_object_get(json_array_get(h, i), "t")));
+	json_decref(st);
+}
