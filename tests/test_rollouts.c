@@ -267,7 +267,35 @@ Test(rollouts, the_resource_is_validated_versioned_and_audited)
 	cr_expect_eq(call("PUT", "/api/v1/rollouts/f", F.c.admin,
 			  "{\"variation\":true,\"stages\":[{\"percentage\":100}]}", CREATE, NULL),
 		     400);
-	/* A good one, paused at once so that nothing moves under the test. */
+	/* Roles: sdk reads nothing, an approver starts nothing, no token is 401. */
+	{
+		char *sdk = mk_token("s", "sdk", NULL), *appr = mk_token("a", "approver", "[\"g\"]");
+		const char *ok = "{\"variation\":true,\"stages\":[{\"percentage\":100}]}";
+		cr_expect_eq(call("GET", "/api/v1/rollouts", sdk, NULL, NULL), 403);
+		cr_expect_eq(call("GET", "/api/v1/rollouts", NULL, NULL, NULL), 401);
+		cr_expect_eq(call("PUT", "/api/v1/rollouts/f", appr, ok, REASON, CREATE, NULL), 403);
+		cr_expect_eq(call("POST", "/api/v1/rollouts/f/pause", appr, "", REASON, NULL), 403);
+		free(sdk), free(appr);
+	}
+	/* Hostile shapes cost a bounded answer: too many stages, bad keys, bad JSON. */
+	{
+		char big[8192] = "{\"variation\":true,\"stages\":[";
+		for (int i = 0; i < 65; i++)
+			strcat(big, i ? ",{\"percentage\":1,\"duration\":\"1s\"}"
+				      : "{\"percentage\":1,\"duration\":\"1s\"}");
+		strcat(big, "]}");
+		cr_expect_eq(start_rollout("f", big), 422, "%s", F.body);
+		cr_expect(strstr(F.body, "1 to 64 stages"), "%s", F.body);
+		cr_expect_eq(start_rollout("f", "{\"variation\":true,\"stages\":["), 400);
+		cr_expect_eq(start_rollout("f", "[1,2]"), 422);
+		cr_expect_eq(call("PUT", "/api/v1/rollouts/a%20b", F.c.admin, "{}", REASON, CREATE,
+				  NULL),
+			     422);
+		cr_expect_eq(call("POST", "/api/v1/rollouts/f/explode", F.c.admin, "", REASON, NULL),
+			     404);
+		cr_expect_eq(call("DELETE", "/api/v1/rollouts/f", F.c.admin, NULL, REASON, NULL), 405);
+	}
+	/* A good one; its first stage lasts a day, so nothing moves under the test. */
 	const char *good = "{\"variation\":true,\"stages\":[{\"percentage\":10,\"duration\":\"1d\"},"
 			   "{\"percentage\":100}],\"checkInterval\":\"1s\"}";
 	cr_assert_eq(start_rollout("f", good), 201, "%s", F.body);
