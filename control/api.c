@@ -70,7 +70,31 @@ int cs_need_reason(cs_req *r, enum MHD_Result *ret)
 	return 0;
 }
 
-/* The body as JSON (any value), or a 400 with the parser's line and column. */
+/* How deep V nests (a scalar: 1). V parsed, so at most jansson's 2048. */
+static size_t depth_of(json_t *v)
+{
+	size_t d = 0, i;
+	const char *k;
+	json_t *x;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, x) {
+			size_t e = depth_of(x);
+			d = e > d ? e : d;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) {
+			size_t e = depth_of(x);
+			d = e > d ? e : d;
+		}
+	}
+	return d + 1;
+}
+
+/* The body as JSON (any value), or a 400 with the parser's line and column.
+ * Bodies nest at most CS_DEPTH_MAX deep: what is stored gets wrapped
+ * (mirror.h) and must parse again under jansson's limit. */
+#define CS_DEPTH_MAX 1000
 json_t *cs_parse_body(cs_req *r, enum MHD_Result *ret)
 {
 	wc_errors errs = {0};
@@ -78,6 +102,12 @@ json_t *cs_parse_body(cs_req *r, enum MHD_Result *ret)
 
 	if (wc_load_buffer(r->body ? r->body : "", r->len, "body", &r->s->lim, &doc, &errs) == 0) {
 		wc_errors_free(&errs);
+		if (depth_of(doc) > CS_DEPTH_MAX) {
+			json_decref(doc);
+			*ret = cs_error(r, 422, "invalid", NULL,
+					"body: nested deeper than %d levels", CS_DEPTH_MAX);
+			return NULL;
+		}
 		return doc;
 	}
 	details = json_array();
@@ -336,6 +366,7 @@ static enum MHD_Result obj_put(cs_req *r, const kind_info *ki, const char *name)
 		json_decref(cur.value);
 		if (rc != 0 || r->answered)
 			goto out;
+		cs_race_pause(attempt);
 	}
 	ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 out:
@@ -402,6 +433,7 @@ static enum MHD_Result obj_delete(cs_req *r, const kind_info *ki, const char *na
 		json_decref(cur.value);
 		if (rc != 0 || r->answered)
 			goto out;
+		cs_race_pause(attempt);
 	}
 	ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 out:

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void cs_now(char out[32])
 {
@@ -41,6 +42,15 @@ static void audit_id(char out[40])
 		rnd = (uint64_t)t.tv_nsec ^ ((uint64_t)rand() << 32);
 	snprintf(out, 40, "%013lld-%016llx",
 		 (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000L, (unsigned long long)rnd);
+}
+
+void cs_race_pause(int attempt)
+{
+	uint32_t r = 0;
+
+	if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+		r = (uint32_t)rand();
+	usleep(r % (500u * (unsigned)(attempt + 1)));
 }
 
 /* The mod_revision of KEY, or 0 when it is absent or etcd does not say. */

@@ -20,7 +20,8 @@
 struct cs_etcd {
 	char *url[CS_MEMBERS_MAX];
 	int n;
-	_Atomic int cur; /* the member that answered last; any order is fine */
+	_Atomic int cur; /* the member that answered last: a hint read and
+			    written alone (seq_cst), pairs with nothing */
 	char *user, *password;
 	pthread_mutex_t mu; /* guards token */
 	char token[512]; /* etcd auth token, "" without auth */
@@ -275,7 +276,10 @@ int cs_etcd_call(cs_etcd *e, const char *path, json_t *req, json_t **resp, char 
 		buf out = {0};
 		long st;
 
-		if (e->user && !e->token[0] && authenticate(e, i) < 0)
+		pthread_mutex_lock(&e->mu);
+		bool need_auth = e->user && !e->token[0];
+		pthread_mutex_unlock(&e->mu);
+		if (need_auth && authenticate(e, i) < 0)
 			continue;
 		st = post(e, i, path, body, &out, 10000);
 		if (st != 200 && e->user && out.p && strstr(out.p, "token")) {
@@ -360,7 +364,7 @@ static int watch_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, c
 }
 
 int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_rev,
-		  cs_watch_fn on_result, void *arg, const volatile bool *stop,
+		  cs_watch_fn on_result, void *arg, const volatile bool *stop, int timeout_ms,
 		  int64_t *compact_rev, char *err, size_t errlen)
 {
 	json_t *cr = json_pack("{s:o,s:o}", "key", cs_b64s(key), "range_end", cs_b64s(end));
@@ -406,6 +410,8 @@ int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_re
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 5L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 2L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (timeout_ms > 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_perform(c);
 	curl_slist_free_all(h);
 	free(body);
@@ -415,6 +421,12 @@ int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_re
 		snprintf(err, errlen, "etcd: revision %lld was compacted (now %lld)",
 			 (long long)start_rev, (long long)w.compact_rev);
 		return CS_ECOMPACTED;
+	}
+	if (w.stopped)
+		return 0; /* ON_RESULT said stop */
+	if (timeout_ms > 0 && w.got_any) {
+		snprintf(err, errlen, "etcd %s: watch timed out", e->url[i]);
+		return CS_EUNAVAIL;
 	}
 	if (!w.got_any || !*stop) {
 		/* The member went away (or never answered): next time, the next. */

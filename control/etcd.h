@@ -42,11 +42,12 @@ int cs_etcd_call(cs_etcd *e, const char *path, json_t *req, json_t **resp, char 
 
 /* A watch stream from START_REV on [KEY, END): ON_RESULT gets each
  * "result" object; it returns false to end the watch. Returns when the
- * stream ends, ON_RESULT says stop, or *STOP becomes true (checked every
- * second): 0, CS_EUNAVAIL, or CS_ECOMPACTED (with *compact_rev set). */
+ * stream ends, ON_RESULT says stop, *STOP becomes true (checked every
+ * second) or TIMEOUT_MS pass (0: never): 0 (stopped), CS_EUNAVAIL, or
+ * CS_ECOMPACTED (with *compact_rev set). */
 typedef bool (*cs_watch_fn)(json_t *result, void *arg);
 int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_rev,
-		  cs_watch_fn on_result, void *arg, const volatile bool *stop,
+		  cs_watch_fn on_result, void *arg, const volatile bool *stop, int timeout_ms,
 		  int64_t *compact_rev, char *err, size_t errlen);
 
 /* Base64 of N bytes (a new JSON string) and back (malloc'd, NUL-ended;

@@ -86,7 +86,7 @@ enum MHD_Result cs_error(cs_req *r, int status, const char *code, json_t *detail
 enum MHD_Result cs_etcd_error(cs_req *r, int rc, const char *msg)
 {
 	if (rc == CS_EETCD && (strstr(msg, "too many operations") || strstr(msg, "too large")))
-		return cs_error(r, 413, "import_too_large", NULL,
+		return cs_error(r, 413, "too_large", NULL,
 				"%s: the change is larger than etcd accepts in one transaction "
 				"(etcd --max-txn-ops, --max-request-bytes)", msg);
 	if (rc == CS_EETCD || rc == CS_ECOMPACTED)
@@ -261,6 +261,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return route(r);
 }
 
+/* libmicrohttpd's own messages, one timestamped, escaped line each. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = 0;
+	cs_log("http: %s", msg);
+}
+
 static char *read_pem(const char *file)
 {
 	FILE *f = fopen(file, "r");
@@ -287,27 +301,43 @@ static char *read_pem(const char *file)
 	return p;
 }
 
+int cs_listen_parse(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+	const char *colon = strrchr(listen, ':');
+	char host[64], *end;
+	unsigned long port;
+
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	if (!colon || (size_t)(colon - listen) >= sizeof host) {
+		snprintf(err, errlen, "--listen %s: expected HOST:PORT", listen);
+		return -1;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+		snprintf(err, errlen, "--listen %s: HOST must be an IPv4 address", listen);
+		return -1;
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (end == colon + 1 || *end || port > 65535) {
+		snprintf(err, errlen, "--listen %s: PORT must be a number from 0 to 65535", listen);
+		return -1;
+	}
+	sa->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
 int cs_http_start(cs_server *s, char *err, size_t errlen)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	char host[64];
-	const char *colon = strrchr(s->opt.listen, ':');
+	struct sockaddr_in sa;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	char *cert = NULL, *key = NULL;
 	const union MHD_DaemonInfo *info;
 
-	if (!colon || (size_t)(colon - s->opt.listen) >= sizeof host) {
-		snprintf(err, errlen, "--listen %s: expected HOST:PORT", s->opt.listen);
+	if (cs_listen_parse(s->opt.listen, &sa, err, errlen) < 0)
 		return -1;
-	}
-	memcpy(host, s->opt.listen, (size_t)(colon - s->opt.listen));
-	host[colon - s->opt.listen] = 0;
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		snprintf(err, errlen, "--listen %s: HOST must be an IPv4 address", s->opt.listen);
-		return -1;
-	}
-	sa.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
 	if (s->opt.tls_cert || s->opt.tls_key) {
 		cert = s->opt.tls_cert ? read_pem(s->opt.tls_cert) : NULL;
 		key = s->opt.tls_key ? read_pem(s->opt.tls_key) : NULL;
@@ -325,9 +355,14 @@ int cs_http_start(cs_server *s, char *err, size_t errlen)
 		{MHD_OPTION_END, 0, NULL},
 	};
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections + 64,
 				MHD_OPTION_CONNECTION_TIMEOUT, s->opt.client_timeout,
+				/* A thread per connection: 2 MiB of stack each (a JSON
+				 * body nests up to jansson's 2048 levels), not the
+				 * default 8 MiB, for thousands of streams. */
+				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20),
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				MHD_OPTION_ARRAY, tls,

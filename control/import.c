@@ -207,6 +207,7 @@ enum MHD_Result cs_import(cs_req *r)
 		json_decref(have_s);
 		if (rc != 0)
 			goto out;
+		cs_race_pause(attempt);
 	}
 	ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 out:
@@ -256,6 +257,7 @@ enum MHD_Result cs_bust(cs_req *r)
 		json_decref(cur.value);
 		if (rc != 0)
 			break;
+		cs_race_pause(attempt);
 		if (attempt == 24)
 			ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 	}

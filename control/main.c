@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +67,8 @@ static void warn_if_shared(const char *opt, const char *file)
 	struct stat st;
 
 	if (file && stat(file, &st) == 0 && (st.st_mode & 077))
-		fprintf(stderr, "flagshm-control: warning: %s %s is readable or writable by other "
-			"users (mode %04o); chmod 600 it\n", opt, file, (unsigned)(st.st_mode & 07777));
+		cs_log("warning: %s %s is readable or writable by other users (mode %04o); "
+		       "chmod 600 it", opt, file, (unsigned)(st.st_mode & 07777));
 }
 
 int main(int argc, char **argv)
@@ -139,6 +140,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flagshm-control: unexpected argument '%s'\n%s", argv[optind], usage);
 		return 2;
 	}
+	struct sockaddr_in sa;
+	if (cs_listen_parse(s.opt.listen, &sa, err, sizeof err) < 0) {
+		fprintf(stderr, "flagshm-control: %s\n", err);
+		return 2;
+	}
 	if (s.opt.prefix[0] != '/' || strlen(s.opt.prefix) > 200) {
 		fprintf(stderr, "flagshm-control: --etcd-prefix %s: must start with '/'\n", s.opt.prefix);
 		return 2;
@@ -190,8 +196,7 @@ int main(int argc, char **argv)
 	char url[128], host[64];
 	snprintf(host, sizeof host, "%.*s", (int)strcspn(s.opt.listen, ":"), s.opt.listen);
 	snprintf(url, sizeof url, "%s://%s:%u", s.opt.tls_cert ? "https" : "http", host, s.port);
-	fprintf(stderr, "flagshm-control: serving %s from etcd %s prefix %s\n", url, s.opt.etcd,
-		s.model.prefix);
+	cs_log("serving %s from etcd %s prefix %s", url, s.opt.etcd, s.model.prefix);
 	if (cs_instances_start(&s, url, err, sizeof err) < 0)
 		fprintf(stderr, "flagshm-control: %s\n", err);
 	if (ro_run_start(&s, leader_ttl, err, sizeof err) < 0) {
@@ -210,7 +215,7 @@ int main(int argc, char **argv)
 	while (sigwaitinfo(&sigs, NULL) < 0 && errno == EINTR)
 		;
 stop:
-	fprintf(stderr, "flagshm-control: stopping\n");
+	cs_log("stopping");
 	/* Streams end when the model stops; then the HTTP threads can join. */
 	s.model.stop = true;
 	pthread_mutex_lock(&s.model.mu);

@@ -168,7 +168,7 @@ bool cs_model_wait(cs_model *m, int64_t rev, int timeout_ms)
 
 /* A record's value: the served flag (its object with the server-set
  * fields) or segment; NULL when unreadable. */
-static json_t *served(const char *value, size_t len, bool is_flag)
+json_t *cs_served(const char *value, size_t len, bool is_flag)
 {
 	json_t *rec = json_loadb(value, len, 0, NULL);
 	json_t *obj = json_object_get(rec, "object");
@@ -205,7 +205,7 @@ static enum change apply_kv(cs_model *m, const char *key, const char *value, siz
 		bool is_flag = rel[0] == 'f';
 		const char *name = rel + (is_flag ? 6 : 9);
 		json_t *into = is_flag ? m->flags : m->segments;
-		json_t *obj = value ? served(value, vlen, is_flag) : NULL;
+		json_t *obj = value ? cs_served(value, vlen, is_flag) : NULL;
 		if (obj)
 			json_object_set_new(into, name, obj);
 		else
@@ -228,52 +228,100 @@ static enum change apply_kv(cs_model *m, const char *key, const char *value, siz
 	return CH_NONE;
 }
 
-static void ring_push(cs_model *m, int64_t rev, char *text)
+cs_blob *cs_blob_cat(const char *a, const char *b, const char *c)
 {
-	size_t len = text ? strlen(text) : 0;
+	size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0, lc = c ? strlen(c) : 0;
+	cs_blob *x = malloc(sizeof *x + la + lb + lc + 1);
+
+	if (!x)
+		return NULL;
+	x->refs = 1;
+	x->len = la + lb + lc;
+	memcpy(x->text, a ? a : "", la);
+	memcpy(x->text + la, b ? b : "", lb);
+	memcpy(x->text + la + lb, c ? c : "", lc);
+	x->text[x->len] = 0;
+	return x;
+}
+
+cs_blob *cs_blob_ref(cs_blob *b)
+{
+	if (b)
+		b->refs++;
+	return b;
+}
+
+void cs_blob_unref(cs_blob **pb)
+{
+	cs_blob *b = *pb;
+
+	*pb = NULL;
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+/* Take B (a reference) into the ring as the event of REV. */
+static void ring_push(cs_model *m, int64_t rev, cs_blob *b)
+{
 	cs_event *e;
 
-	if (!text)
+	if (!b)
 		return;
 	/* Drop the oldest events while the ring is full by count or bytes;
 	 * a stream still behind them gets a `put` instead. */
 	while (m->ring_first < m->ring_n &&
-	       (m->ring_n - m->ring_first >= CS_RING || m->ring_bytes + len > CS_RING_BYTES)) {
+	       (m->ring_n - m->ring_first >= CS_RING || m->ring_bytes + b->len > CS_RING_BYTES)) {
 		cs_event *old = &m->ring[m->ring_first % CS_RING];
 		m->ring_floor = old->rev; /* everything after it is still here */
-		m->ring_bytes -= old->len;
-		free(old->text);
-		old->text = NULL;
+		m->ring_bytes -= old->blob->len;
+		cs_blob_unref(&old->blob);
 		m->ring_first++;
 	}
 	e = &m->ring[m->ring_n % CS_RING];
 	e->rev = rev;
-	e->text = text;
-	e->len = len;
-	m->ring_bytes += len;
+	e->blob = b;
+	m->ring_bytes += b->len;
 	m->ring_n++;
 }
 
-static char *event_text(const char *name, int64_t rev, json_t *data, const char *json)
+cs_blob *cs_event_blob(const char *name, int64_t rev, json_t *data)
 {
-	char *d = json ? NULL : json_dumps(data, JSON_COMPACT), *t = NULL;
-	const char *body = json ? json : d;
+	char *d = json_dumps(data, JSON_COMPACT), head[160];
+	cs_blob *b;
 
-	if (body && asprintf(&t, "event: %s\nid: %lld\ndata: %s\n\n", name, (long long)rev,
-			     body) < 0)
-		t = NULL;
+	if (!d)
+		return NULL;
+	snprintf(head, sizeof head, "event: %s\nid: %lld\ndata: ", name, (long long)rev);
+	b = cs_blob_cat(head, d, "\n\n");
 	free(d);
-	return t;
+	return b;
 }
 
-/* The `put` event at the model's revision. Holds m->mu. */
+cs_blob *cs_model_put_locked(cs_model *m, int64_t rev)
+{
+	char head[64];
+	cs_doc *d;
+
+	if (m->put_cache && m->put_rev == rev && m->put_cache_doc == m->doc_rev)
+		return cs_blob_ref(m->put_cache);
+	d = cs_model_doc_locked(m);
+	if (!d || !d->json) {
+		cs_doc_unref(&d);
+		return NULL;
+	}
+	snprintf(head, sizeof head, "event: put\nid: %lld\ndata: ", (long long)rev);
+	cs_blob_unref(&m->put_cache);
+	m->put_cache = cs_blob_cat(head, d->json, "\n\n");
+	m->put_rev = rev;
+	m->put_cache_doc = d->rev;
+	cs_doc_unref(&d);
+	return cs_blob_ref(m->put_cache);
+}
+
+/* The `put` event at REV. Holds m->mu. */
 static void push_put(cs_model *m, int64_t rev)
 {
-	cs_doc *d = cs_model_doc_locked(m);
-
-	if (d)
-		ring_push(m, rev, event_text("put", rev, NULL, d->json ? d->json : "{}"));
-	cs_doc_unref(&d);
+	ring_push(m, rev, cs_model_put_locked(m, rev));
 }
 
 /* The delta event for the one change of key REL at REV. Holds m->mu. */
@@ -284,19 +332,18 @@ static void push_delta(cs_model *m, int64_t rev, enum change ch, const char *nam
 	if (ch == CH_FLAG) {
 		json_t *f = json_object_get(m->flags, name);
 		if (f) {
-			ring_push(m, rev, event_text("flag-updated", rev, f, NULL));
+			ring_push(m, rev, cs_event_blob("flag-updated", rev, f));
 			return;
 		}
 		data = json_pack("{s:s}", "key", name);
-		ring_push(m, rev, event_text("flag-deleted", rev, data, NULL));
+		ring_push(m, rev, cs_event_blob("flag-deleted", rev, data));
 	} else {
 		json_t *s = json_object_get(m->segments, name);
 		if (s)
 			data = json_pack("{s:s,s:O}", "name", name, "segment", s);
 		else
 			data = json_pack("{s:s}", "name", name);
-		ring_push(m, rev, event_text(s ? "segment-updated" : "segment-deleted", rev, data,
-					     NULL));
+		ring_push(m, rev, cs_event_blob(s ? "segment-updated" : "segment-deleted", rev, data));
 	}
 	json_decref(data);
 }
@@ -437,14 +484,16 @@ static void *watcher(void *arg)
 		pthread_mutex_lock(&m->mu);
 		start = m->seen_rev + 1;
 		pthread_mutex_unlock(&m->mu);
-		int rc = cs_etcd_watch(m->etcd, from, to, start, on_watch, m, &m->stop, &compacted,
-				       err, sizeof err);
+		int rc = cs_etcd_watch(m->etcd, from, to, start, on_watch, m, &m->stop, 0,
+				       &compacted, err, sizeof err);
 		if (m->stop)
 			break;
 		pthread_mutex_lock(&m->mu);
 		if (m->up || strcmp(m->last_error, err))
 			cs_log("etcd watch ended (%s); resuming from revision %lld", err,
 			       (long long)m->seen_rev + 1);
+		if (m->up)
+			delay_ms = 100; /* it worked until now: retry soon */
 		m->up = false;
 		snprintf(m->last_error, sizeof m->last_error, "%s", err);
 		pthread_mutex_unlock(&m->mu);
@@ -462,8 +511,6 @@ static void *watcher(void *arg)
 		for (int i = 0; i < delay_ms / 50 && !m->stop; i++)
 			usleep(50000);
 		delay_ms = delay_ms < 1600 ? delay_ms * 2 : delay_ms;
-		if (rc == 0)
-			delay_ms = 100;
 	}
 	free(from);
 	free(to);
@@ -511,7 +558,8 @@ void cs_model_stop(cs_model *m)
 	if (m->started)
 		pthread_join(m->watcher, NULL);
 	for (int i = 0; i < CS_RING; i++)
-		free(m->ring[i].text);
+		cs_blob_unref(&m->ring[i].blob);
+	cs_blob_unref(&m->put_cache);
 	cs_doc_unref(&m->cache);
 	json_decref(m->flags);
 	json_decref(m->segments);

@@ -33,7 +33,8 @@
 
 /* The document as served at one revision, built once (refcounted). */
 typedef struct cs_doc {
-	_Atomic int refs;
+	_Atomic int refs; /* seq_cst ++/--: the last -- (reaching 0) frees; every
+			     holder's reads happen before its own -- */
 	int64_t rev;
 	json_t *doc; /* read-only once built */
 	char *json;
@@ -48,10 +49,22 @@ void cs_doc_unref(cs_doc **d);
 /* The protobuf form; NULL when it cannot be made. Valid while D is held. */
 const uint8_t *cs_doc_pb(cs_doc *d, size_t *len);
 
+/* Bytes shared by every stream that sends them (an event, a put). */
+typedef struct cs_blob {
+	_Atomic int refs; /* as cs_doc's */
+	size_t len;
+	char text[];
+} cs_blob;
+
+/* A blob of A, B and C one after the other (any may be NULL); NULL when
+ * out of memory. */
+cs_blob *cs_blob_cat(const char *a, const char *b, const char *c);
+cs_blob *cs_blob_ref(cs_blob *b);
+void cs_blob_unref(cs_blob **b);
+
 typedef struct cs_event {
 	int64_t rev;
-	char *text; /* the whole SSE event, "event: ...\nid: ...\ndata: ...\n\n" */
-	size_t len;
+	cs_blob *blob; /* the whole SSE event, "event: ...\nid: ...\ndata: ...\n\n" */
 } cs_event;
 
 typedef struct cs_model {
@@ -67,6 +80,9 @@ typedef struct cs_model {
 	int64_t doc_rev;   /* last revision that changed the document */
 	bool up;	   /* the watch is connected */
 	cs_doc *cache;	   /* the document at doc_rev, or NULL */
+	cs_blob *put_cache; /* the `put` event of the document ... */
+	int64_t put_rev;    /* ... with this id */
+	int64_t put_cache_doc; /* ... of the document at this revision */
 	cs_event ring[CS_RING];
 	uint64_t ring_n;   /* events ever pushed; ring[i % CS_RING] */
 	uint64_t ring_first; /* the oldest event kept (ring_first..ring_n-1) */
@@ -75,7 +91,10 @@ typedef struct cs_model {
 	volatile bool stop;
 	pthread_t watcher;
 	bool started;
-	_Atomic bool loaded; /* the first load is done: the model can answer */
+	_Atomic bool loaded; /* the first load is done: the model can answer.
+				Stored (seq_cst) after the load filled the model
+				under mu; a reader that sees true takes mu
+				before reading it, so this only gates */
 	char last_error[256];
 } cs_model;
 
@@ -92,6 +111,9 @@ bool cs_model_wait(cs_model *m, int64_t rev, int timeout_ms);
 cs_doc *cs_model_doc(cs_model *m);
 /* The same with m->mu held. */
 cs_doc *cs_model_doc_locked(cs_model *m);
+/* The `put` event of the model's document with id REV (a reference; built
+ * once for every stream that starts at that revision). Holds m->mu. */
+cs_blob *cs_model_put_locked(cs_model *m, int64_t rev);
 
 /* A new document object (shallow: shares the model's flag and segment
  * objects) with flag KEY replaced by FLAG (NULL: removed) or segment NAME
@@ -99,6 +121,12 @@ cs_doc *cs_model_doc_locked(cs_model *m);
  * validation. */
 json_t *cs_model_doc_with(cs_model *m, const char *key, json_t *flag, const char *name,
 			  json_t *seg);
+
+/* A stored flag or segment record (VALUE, LEN bytes) as served: its
+ * object, a flag with its version and times. NULL when unreadable. */
+json_t *cs_served(const char *value, size_t len, bool is_flag);
+/* The SSE event NAME with id REV and DATA (JSON) as a new blob. */
+cs_blob *cs_event_blob(const char *name, int64_t rev, json_t *data);
 
 /* One line on stderr: "TIME flagshm-control: MESSAGE" (http.c). */
 void cs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -47,7 +47,8 @@ typedef struct cs_server {
 	wc_limits lim;
 	struct MHD_Daemon *d;
 	unsigned port;
-	_Atomic unsigned conns;	/* open HTTP connections */
+	_Atomic unsigned conns;	/* open HTTP connections: a counter (seq_cst ++/--),
+				   pairs with nothing */
 	/* instances.c: this instance's registration on a lease */
 	char instance_id[128];
 	json_t *instance;
@@ -55,7 +56,7 @@ typedef struct cs_server {
 	pthread_t inst_thread;
 	volatile bool inst_stop;
 	bool inst_started;
-	_Atomic uint64_t req_seq;
+	_Atomic uint64_t req_seq; /* request ids: a counter, pairs with nothing */
 } cs_server;
 
 typedef struct cs_req {
@@ -94,6 +95,9 @@ int cs_token_new(char out[64]);
 /* Store the bootstrap token's hash once (the first start). */
 int cs_bootstrap(cs_server *s, const char *file, char *err, size_t errlen);
 
+/* http.c: parse --listen (IPv4 HOST:PORT) into *SA; 0 or -1 with ERR. */
+struct sockaddr_in;
+int cs_listen_parse(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen);
 /* http.c: listen on --listen (port 0: any; s->port says which). */
 int cs_http_start(cs_server *s, char *err, size_t errlen);
 void cs_http_stop(cs_server *s);
@@ -137,6 +141,11 @@ int cs_instances_start(cs_server *s, const char *url, char *err, size_t errlen);
 void cs_instances_stop(cs_server *s);
 enum MHD_Result cs_instances_list(cs_req *r);
 
+/* replay.c: the SSE events of the revisions (LAST, UPTO] from etcd's
+ * history (*out: N references, malloc'd array). 0, or -1 when a `put` must
+ * be sent instead (compacted, a bulk change, etcd trouble). */
+int cs_replay(cs_server *s, int64_t last, int64_t upto, cs_blob ***out, size_t *n);
+
 /* change.c: one etcd transaction with its audit record. */
 typedef struct cs_change {
 	const char *kind;    /* "flag", "segment", "token", "import" */
@@ -152,6 +161,9 @@ typedef struct cs_change {
 /* Run C; 1 when committed (*rev its revision), 0 when a compare failed,
  * or a CS_E* error. */
 int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen);
+/* After a commit lost a race (attempt ATTEMPT, from 0): up to
+ * 0.5 ms x (ATTEMPT + 1), random, so that racers fall out of step. */
+void cs_race_pause(int attempt);
 /* "2026-12-03T12:42:07.123Z" for now. */
 void cs_now(char out[32]);
 

@@ -54,6 +54,37 @@ bool cs_etag_listed(const char *h, const char *etag)
 	return false;
 }
 
+static void doc_done(void *cls)
+{
+	cs_doc *d = cls;
+	cs_doc_unref(&d);
+}
+
+/* 200 with bytes of D (JSON or protobuf), sent from D itself: a 10,000-flag
+ * document is megabytes, so it is not copied per request. Takes D. */
+/* MHD only reads the buffer (its API is older than const). */
+static enum MHD_Result reply_doc(cs_req *r, cs_doc *d, const char *ctype, const void *p,
+				 size_t n, const char *etag)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer_with_free_callback_cls(n, (void *)p, doc_done, d);
+	enum MHD_Result ret;
+
+	if (!resp) {
+		cs_doc_unref(&d);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	MHD_add_response_header(resp, "ETag", etag);
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(r->c, 200, resp);
+	MHD_destroy_response(resp);
+	r->status = 200;
+	r->answered = true;
+	return ret;
+}
+
 enum MHD_Result cs_serve_doc(cs_req *r)
 {
 	enum MHD_Result ret;
@@ -78,23 +109,20 @@ enum MHD_Result cs_serve_doc(cs_req *r)
 		       strstr(accept, "application/protobuf"))) {
 		size_t n;
 		const uint8_t *pb = cs_doc_pb(d, &n);
-		if (pb) {
-			ret = cs_reply_raw(r, 200, "application/x-protobuf", pb, n, etag, true);
-			cs_doc_unref(&d);
-			return ret;
-		}
+		if (pb)
+			return reply_doc(r, d, "application/x-protobuf", pb, n, etag);
 	}
-	ret = cs_reply_raw(r, 200, "application/json", d->json, d->json_len, etag, true);
-	cs_doc_unref(&d);
-	return ret;
+	return reply_doc(r, d, "application/json", d->json, d->json_len, etag);
 }
 
 typedef struct sse {
 	cs_server *s;
 	uint64_t pos;	/* the next ring event to send */
 	bool need_put;
-	char *out;	/* bytes of the current event not yet sent */
-	size_t out_len, out_off;
+	cs_blob **pre;	/* events from etcd's history, sent before the ring's */
+	size_t npre, ipre;
+	cs_blob *cur;	/* the event being sent (a reference) ... */
+	size_t off;	/* ... from this byte */
 	int64_t last_send_us;
 } sse;
 
@@ -105,23 +133,13 @@ static int64_t mono_us(void)
 	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/* The `put` of the model's state (id: the revision the model is at) and
- * the ring position after it. Holds m->mu. */
-static void take_put(cs_model *m, sse *x)
+static void drop_pre(sse *x)
 {
-	cs_doc *d = cs_model_doc_locked(m);
-
-	free(x->out);
-	x->out = NULL;
-	if (d && d->json &&
-	    asprintf(&x->out, "event: put\nid: %lld\ndata: %s\n\n", (long long)m->seen_rev,
-		     d->json) < 0)
-		x->out = NULL;
-	x->out_len = x->out ? strlen(x->out) : 0;
-	x->out_off = 0;
-	x->pos = m->ring_n;
-	x->need_put = false;
-	cs_doc_unref(&d);
+	for (size_t i = x->ipre; i < x->npre; i++)
+		cs_blob_unref(&x->pre[i]);
+	free(x->pre);
+	x->pre = NULL;
+	x->npre = x->ipre = 0;
 }
 
 static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
@@ -129,45 +147,48 @@ static ssize_t sse_read(void *cls, uint64_t off, char *buf, size_t max)
 	sse *x = cls;
 	cs_model *m = &x->s->model;
 	int64_t keep_us = (int64_t)x->s->opt.keepalive * 1000000;
+	size_t n;
 
 	(void)off;
-	pthread_mutex_lock(&m->mu);
-	while (x->out_off >= x->out_len) {
-		struct timespec t;
-		if (m->stop) {
-			pthread_mutex_unlock(&m->mu);
-			return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!x->cur || x->off >= x->cur->len) {
+		pthread_mutex_lock(&m->mu);
+		cs_blob_unref(&x->cur);
+		while (!x->cur) {
+			struct timespec t;
+			if (m->stop) {
+				pthread_mutex_unlock(&m->mu);
+				return MHD_CONTENT_READER_END_OF_STREAM;
+			}
+			if (x->need_put || x->pos < m->ring_first) {
+				/* New, or fallen too far behind: the whole document at
+				 * the model's revision, and the events after it. */
+				x->cur = cs_model_put_locked(m, m->seen_rev);
+				x->pos = m->ring_n;
+				x->need_put = false;
+				drop_pre(x); /* older than the put */
+				if (!x->cur) {
+					pthread_mutex_unlock(&m->mu);
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+				}
+			} else if (x->ipre < x->npre) {
+				x->cur = x->pre[x->ipre];
+				x->pre[x->ipre++] = NULL;
+			} else if (x->pos < m->ring_n) {
+				x->cur = cs_blob_ref(m->ring[x->pos++ % CS_RING].blob);
+			} else if (mono_us() - x->last_send_us >= keep_us) {
+				x->cur = cs_blob_cat(": keep-alive\n\n", NULL, NULL);
+			} else {
+				clock_gettime(CLOCK_REALTIME, &t);
+				t.tv_sec += 1;
+				pthread_cond_timedwait(&m->cv, &m->mu, &t);
+			}
 		}
-		if (x->need_put || x->pos < m->ring_first) {
-			take_put(m, x); /* new or fallen too far behind */
-			continue;
-		}
-		if (x->pos < m->ring_n) {
-			cs_event *e = &m->ring[x->pos % CS_RING];
-			free(x->out);
-			x->out = malloc(e->len);
-			if (x->out)
-				memcpy(x->out, e->text, e->len);
-			x->out_len = x->out ? e->len : 0;
-			x->out_off = 0;
-			x->pos++;
-			continue;
-		}
-		if (mono_us() - x->last_send_us >= keep_us) {
-			free(x->out);
-			x->out = strdup(": keep-alive\n\n");
-			x->out_len = x->out ? strlen(x->out) : 0;
-			x->out_off = 0;
-			continue;
-		}
-		clock_gettime(CLOCK_REALTIME, &t);
-		t.tv_sec += 1;
-		pthread_cond_timedwait(&m->cv, &m->mu, &t);
+		pthread_mutex_unlock(&m->mu);
+		x->off = 0;
 	}
-	pthread_mutex_unlock(&m->mu);
-	size_t n = x->out_len - x->out_off < max ? x->out_len - x->out_off : max;
-	memcpy(buf, x->out + x->out_off, n);
-	x->out_off += n;
+	n = x->cur->len - x->off < max ? x->cur->len - x->off : max;
+	memcpy(buf, x->cur->text + x->off, n);
+	x->off += n;
 	x->last_send_us = mono_us();
 	return (ssize_t)n;
 }
@@ -176,8 +197,34 @@ static void sse_free(void *cls)
 {
 	sse *x = cls;
 
-	free(x->out);
+	cs_blob_unref(&x->cur);
+	drop_pre(x);
 	free(x);
+}
+
+/* LAST is older than the ring's FLOOR: the events after LAST up to the
+ * last change at or before FLOOR, from etcd's history, go first (x->pre).
+ * Returns the revision the ring must continue after, or -1 for a put. */
+static int64_t resume_from_history(cs_req *r, sse *x, int64_t last, int64_t floor)
+{
+	char *k = cs_key(&r->s->model, "meta/rev", NULL), err[256], rv[32];
+	json_t *resp = NULL, *req = json_pack("{s:o}", "key", cs_b64s(k));
+	int64_t upto;
+	int rc;
+
+	free(k);
+	snprintf(rv, sizeof rv, "%lld", (long long)floor);
+	json_object_set_new(req, "revision", json_string(rv));
+	rc = cs_etcd_call(r->s->etcd, "/v3/kv/range", req, &resp, err, sizeof err);
+	upto = rc ? -1 : cs_jint(json_array_get(cs_kvs(resp), 0), "mod_revision");
+	json_decref(resp);
+	if (upto < 0)
+		return -1;
+	if (upto <= last)
+		return floor; /* nothing of ours in between */
+	if (cs_replay(r->s, last, upto, &x->pre, &x->npre) < 0)
+		return -1;
+	return floor;
 }
 
 /* True when etcd still has revision REV + 1 (not compacted). */
@@ -222,6 +269,11 @@ enum MHD_Result cs_serve_stream(cs_req *r)
 	x->s = r->s;
 	x->last_send_us = mono_us();
 	pthread_mutex_lock(&m->mu);
+	int64_t floor = m->ring_floor, seen = m->seen_rev;
+	pthread_mutex_unlock(&m->mu);
+	if (last >= 0 && last < floor && last <= seen)
+		last = resume_from_history(r, x, last, floor);
+	pthread_mutex_lock(&m->mu);
 	if (last >= 0 && last >= m->ring_floor && last <= m->seen_rev) {
 		uint64_t p = m->ring_n;
 		while (p > m->ring_first && m->ring[(p - 1) % CS_RING].rev > last)
@@ -229,6 +281,7 @@ enum MHD_Result cs_serve_stream(cs_req *r)
 		x->pos = p;
 	} else {
 		x->need_put = true;
+		drop_pre(x); /* a put replaces them all */
 	}
 	pthread_mutex_unlock(&m->mu);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sse_read, x,

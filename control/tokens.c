@@ -120,6 +120,7 @@ static enum MHD_Result token_create(cs_req *r)
 		json_decref(after);
 		if (rc != 0)
 			break;
+		cs_race_pause(attempt);
 		if (attempt == 24)
 			ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 	}
@@ -168,6 +169,7 @@ static enum MHD_Result token_revoke(cs_req *r, const char *name)
 		json_decref(cur.value);
 		if (rc != 0)
 			break;
+		cs_race_pause(attempt);
 		if (attempt == 24)
 			ret = cs_error(r, 503, "busy", NULL, "too many concurrent changes; retry");
 	}

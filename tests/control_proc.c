@@ -12,9 +12,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* PROG with ARGV (NULL-ended, without argv[0]), stdout and stderr appended
+ * to LOG, killed by the kernel if the test process dies first (a test
+ * killed on its timeout leaves no etcd or control plane behind). */
+static pid_t spawn(const char *prog, const char *const *argv, const char *log)
+{
+	const char *args[64];
+	size_t n = 0;
+	pid_t parent = getpid(), pid;
+
+	args[n++] = prog;
+	for (; *argv && n < 63; argv++)
+		args[n++] = *argv;
+	args[n] = NULL;
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	execvp(prog, (char *const *)args);
+	_exit(127);
+}
 
 unsigned tc_free_port(void)
 {
@@ -157,7 +187,7 @@ static pid_t spawn_member(tc_etcd *e, int i)
 		argv[k] = e->args[i][k][0] ? e->args[i][k] : NULL;
 	argv[16] = NULL;
 	snprintf(log, sizeof log, "%s/etcd%d.log", e->dir, i);
-	return wp_spawn_prog("etcd", argv, log, NULL);
+	return spawn("etcd", argv, log);
 }
 
 int tc_etcd_start(tc_etcd *e, int members)
@@ -259,7 +289,7 @@ int tc_control_start(tc_control *c, const char *etcd_urls, unsigned port,
 	}
 	snprintf(tokfile, sizeof tokfile, "%s/bootstrap", c->dir);
 	int ln = snprintf(line, sizeof line, "%s\n", c->admin);
-	if (wp_write_file(tokfile, line, (size_t)ln))
+	if (wp_write_file(tokfile, line, (size_t)ln) || chmod(tokfile, 0600))
 		return -1;
 	snprintf(c->log, sizeof c->log, "%s/control.log", c->dir);
 	snprintf(c->ready, sizeof c->ready, "%s/ready", c->dir);
@@ -278,7 +308,7 @@ int tc_control_start(tc_control *c, const char *etcd_urls, unsigned port,
 	for (size_t i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	c->pid = wp_spawn_prog(tc_control_path(), argv, c->log, NULL);
+	c->pid = spawn(tc_control_path(), argv, c->log);
 	if (c->pid <= 0)
 		return -1;
 	end = wp_mono_ms() + 30000;

@@ -588,7 +588,6 @@ Test(control, etcd_down_reads_fail_503_and_writers_keep_their_flags)
 			  "If-Match: \"1\"", NULL), 503);
 	wp_sleep_ms(1500); /* the writer polls and fails meanwhile */
 	cr_expect_eq(flagshm_number(F.rd, "price", NULL, -1), 10);
-	cr_expect_gt(wp_wait_exit(F.writer, 0), -3); /* still there or not: flags stay */
 	cr_expect_eq(wp_wait_exit(F.writer, 0), -2, "the writer exited");
 	free(sdk);
 }
@@ -760,7 +759,7 @@ Test(control, keepalive_comments_bad_last_event_id_and_audit_after_compaction)
 	cr_expect(strstr(s, ": keep-alive\n\n"), "no keep-alive comment: %s", s);
 	free(s);
 	/* Ids that are not ours get a put. */
-	const char *bad[] = {"abc", "-5", "99999999999", "1\r\nX: y", ""};
+	const char *bad[] = {"abc", "-5", "99999999999", "12abc", " ", "1e3"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		s = tc_sse(url, F.c.admin, bad[i], "}\n\n", 20000, &st);
 		cr_expect_eq(st, 200);
@@ -935,6 +934,18 @@ Test(control, hostile_bytes_on_the_port_leave_it_serving)
 	memset(longtok, 'x', sizeof longtok - 1);
 	longtok[sizeof longtok - 1] = 0;
 	cr_expect_eq(call("GET", "/api/v1/flags", longtok, NULL, NULL), 401);
+	/* Deep nesting: refused before it is stored. */
+	size_t dn = 1500, bl = 64 + 2 * dn;
+	char *deep = malloc(bl);
+	size_t o = (size_t)snprintf(deep, bl, "{\"offValue\":[],\"defaultValue\":");
+	for (size_t i = 0; i < dn; i++)
+		deep[o++] = '[';
+	for (size_t i = 0; i < dn; i++)
+		deep[o++] = ']';
+	deep[o++] = '}';
+	deep[o] = 0;
+	cr_expect_eq(create_flag("deep", deep), 422, "%s", F.body);
+	free(deep);
 	cr_expect_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
 	cr_expect_eq(create_flag("after", "{\"defaultValue\":true}"), 201);
 }
@@ -970,4 +981,148 @@ Test(control, started_before_etcd_it_answers_503_then_serves)
 	}
 	cr_expect_eq(st, 200, "after etcd came back: %d %s", st, F.body);
 	cr_expect_eq(tc_control_stop(&b, false), 0);
+}
+
+/* The 422 messages are flagshm-writer --check's, on the same document. */
+Test(control, invalid_writes_get_the_messages_of_writer_check)
+{
+	const char *A = F.c.admin;
+
+	cr_assert_eq(create_flag("a", "{\"defaultValue\":true}"), 201);
+	cr_assert_eq(create_flag("b", "{\"defaultValue\":true,\"prerequisites\":[{\"key\":\"a\","
+				      "\"value\":true}]}"), 201);
+	/* A cycle: a -> b -> a. */
+	cr_expect_eq(call("PUT", "/api/v1/flags/a", A,
+			  "{\"defaultValue\":true,\"prerequisites\":[{\"key\":\"b\",\"value\":true}]}",
+			  REASON, "If-Match: \"1\"", NULL), 422);
+	cr_expect(strstr(F.body, "prerequisite cycle"), "%s", F.body);
+	/* A cost over the limit: 200 rules of 3 conditions each. */
+	size_t cap = 200 * 200 + 256, l;
+	char *big = malloc(cap);
+	l = (size_t)snprintf(big, cap, "{\"defaultValue\":true,\"targeting\":[");
+	for (int i = 0; i < 200; i++)
+		l += (size_t)snprintf(big + l, cap - l,
+				      "%s{\"id\":\"r%d\",\"variation\":false,\"conditions\":["
+				      "{\"attribute\":\"a\",\"operator\":\"equals\",\"value\":\"x\"},"
+				      "{\"attribute\":\"b\",\"operator\":\"equals\",\"value\":\"x\"},"
+				      "{\"attribute\":\"c\",\"operator\":\"equals\",\"value\":\"x\"}]}",
+				      i ? "," : "", i);
+	snprintf(big + l, cap - l, "]}");
+	cr_expect_eq(create_flag("costly", big), 422);
+	cr_expect(strstr(F.body, "exceeds the limit eval-cost"), "%s", F.body);
+	free(big);
+	/* The same document through flagshm-writer --check: the same messages
+	 * but for the label. */
+	cr_assert_eq(call("PUT", "/api/v1/flags/b", A,
+			  "{\"defaultValue\":true,\"rolloutPercentage\":101,\"prerequisites\":[{\"key\":"
+			  "\"a\",\"value\":true}]}", REASON, "If-Match: \"1\"", NULL), 422);
+	json_t *j = body_json();
+	const char *msg = json_string_value(json_array_get(
+		json_object_get(json_object_get(j, "error"), "details"), 0));
+	cr_assert_not_null(msg, "%s", F.body);
+	char *doc = NULL;
+	cr_assert_eq(call("GET", "/api/v1/flags", A, NULL, NULL), 200);
+	json_t *d = json_loads(F.body, 0, NULL);
+	json_t *fb = json_array_get(json_object_get(d, "flags"), 1);
+	json_object_set_new(fb, "rolloutPercentage", json_integer(101));
+	doc = json_dumps(d, 0);
+	json_decref(d);
+	char file[200], out[200];
+	snprintf(file, sizeof file, "%s/document", F.dir);
+	snprintf(out, sizeof out, "%s/check.out", F.dir);
+	cr_assert_eq(wp_write_file(file, doc, strlen(doc)), 0);
+	free(doc);
+	const char *argv[] = {"--check", file, NULL};
+	pid_t p = wp_spawn(argv, out, NULL);
+	cr_expect_eq(wp_wait_exit(p, 30000), 1);
+	char *o = wp_read_file(out, NULL);
+	const char *path = strchr(msg, ' '); /* after "document:" */
+	cr_expect(o && path && strstr(o, path + 1), "--check said:\n%s\nthe API said: %s", o, msg);
+	free(o);
+	json_decref(j);
+}
+
+/* A writer that fails over to an instance started after its last event
+ * resumes from etcd's history (no put), unless etcd compacted it. */
+Test(control, resume_on_a_younger_instance_replays_etcd_history)
+{
+	char url[200], id[32];
+	int st;
+
+	cr_assert_eq(create_flag("f1", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	char *s = tc_sse(url, F.c.admin, NULL, "}\n\n", 20000, &st);
+	long long first = event_id(s, "put");
+	cr_assert_gt(first, 0, "%s", s);
+	free(s);
+	cr_assert_eq(call("PUT", "/api/v1/flags/f1", F.c.admin, "{\"defaultValue\":false}", REASON,
+			  "If-Match: \"1\"", NULL), 200);
+	cr_assert_eq(call("PUT", "/api/v1/segments/sg", F.c.admin, "{\"included\":[\"u\"]}", REASON,
+			  "If-None-Match: *", NULL), 201);
+	free(mk_token("other", "viewer")); /* a change outside the document */
+	/* A new instance: its ring starts after all of that. */
+	cr_assert_eq(tc_control_stop(&F.c, false), 0);
+	cr_assert_eq(tc_control_start(&F.c, F.e.urls, 0, NULL), 0);
+	cr_assert_eq(create_flag("f2", "{\"defaultValue\":true}"), 201);
+	snprintf(url, sizeof url, "%s/api/v1/flags/stream", F.c.url);
+	snprintf(id, sizeof id, "%lld", first);
+	s = tc_sse(url, F.c.admin, id, "\"f2\"", 20000, &st);
+	cr_expect_eq(st, 200);
+	cr_expect_null(strstr(s, "event: put"), "a put instead of the history:\n%s", s);
+	long long a = event_id(s, "flag-updated"), b = event_id(s, "segment-updated");
+	cr_expect(a > first && b > a, "events out of order:\n%s", s);
+	const char *f2 = strstr(s, "\"f2\"");
+	cr_expect(f2 && f2 > strstr(s, "event: segment-updated"), "the ring's event first:\n%s", s);
+	free(s);
+}
+
+/* Editors of different flags race on meta/rev only: the server retries
+ * for them, and every edit lands once. */
+static void *own_flag_editor(void *arg)
+{
+	int me = (int)(intptr_t)arg, ok = 0;
+	char url[200], body[96], im[48], *resp;
+
+	snprintf(url, sizeof url, "%s/api/v1/flags/own%d", F.c.url, me);
+	const char *create[] = {REASON, "If-None-Match: *", NULL};
+	if (tc_http("PUT", url, F.c.admin, create, "{\"defaultValue\":0,\"offValue\":0}", &resp,
+		    NULL) == 201)
+		ok++;
+	free(resp);
+	for (int v = 1; v <= 20; v++) {
+		snprintf(body, sizeof body, "{\"defaultValue\":%d,\"offValue\":0}", v);
+		snprintf(im, sizeof im, "If-Match: \"%d\"", v);
+		const char *h[] = {REASON, im, NULL};
+		if (tc_http("PUT", url, F.c.admin, h, body, &resp, NULL) == 200)
+			ok++;
+		free(resp);
+	}
+	return (void *)(intptr_t)ok;
+}
+
+Test(control, editors_of_different_flags_all_land)
+{
+	pthread_t t[8];
+	int total = 0;
+
+	for (int i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, own_flag_editor, (void *)(intptr_t)i);
+	for (int i = 0; i < 8; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		total += (int)(intptr_t)r;
+	}
+	cr_expect_eq(total, 8 * 21, "some edits were refused (busy?)");
+	cr_assert_eq(call("GET", "/api/v1/audit?limit=1000", F.c.admin, NULL, NULL), 200);
+	json_t *j = body_json();
+	cr_expect_eq(json_array_size(json_object_get(j, "entries")), 8 * 21 + 1);
+	json_decref(j);
+	cr_assert_eq(call("GET", "/api/v1/flags", F.c.admin, NULL, NULL), 200);
+	j = body_json();
+	json_t *fl = json_object_get(j, "flags");
+	cr_expect_eq(json_array_size(fl), 8);
+	for (size_t i = 0; i < json_array_size(fl); i++)
+		cr_expect_eq(json_integer_value(json_object_get(json_array_get(fl, i), "defaultValue")),
+			     20);
+	json_decref(j);
 }
