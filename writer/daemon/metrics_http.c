@@ -41,6 +41,11 @@ struct wd_http {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	conn *conns;
+	/* One exposition's buffer kept from the last scrape (under mu): a
+	 * large exposition rendered into fresh memory costs more in page
+	 * faults than in rendering (BENCHMARKS.md). */
+	wd_buf spare;
+	bool have_spare;
 	bool stopping;
 	bool have_watchdog;
 	pthread_t watchdog;
@@ -160,6 +165,54 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
 	return ret;
 }
 
+/* The largest buffer kept for the next scrape. */
+#define SPARE_MAX ((size_t)64 << 20)
+
+/* A rendered exposition being sent, until the library lets it go. */
+typedef struct body {
+	wd_http *h;
+	wd_buf b;
+} body;
+
+static wd_buf take_buffer(wd_http *h)
+{
+	wd_buf b;
+	pthread_mutex_lock(&h->mu);
+	if (h->have_spare) {
+		b = h->spare;
+		h->have_spare = false;
+		pthread_mutex_unlock(&h->mu);
+		b.len = 0;
+		b.over = false;
+		if (b.p)
+			b.p[0] = '\0';
+		return b;
+	}
+	pthread_mutex_unlock(&h->mu);
+	wd_buf_init(&b, WD_HTTP_MAX_BODY);
+	return b;
+}
+
+static void give_buffer(wd_http *h, wd_buf *b)
+{
+	pthread_mutex_lock(&h->mu);
+	if (!h->have_spare && b->cap <= SPARE_MAX && !b->borrowed) {
+		h->spare = *b;
+		h->have_spare = true;
+		*b = (wd_buf){ 0 };
+	}
+	pthread_mutex_unlock(&h->mu);
+	wd_buf_free(b);
+}
+
+/* The library is done with a response body (sent, or its client gone). */
+static void body_done(void *cls)
+{
+	body *bd = cls;
+	give_buffer(bd->h, &bd->b);
+	free(bd);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
@@ -179,10 +232,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return answer(c, MHD_HTTP_NOT_FOUND, "not found: this server has only /metrics\n",
 			      NULL);
 
-	wd_buf b;
-	wd_buf_init(&b, WD_HTTP_MAX_BODY);
+	wd_buf b = take_buffer(h);
 	if (wd_metrics_render(h->m, &b) != 0) {
-		wd_buf_free(&b);
+		give_buffer(h, &b);
 		if (h->log) {
 			char line[160];
 			snprintf(line, sizeof line, "metrics: the exposition needs more than %zu bytes "
@@ -192,11 +244,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return answer(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			      "the exposition is larger than this exporter's bound\n", NULL);
 	}
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(b.len, b.p ? b.p : (void *)"", b.p ? MHD_RESPMEM_MUST_FREE
-										  : MHD_RESPMEM_PERSISTENT);
+	body *bd = malloc(sizeof *bd);
+	struct MHD_Response *r = NULL;
+	if (bd) {
+		*bd = (body){ .h = h, .b = b };
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			b.len, b.p ? b.p : (void *)"", body_done, bd);
+	}
 	if (!r) {
-		wd_buf_free(&b);
+		free(bd);
+		give_buffer(h, &b);
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -343,6 +400,8 @@ void wd_http_stop(wd_http **hp)
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->watchdog, NULL);
 	MHD_stop_daemon(h->d); /* closes the listening socket and every connection */
+	if (h->have_spare)
+		wd_buf_free(&h->spare);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
