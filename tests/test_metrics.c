@@ -504,6 +504,15 @@ Test(metrics, every_evaluation_and_outcome_of_exited_workers_is_in_the_expositio
 	int rc = promtool_check_metrics(text, strlen(text), out, sizeof out);
 	cr_expect_eq(rc, 0, "promtool check metrics: exit %d:\n%s\n--- exposition:\n%s", rc, out, text);
 	free(text);
+
+	/* The workers are gone; a reader that stays is counted as attached. */
+	wait_sample("flagshm_readers 0");
+	flagshm_store *s = NULL;
+	cr_assert_eq(wp_open_existing(M.store, &s), 0);
+	flagshm_bool(s, "new-checkout", NULL, false);
+	wait_sample("flagshm_readers 1");
+	flagshm_close(&s);
+	wait_sample("flagshm_readers 0");
 }
 
 /* -------------------------------------------------------------- hostile */
