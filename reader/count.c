@@ -458,10 +458,10 @@ static uint64_t *slots_for(count_tls *t, const flagshm_view *v, uint32_t flag,
 {
 	const snap *sn = v->snap;
 	uint64_t disc = count_disc(r);
-	count_ent *e = &t->cache[count_slot_index(flag, disc, kind)];
+	count_ent *e = &t->cache[kind == COUNT_K_EVAL ? 0 : 1][count_slot_index(flag, disc)];
 	if (ep)
 		*ep = NULL;
-	if (sn && e->uid == sn->uid && e->flag == flag && e->disc == disc && e->kind == kind) {
+	if (sn && e->uid == sn->uid && e->flag == flag && e->disc == disc) {
 		if (ep)
 			*ep = e;
 		return e->slots;
@@ -477,8 +477,8 @@ static uint64_t *slots_for(count_tls *t, const flagshm_view *v, uint32_t flag,
 			slots = rec->r_slot;
 	}
 	if (sn) { /* a view without a map has no uid to cache under */
-		*e = (count_ent){.uid = sn->uid, .disc = disc, .flag = flag, .kind = kind,
-				 .slots = slots, .stamp = 0};
+		*e = (count_ent){.uid = sn->uid, .disc = disc, .flag = flag, .slots = slots,
+				 .stamp = 0};
 		if (ep)
 			*ep = e;
 	}
@@ -516,6 +516,21 @@ void count_trail_add(count_ent *e, const flagshm_view *v, uint32_t flag, uint64_
 	if (tr->n == COUNT_TRAIL)
 		return;
 	tr->e[tr->n++] = (count_trail_ent){.disc = disc, .flag = flag, .r = *r};
+}
+
+void count_off(const flagshm_view *v, uint32_t flag, const flagshm_result *r)
+{
+	count_trail *tr = v->trail_;
+	if (!tr || flag == COUNT_UNKNOWN)
+		return;
+	uint64_t disc = count_disc(r);
+	if (tr->n && tr->e[tr->n - 1].flag == flag && tr->e[tr->n - 1].disc == disc)
+		return; /* the same as the last one: the usual repeat */
+	for (uint32_t i = 0; i < tr->n; i++)
+		if (tr->e[i].flag == flag && tr->e[i].disc == disc)
+			return;
+	if (tr->n < COUNT_TRAIL)
+		tr->e[tr->n++] = (count_trail_ent){.disc = disc, .flag = flag, .r = *r};
 }
 
 void count_view_begin(flagshm_view *v)
