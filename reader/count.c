@@ -41,6 +41,7 @@ typedef struct count_region {
 	/* Relaxed hints for count_idle (view acquire): whether to try, and
 	 * when; the decision is retaken under count_lock. */
 	_Atomic int connected;
+	_Atomic int has_region; /* nothing to hand over before the first record */
 	_Atomic int64_t next_try_ms;
 	struct count_region *next;
 } count_region;
@@ -62,6 +63,18 @@ typedef struct count_txt {
 	fm_rec *rec;
 } count_txt;
 
+/*
+ * Records of threads that exited, by text, under count_lock: a new thread
+ * adopts one (it has no owner any more) instead of appending its own, so a
+ * server that replaces its threads does not fill its region. rec NULL with
+ * h set is a deleted entry.
+ */
+static count_txt *orphans;
+static uint32_t orph_cap, orph_used; /* used: live and deleted entries */
+
+static bool orph_put(uint64_t h, uint64_t cr_uid, fm_rec *rec);
+static void orph_forget(uint64_t cr_uid);
+
 uint64_t count_uid_next(void)
 {
 	/* Relaxed: only uniqueness matters. */
@@ -73,6 +86,16 @@ static void tls_free(void *p)
 	count_tls *t = p;
 	if (count_tl == t)
 		count_tl = NULL;
+	pthread_mutex_lock(&count_lock);
+	for (uint32_t i = 0; i < t->txt_cap; i++) {
+		count_txt *e = &t->txt[i];
+		if (!e->h)
+			continue;
+		for (count_region *cr = regions; cr; cr = cr->next)
+			if (cr->uid == e->cr_uid && cr->base) /* still open here */
+				orph_put(e->h, e->cr_uid, e->rec);
+	}
+	pthread_mutex_unlock(&count_lock);
 	free(t->txt);
 	free(t);
 }
@@ -189,6 +212,7 @@ static void region_reset(count_region *cr)
 	cr->base = NULL;
 	cr->size = cr->used = 0;
 	atomic_store_explicit(&cr->connected, 0, memory_order_relaxed);
+	atomic_store_explicit(&cr->has_region, 0, memory_order_relaxed);
 	atomic_store_explicit(&cr->next_try_ms, 0, memory_order_relaxed);
 }
 
@@ -221,6 +245,7 @@ static bool region_create(count_region *cr)
 	cr->base = base;
 	cr->size = FM_CHUNK;
 	cr->used = FM_FIRST;
+	atomic_store_explicit(&cr->has_region, 1, memory_order_relaxed);
 	return true;
 }
 
@@ -336,6 +361,7 @@ void count_close(flagshm_store *s)
 			*pp = cr->next;
 			break;
 		}
+	orph_forget(cr->uid);
 	region_reset(cr);
 	pthread_mutex_unlock(&count_lock);
 	s->cr = NULL;
@@ -369,6 +395,7 @@ void count_idle(flagshm_store *s)
 	count_region *cr = s->cr;
 	/* Relaxed hints; decided again under the lock. */
 	if (!cr || atomic_load_explicit(&cr->connected, memory_order_relaxed) ||
+	    !atomic_load_explicit(&cr->has_region, memory_order_relaxed) ||
 	    fs_clock_ms(CLOCK_MONOTONIC_COARSE) < atomic_load_explicit(&cr->next_try_ms,
 								       memory_order_relaxed))
 		return;
@@ -413,8 +440,68 @@ static bool txt_grow(count_tls *t)
 	return true;
 }
 
-/* This thread's record of (region, kind, key, variant): found, or
- * appended. NULL when it cannot be had (memory, a full region). */
+static bool orph_put(uint64_t h, uint64_t cr_uid, fm_rec *rec)
+{
+	if ((orph_used + 1) * 2 > orph_cap) {
+		uint32_t cap = 64, live = 0;
+		for (uint32_t i = 0; i < orph_cap; i++)
+			live += orphans[i].rec != NULL;
+		while ((live + 1) * 4 > cap) /* at most a quarter full after */
+			cap *= 2;
+		count_txt *n = calloc(cap, sizeof *n);
+		if (!n)
+			return false;
+		for (uint32_t i = 0; i < orph_cap; i++) {
+			if (!orphans[i].rec)
+				continue;
+			uint32_t j = (uint32_t)orphans[i].h & (cap - 1);
+			while (n[j].h)
+				j = (j + 1) & (cap - 1);
+			n[j] = orphans[i];
+		}
+		free(orphans);
+		orphans = n;
+		orph_cap = cap;
+		orph_used = live;
+	}
+	uint32_t j = (uint32_t)h & (orph_cap - 1);
+	while (orphans[j].h)
+		j = (j + 1) & (orph_cap - 1);
+	orphans[j] = (count_txt){h, cr_uid, rec};
+	orph_used++;
+	return true;
+}
+
+/* Under count_lock: adopt an orphan record of this text, or NULL. */
+static fm_rec *orph_take(uint64_t h, uint64_t cr_uid, unsigned kind, const char *k, size_t kl,
+			 const char *var, size_t vl)
+{
+	for (uint32_t j = orph_cap ? (uint32_t)h & (orph_cap - 1) : 0; orph_cap && orphans[j].h;
+	     j = (j + 1) & (orph_cap - 1)) {
+		count_txt *e = &orphans[j];
+		fm_rec *r = e->rec;
+		if (!r || e->h != h || e->cr_uid != cr_uid)
+			continue;
+		const char *txt = (const char *)&r->r_slot[r->r_nslots];
+		if (r->r_kind == kind && r->r_key_len == kl && r->r_var_len == vl &&
+		    memcmp(txt, k, kl) == 0 && memcmp(txt + kl, var, vl) == 0) {
+			e->rec = NULL; /* deleted: the probe chain stays whole */
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* Under count_lock: drop the orphans of a closed region. */
+static void orph_forget(uint64_t cr_uid)
+{
+	for (uint32_t i = 0; i < orph_cap; i++)
+		if (orphans[i].cr_uid == cr_uid)
+			orphans[i].rec = NULL;
+}
+
+/* This thread's record of (region, kind, key, variant): found, adopted
+ * from a thread that exited, or appended. NULL when it cannot be had (memory, a full region). */
 static fm_rec *rec_get(count_tls *t, count_region *cr, unsigned kind, const char *k, size_t kl,
 		       const char *var, size_t vl)
 {
@@ -436,7 +523,9 @@ static fm_rec *rec_get(count_tls *t, count_region *cr, unsigned kind, const char
 	if ((t->txt_n + 1) * 2 > t->txt_cap && !txt_grow(t))
 		return NULL;
 	pthread_mutex_lock(&count_lock);
-	fm_rec *r = region_append(cr, kind, kind == COUNT_K_EVAL ? FM_EVAL_SLOTS : FM_OUT_SLOTS, k,
+	fm_rec *r = orph_take(h, cr->uid, kind, k, kl, var, vl);
+	if (!r)
+		r = region_append(cr, kind, kind == COUNT_K_EVAL ? FM_EVAL_SLOTS : FM_OUT_SLOTS, k,
 				  kl, var, vl);
 	region_connect(cr);
 	pthread_mutex_unlock(&count_lock);
@@ -715,6 +804,9 @@ void count_fork_child(void)
 {
 	for (count_region *cr = regions; cr; cr = cr->next)
 		region_reset(cr);
+	if (orphans)
+		memset(orphans, 0, orph_cap * sizeof *orphans); /* the parent's records */
+	orph_used = 0;
 	count_tls *t = count_tl;
 	if (t) {
 		memset(t->cache, 0, sizeof t->cache);

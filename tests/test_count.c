@@ -240,6 +240,49 @@ Test(count, readers_sigkilled_mid_run_lose_nothing)
 	writer_stop(NULL, 0);
 }
 
+/* ------------------------------------------------------- thread churn */
+
+static void *churn_thread(void *arg)
+{
+	flagshm_store *s = arg;
+	for (int k = 0; k < 100; k++) {
+		flagshm_bool(s, "a", NULL, false);
+		flagshm_number(s, "n", NULL, 0);
+	}
+	return NULL;
+}
+
+Test(count, threads_that_come_and_go_are_counted_exactly)
+{
+	writer_start("cnt-churn");
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0) {
+		flagshm_store *s = open_store(0);
+		if (!s)
+			_exit(1);
+		/* One after another: each new thread adopts the records of
+		 * the one before; two at a time: one of them appends. */
+		for (int i = 0; i < 60; i++) {
+			pthread_t t[2];
+			int n = i % 3 == 0 ? 2 : 1;
+			for (int j = 0; j < n; j++)
+				if (pthread_create(&t[j], NULL, churn_thread, s) != 0)
+					_exit(2);
+			for (int j = 0; j < n; j++)
+				pthread_join(t[j], NULL);
+		}
+		flagshm_close(&s);
+		_exit(0);
+	}
+	wait_kids(&k, 1);
+	cr_expect_eq(wait_for("flags/a/evaluations", 8000), 8000);
+	json_t *j = stats_json();
+	cr_expect_eq(jnum(j, "flags/n/variants/1.5"), 8000);
+	json_decref(j);
+	writer_stop(NULL, 0);
+}
+
 /* --------------------------------------------------------------- fork */
 
 Test(count, fork_children_count_on_their_own_and_pre_fork_parents_work)
