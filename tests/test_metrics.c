@@ -591,6 +591,72 @@ Test(metrics, hostile_clients_cost_bounded_resources_and_publishing_goes_on)
 	flagshm_close(&s);
 }
 
+Test(metrics, clients_that_do_not_read_hold_a_few_expositions_not_one_each)
+{
+	enum { BATCHES = 6, PER = 2, FLAGS = 20000 }; /* 12 connections: under the per-address limit */
+	static int fds[BATCHES * PER];
+	/* About 7 MB of exposition: 20,000 flags with 300-byte owners. */
+	size_t cap = (size_t)FLAGS * 400 + 64;
+	char *doc = malloc(cap), owner[301];
+	memset(owner, 'o', 300);
+	owner[300] = '\0';
+	size_t n = (size_t)snprintf(doc, cap, "[");
+	for (int i = 0; i < FLAGS; i++)
+		n += (size_t)snprintf(doc + n, cap - n, "%s{\"key\":\"f%05d\",\"defaultValue\":true,"
+				      "\"owner\":\"%s\"}", i ? "," : "", i, owner);
+	n += (size_t)snprintf(doc + n, cap - n, "]");
+	write_doc(doc);
+	free(doc);
+	start_writer();
+	char *text = NULL;
+	int64_t end = wp_mono_ms() + WAIT_MS;
+	do {
+		free(text);
+		text = scrape();
+	} while (!strstr(text, "\nflagshm_flags 20000\n") && wp_mono_ms() < end);
+	size_t size = strlen(text);
+	free(text);
+	cr_assert_gt(size, (size_t)5 << 20, "the exposition is only %zu bytes", size);
+	long base_rss = rss_kib(M.writer);
+
+	/* Batches more than the sharing window apart: each would be a render
+	 * of its own; none of them reads its answer. */
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	for (int b = 0; b < BATCHES; b++) {
+		for (int i = 0; i < PER; i++) {
+			int fd = connect_exporter();
+			int small = 4096;
+			if (fd >= 0) {
+				setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+				send(fd, req, sizeof req - 1, MSG_NOSIGNAL);
+			}
+			fds[b * PER + i] = fd;
+		}
+		wp_sleep_ms(1300);
+	}
+	/* Bounded: a few expositions (WD_HTTP_BODIES, the spare buffer), not
+	 * one per connection; the later batches were told to come back. */
+	long rss = rss_kib(M.writer);
+	long limit_kib = (long)(7 * size / 1024) + 32 * 1024;
+	cr_expect_leq(rss - base_rss, limit_kib, "RSS grew by %ld KiB for %zu-byte expositions",
+		      rss - base_rss, size);
+	int busy = 0;
+	for (int i = 0; i < BATCHES * PER; i++) {
+		char head[16] = "";
+		if (fds[i] < 0)
+			continue;
+		struct pollfd pf = { .fd = fds[i], .events = POLLIN };
+		if (poll(&pf, 1, 100) > 0 && recv(fds[i], head, sizeof head - 1, MSG_DONTWAIT) > 0 &&
+		    strncmp(head, "HTTP/1.1 503", 12) == 0)
+			busy++;
+	}
+	cr_expect_gt(busy, 0, "no scrape was refused while %d bodies were held", BATCHES * PER);
+	for (int i = 0; i < BATCHES * PER; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	wait_sample("flagshm_flags 20000");
+}
+
 Test(metrics, a_silent_connection_is_closed_by_the_exporter)
 {
 	start_writer();
