@@ -86,17 +86,21 @@ static void tls_free(void *p)
 	count_tls *t = p;
 	if (count_tl == t)
 		count_tl = NULL;
+	for (unsigned i = 0; i < COUNT_TRAILS; i++)
+		free(t->tr[i]);
 	pthread_mutex_lock(&count_lock);
-	for (uint32_t i = 0; i < t->txt_cap; i++) {
-		count_txt *e = &t->txt[i];
-		if (!e->h)
-			continue;
-		for (count_region *cr = regions; cr; cr = cr->next)
-			if (cr->uid == e->cr_uid && cr->base) /* still open here */
-				orph_put(e->h, e->cr_uid, e->rec);
+	for (unsigned k = 0; k < COUNT_TABS; k++) {
+		count_tab *tb = &t->tab[k];
+		bool open = false; /* the region is still open here, at this address */
+		for (count_region *cr = regions; cr && !open; cr = cr->next)
+			open = tb->n && cr->uid == tb->cr_uid && cr->base == tb->base;
+		for (uint32_t i = 0; open && i < tb->cap; i++)
+			if (tb->e[i])
+				orph_put(tb->e[i] >> 32, tb->cr_uid,
+					 (fm_rec *)(tb->base + (uint32_t)tb->e[i]));
+		free(tb->e);
 	}
 	pthread_mutex_unlock(&count_lock);
-	free(t->txt);
 	free(t);
 }
 
@@ -419,25 +423,46 @@ static uint64_t txt_hash(uint64_t cr_uid, unsigned kind, const char *k, size_t k
 	return h | 1; /* 0 marks an empty entry */
 }
 
-static bool txt_grow(count_tls *t)
+static bool tab_grow(count_tab *tb)
 {
-	uint32_t cap = t->txt_cap ? t->txt_cap * 2 : 64;
-	count_txt *n = calloc(cap, sizeof *n);
+	uint32_t cap = tb->cap ? tb->cap * 2 : 64;
+	uint64_t *n = calloc(cap, sizeof *n);
 	if (!n)
 		return false;
-	for (uint32_t i = 0; i < t->txt_cap; i++) {
-		count_txt *o = &t->txt[i];
-		if (!o->h)
+	for (uint32_t i = 0; i < tb->cap; i++) {
+		if (!tb->e[i])
 			continue;
-		uint32_t j = (uint32_t)o->h & (cap - 1);
-		while (n[j].h)
+		uint32_t j = (uint32_t)(tb->e[i] >> 32) & (cap - 1);
+		while (n[j])
 			j = (j + 1) & (cap - 1);
-		n[j] = *o;
+		n[j] = tb->e[i];
 	}
-	free(t->txt);
-	t->txt = n;
-	t->txt_cap = cap;
+	free(tb->e);
+	tb->e = n;
+	tb->cap = cap;
 	return true;
+}
+
+/* This thread's table for region CR: its own, a free one, or the next to
+ * reuse (its records are then found no more by this thread: it appends
+ * new ones, still counted). */
+static count_tab *tab_for(count_tls *t, uint64_t cr_uid, const uint8_t *base)
+{
+	for (unsigned k = 0; k < COUNT_TABS; k++)
+		if (t->tab[k].cr_uid == cr_uid && t->tab[k].base == base)
+			return &t->tab[k];
+	count_tab *tb = NULL;
+	for (unsigned k = 0; k < COUNT_TABS && !tb; k++)
+		if (!t->tab[k].cr_uid)
+			tb = &t->tab[k];
+	if (!tb)
+		tb = &t->tab[t->tab_next++ % COUNT_TABS];
+	if (tb->e)
+		memset(tb->e, 0, tb->cap * sizeof *tb->e);
+	tb->n = 0;
+	tb->cr_uid = cr_uid;
+	tb->base = base;
+	return tb;
 }
 
 static bool orph_put(uint64_t h, uint64_t cr_uid, fm_rec *rec)
@@ -505,22 +530,26 @@ static void orph_forget(uint64_t cr_uid)
 static fm_rec *rec_get(count_tls *t, count_region *cr, unsigned kind, const char *k, size_t kl,
 		       const char *var, size_t vl)
 {
-	uint64_t h = txt_hash(cr->uid, kind, k, kl, var, vl);
-	if (t->txt_cap) {
-		for (uint32_t j = (uint32_t)h & (t->txt_cap - 1);; j = (j + 1) & (t->txt_cap - 1)) {
-			count_txt *e = &t->txt[j];
-			if (!e->h)
-				break;
-			if (e->h != h || e->cr_uid != cr->uid)
-				continue; /* a closed handle's entries never match */
-			fm_rec *r = e->rec;
-			const char *txt = (const char *)&r->r_slot[r->r_nslots];
-			if (r->r_kind == kind && r->r_key_len == kl && r->r_var_len == vl &&
-			    memcmp(txt, k, kl) == 0 && memcmp(txt + kl, var, vl) == 0)
-				return r;
-		}
+	uint32_t h = (uint32_t)txt_hash(cr->uid, kind, k, kl, var, vl);
+	/* The region's base, made if need be: under the lock, as another
+	 * thread may be making it. */
+	pthread_mutex_lock(&count_lock);
+	const uint8_t *base = cr->base || region_create(cr) ? cr->base : NULL;
+	pthread_mutex_unlock(&count_lock);
+	if (!base)
+		return NULL;
+	count_tab *tb = tab_for(t, cr->uid, base);
+	for (uint32_t j = tb->cap ? h & (tb->cap - 1) : 0; tb->cap && tb->e[j];
+	     j = (j + 1) & (tb->cap - 1)) {
+		if ((uint32_t)(tb->e[j] >> 32) != h)
+			continue;
+		fm_rec *r = (fm_rec *)(tb->base + (uint32_t)tb->e[j]);
+		const char *txt = (const char *)&r->r_slot[r->r_nslots];
+		if (r->r_kind == kind && r->r_key_len == kl && r->r_var_len == vl &&
+		    memcmp(txt, k, kl) == 0 && memcmp(txt + kl, var, vl) == 0)
+			return r;
 	}
-	if ((t->txt_n + 1) * 2 > t->txt_cap && !txt_grow(t))
+	if ((tb->n + 1) * 2 > tb->cap && !tab_grow(tb))
 		return NULL;
 	pthread_mutex_lock(&count_lock);
 	fm_rec *r = orph_take(h, cr->uid, kind, k, kl, var, vl);
@@ -531,11 +560,11 @@ static fm_rec *rec_get(count_tls *t, count_region *cr, unsigned kind, const char
 	pthread_mutex_unlock(&count_lock);
 	if (!r)
 		return NULL;
-	uint32_t j = (uint32_t)h & (t->txt_cap - 1);
-	while (t->txt[j].h)
-		j = (j + 1) & (t->txt_cap - 1);
-	t->txt[j] = (count_txt){h, cr->uid, r};
-	t->txt_n++;
+	uint32_t j = h & (tb->cap - 1);
+	while (tb->e[j])
+		j = (j + 1) & (tb->cap - 1);
+	tb->e[j] = (uint64_t)h << 32 | (uint32_t)((const uint8_t *)r - tb->base);
+	tb->n++;
 	return r;
 }
 
@@ -632,8 +661,10 @@ void count_view_begin(flagshm_view *v)
 	if (!t || t->trails_used == (1u << COUNT_TRAILS) - 1)
 		return; /* nested deeper than COUNT_TRAILS: no trail */
 	unsigned i = (unsigned)__builtin_ctz(~t->trails_used);
+	if (!t->tr[i] && !(t->tr[i] = malloc(sizeof(count_trail))))
+		return;
 	t->trails_used |= 1u << i;
-	count_trail *tr = &t->tr[i];
+	count_trail *tr = t->tr[i];
 	tr->serial = ++t->serial;
 	tr->sn = v->snap;
 	tr->uid = v->snap ? ((const snap *)v->snap)->uid : 0;
@@ -647,9 +678,11 @@ void count_view_end(flagshm_view *v)
 	count_tls *t = count_tl;
 	count_trail *tr = v->trail_;
 	v->trail_ = NULL;
-	if (!t || !tr || tr < &t->tr[0] || tr >= &t->tr[COUNT_TRAILS])
+	if (!t || !tr)
 		return;
-	t->trails_used &= ~(1u << (unsigned)(tr - &t->tr[0]));
+	for (unsigned i = 0; i < COUNT_TRAILS; i++)
+		if (t->tr[i] == tr)
+			t->trails_used &= ~(1u << i);
 }
 
 int count_outcome(const flagshm_view *v, bool ok, double seconds)
@@ -810,9 +843,12 @@ void count_fork_child(void)
 	count_tls *t = count_tl;
 	if (t) {
 		memset(t->cache, 0, sizeof t->cache);
-		if (t->txt)
-			memset(t->txt, 0, t->txt_cap * sizeof *t->txt);
-		t->txt_n = 0;
+		for (unsigned k = 0; k < COUNT_TABS; k++) {
+			if (t->tab[k].e)
+				memset(t->tab[k].e, 0, t->tab[k].cap * sizeof *t->tab[k].e);
+			t->tab[k].n = 0;
+			t->tab[k].cr_uid = 0;
+		}
 	}
 	pthread_mutex_init(&count_lock, NULL);
 }

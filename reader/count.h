@@ -50,14 +50,24 @@ typedef struct count_trail {
 	count_trail_ent e[COUNT_TRAIL];
 } count_trail;
 
+/* A thread's records in one region, by text: open addressing over 8-byte
+ * entries (32 bits of the text's hash, the record's offset; 0 empty). */
+#define COUNT_TABS 4u /* handles a thread counts into at once; then reuse */
+typedef struct count_tab {
+	uint64_t cr_uid;   /* the region's handle; 0 free */
+	const uint8_t *base;
+	uint64_t *e;
+	uint32_t cap, n;
+} count_tab;
+
 typedef struct count_tls count_tls;
 struct count_tls {
 	count_ent cache[2][COUNT_CACHE]; /* [0] evaluations, [1] outcomes */
 	uint64_t serial;
 	unsigned trails_used; /* bit i: tr[i] belongs to a held view */
-	count_trail tr[COUNT_TRAILS];
-	struct count_txt *txt;	/* (region, kind, key, variant) -> record */
-	uint32_t txt_cap, txt_n;
+	count_trail *tr[COUNT_TRAILS]; /* made on first use: most threads nest 1 or 2 */
+	count_tab tab[COUNT_TABS];
+	unsigned tab_next;	/* the one to reuse when all are taken */
 	uint64_t sink[32];	/* counters of a handle that does not count */
 };
 

@@ -40,14 +40,16 @@ static wr W;
 static json_t *stats_json(void);
 static uint64_t jnum(json_t *o, const char *path);
 
-static void writer_start(const char *tag)
+static void writer_spawn(void)
 {
-	rh_name(W.store, sizeof W.store, tag);
-	W.doc = rh_temp_file(DOC, strlen(DOC));
 	char *argv[] = {(char *)rh_bin("FLAGSHM_WRITER"), "--store", W.store, "--source", W.doc,
 			NULL};
 	W.pid = rh_spawn(argv, &W.out);
 	cr_assert(W.pid > 0);
+}
+
+static void writer_ready(void)
+{
 	/* Ready: the store published and the stats object written. */
 	char name[SHM_OBJ_NAME_MAX], path[128];
 	fm_stats_name(name, sizeof name, W.store);
@@ -66,6 +68,14 @@ static void writer_start(const char *tag)
 	cr_assert_fail("the writer of %s never published (%s)", W.store, path);
 }
 
+static void writer_start(const char *tag)
+{
+	rh_name(W.store, sizeof W.store, tag);
+	W.doc = rh_temp_file(DOC, strlen(DOC));
+	writer_spawn();
+	writer_ready();
+}
+
 /* Stop the writer; its output in LOG (may be NULL). */
 static void writer_stop(char *log, size_t n)
 {
@@ -78,6 +88,12 @@ static void writer_stop(char *log, size_t n)
 	int st;
 	waitpid(W.pid, &st, 0);
 	W.pid = 0;
+	/* SIGTERM reaches the daemon's own thread (not the counting one):
+	 * a clean exit that removes the socket and the stats object. */
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer status 0x%x", st);
+	char sock[128];
+	fm_sock_path(sock, sizeof sock, W.store);
+	cr_expect_neq(access(sock, F_OK), 0, "%s removed", sock);
 	char *argv[] = {(char *)rh_bin("FLAGSHM_WRITER"), "--remove", "--store", W.store, NULL};
 	char out[512];
 	rh_run(argv, out, sizeof out, WAIT_MS);
@@ -237,6 +253,51 @@ Test(count, readers_sigkilled_mid_run_lose_nothing)
 	cr_expect_eq(jnum(j, "flags/a/evaluations"), want, "after the kills: %llu, want %llu",
 		     (unsigned long long)jnum(j, "flags/a/evaluations"), (unsigned long long)want);
 	json_decref(j);
+	writer_stop(NULL, 0);
+}
+
+/* ------------------------------------------------------ writer restart */
+
+Test(count, a_new_writer_gets_what_running_readers_counted)
+{
+	writer_start("cnt-restart");
+	int up[2], down[2];
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(down), 0);
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0) {
+		flagshm_store *s = open_store(0);
+		char c;
+		for (int i = 0; s && i < 100; i++)
+			flagshm_bool(s, "a", NULL, false);
+		if (!s || write(up[1], "a", 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(1);
+		/* The first view after the new writer's publish reconnects. */
+		for (int i = 0; i < 50; i++)
+			flagshm_bool(s, "a", NULL, false);
+		if (write(up[1], "c", 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	char c;
+	cr_assert_eq(read(up[0], &c, 1), 1);
+	cr_expect_eq(wait_for("flags/a/evaluations", 100), 100);
+	/* Restart the writer: SIGTERM, then a new one on the same store. */
+	kill(W.pid, SIGTERM);
+	char junk[4096];
+	rh_drain(W.out, junk, sizeof junk, WAIT_MS);
+	close(W.out);
+	waitpid(W.pid, NULL, 0);
+	writer_spawn();
+	writer_ready();
+	cr_assert_eq(write(down[1], "b", 1), 1);
+	cr_assert_eq(read(up[0], &c, 1), 1);
+	cr_expect_eq(wait_for("flags/a/evaluations", 150), 150,
+		     "the region, with all it counted, handed to the new writer");
+	kill(k, SIGKILL);
+	waitpid(k, NULL, 0);
 	writer_stop(NULL, 0);
 }
 

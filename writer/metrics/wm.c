@@ -21,6 +21,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ static struct wm {
 	wm_doc *next_doc;  /* set by wm_set_document, taken by the thread */
 	wm_counts folded;  /* exited readers */
 	wm_counts cur;	   /* folded + live, at the last tick */
+	wm_counts work;	   /* the next cur, summed outside the lock (thread only) */
 	hist *hist;	   /* per flag of doc */
 	int64_t tick_ms[RATE_SPAN + 1];
 	unsigned tick_n;   /* ticks so far */
@@ -109,7 +111,7 @@ static int64_t now_ms(void)
 /* Under mu: make DOC the labels (relabelling folded, carrying hist). */
 static void doc_switch(wm_doc *doc)
 {
-	wm_counts nf, nc;
+	wm_counts nf, nc, nw;
 	hist *nh = calloc((size_t)doc->nflags + 1, sizeof *nh);
 	if (!nh || wm_counts_init(&nf, doc) != 0) {
 		free(nh);
@@ -118,6 +120,13 @@ static void doc_switch(wm_doc *doc)
 	}
 	if (wm_counts_init(&nc, doc) != 0) {
 		wm_counts_free(&nf);
+		free(nh);
+		wm_doc_free(doc);
+		return;
+	}
+	if (wm_counts_init(&nw, doc) != 0) {
+		wm_counts_free(&nf);
+		wm_counts_free(&nc);
 		free(nh);
 		wm_doc_free(doc);
 		return;
@@ -132,12 +141,14 @@ static void doc_switch(wm_doc *doc)
 		}
 		wm_counts_free(&W.folded);
 		wm_counts_free(&W.cur);
+		wm_counts_free(&W.work);
 		wm_doc_free(W.doc);
 		free(W.hist);
 	}
 	W.doc = doc;
 	W.folded = nf;
 	W.cur = nc;
+	W.work = nw;
 	W.hist = nh;
 }
 
@@ -501,7 +512,9 @@ void wm_totals_free(wm_totals **t)
 }
 
 /* One aggregation: cur = folded + every live region; then the history for
- * rates and the stats object. */
+ * rates and the stats object. The regions are read into work without the
+ * lock (only this thread switches documents and folds), so that
+ * wm_totals_snapshot never waits for the reading. */
 static void tick(void)
 {
 	pthread_mutex_lock(&W.mu);
@@ -509,18 +522,23 @@ static void tick(void)
 		doc_switch(W.next_doc);
 		W.next_doc = NULL;
 	}
-	wm_counts_zero(&W.cur);
-	wm_counts_add(&W.cur, &W.folded);
+	wm_counts_zero(&W.work);
+	wm_counts_add(&W.work, &W.folded);
+	pthread_mutex_unlock(&W.mu);
 	uint32_t readers = 0;
 	for (size_t i = 0; i < W.nconns; i++) {
 		if (!W.conns[i].has_region)
 			continue;
-		wm_region_read(&W.conns[i].reg, &W.cur);
+		wm_region_read(&W.conns[i].reg, &W.work);
 		bool seen = false; /* distinct processes */
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = W.conns[k].has_region && W.conns[k].pid == W.conns[i].pid;
 		readers += !seen;
 	}
+	pthread_mutex_lock(&W.mu);
+	wm_counts swap = W.cur;
+	W.cur = W.work;
+	W.work = swap;
 	W.readers = readers;
 	int64_t now = now_ms();
 	W.taken_ms = now;
@@ -669,7 +687,15 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	pthread_mutex_unlock(&W.mu);
 	stopping = false;
 	W.started = true;
-	if (pthread_create(&W.thread, NULL, run, NULL) != 0) {
+	/* The thread takes no signal: the daemon reads them from a signalfd
+	 * of its own thread, and a SIGTERM delivered here would kill the
+	 * writer before it cleans up. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int prc = pthread_create(&W.thread, NULL, run, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
 		W.started = false;
 		snprintf(err, errlen, "counting: cannot start its thread");
 		close(W.lfd);
@@ -708,6 +734,7 @@ void wm_stop(void)
 	if (W.doc) {
 		wm_counts_free(&W.folded);
 		wm_counts_free(&W.cur);
+		wm_counts_free(&W.work);
 		wm_doc_free(W.doc);
 		free(W.hist);
 		W.doc = NULL;
