@@ -96,6 +96,7 @@ static void teardown(void)
  * and KEY in its environment (NULL: none); M.addr gets the port it logged. */
 static void start_writer_with(const char *const *argv, const char *key)
 {
+	truncate(M.log, 0); /* a previous writer's address must not be read */
 	M.writer = wp_spawn(argv, M.log, key);
 	cr_assert_gt(M.writer, 0);
 	const char *tag = "serving metrics on http://";
@@ -513,6 +514,30 @@ Test(metrics, every_evaluation_and_outcome_of_exited_workers_is_in_the_expositio
 	wait_sample("flagshm_readers 1");
 	flagshm_close(&s);
 	wait_sample("flagshm_readers 0");
+}
+
+Test(metrics, before_its_first_publish_a_writer_shows_the_generation_readers_are_served)
+{
+	start_writer();
+	wait_sample("flagshm_snapshot_generation 1");
+	cr_assert_eq(wp_stop(M.writer, 5000), 0);
+	M.writer = -1;
+
+	/* A URL writer whose control plane fails, with no persisted copy:
+	 * it publishes nothing, and readers keep generation 1. */
+	cp_server *cp = cp_start();
+	cr_assert_not_null(cp);
+	cp_set_doc_status(cp, 500, NULL);
+	char state[128];
+	snprintf(state, sizeof state, "%s/state", M.dir);
+	const char *argv[] = { "--store", M.store, "--source", cp_url(cp), "--poll-interval", "1",
+			       "--state-dir", state, "--metrics-listen", "127.0.0.1:0", NULL };
+	start_writer_with(argv, "k");
+	wait_at_least("flagshm_sync_requests_total{result=\"error\"}", 1);
+	wait_sample("flagshm_snapshot_generation 1");
+	wp_stop(M.writer, 5000);
+	M.writer = -1;
+	cp_stop(cp);
 }
 
 /* -------------------------------------------------------------- hostile */
