@@ -291,7 +291,9 @@ static void wait_generation(flagshm_store *s, uint64_t gen)
 		       (unsigned long long)gen, WAIT_MS, (unsigned long long)info.generation);
 }
 
-TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 60);
+/* Each test takes seconds (the request-deadline ones 10-15 s); the bound
+ * is for a loaded machine or a sanitized build. */
+TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------ the exposition */
 
@@ -662,7 +664,9 @@ Test(metrics, clients_that_do_not_read_hold_a_few_expositions_not_one_each)
 	/* Bounded: a few expositions (WD_HTTP_BODIES, the spare buffer), not
 	 * one per connection; the later batches were told to come back. */
 	long rss = rss_kib(M.writer);
-	long limit_kib = (long)(7 * size / 1024) + 32 * 1024;
+	/* Generous (an ASan build keeps freed memory in quarantine): the
+	 * 503s below are what prove the cap. */
+	long limit_kib = (long)(8 * size / 1024) + 64 * 1024;
 	cr_expect_leq(rss - base_rss, limit_kib, "RSS grew by %ld KiB for %zu-byte expositions",
 		      rss - base_rss, size);
 	int busy = 0;
