@@ -11,6 +11,7 @@
  * the writer's lock until it exits.
  */
 #include "bench.h"
+#include "wm.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -64,7 +65,7 @@ static const char *const known_names[] = {
 	"simple_view", "rollout_view", "rules10_view", "missing_view", "string_view",
 	"json_view", "simple_handle", "rollout_handle", "rules10_handle",
 	"view_acquire_release", "loop_baseline", "lookup",
-	"multiprocess", "propagation", "memory", "publish", "publish_tail",
+	"multiprocess", "propagation", "memory", "publish", "publish_tail", "counting",
 };
 
 bool bench_selected(const bench_opts *o, const char *name)
@@ -123,7 +124,7 @@ static void usage(FILE *f)
 	      "                     json (each with its _view variant; NAME_view alone\n"
 	      "                     selects just that), view_acquire_release,\n"
 	      "                     loop_baseline, lookup, multiprocess, propagation,\n"
-	      "                     memory, publish, publish_tail\n"
+	      "                     memory, publish, publish_tail, counting\n"
 	      "  --runs N           repetitions of each measurement (default 5; quick 3)\n"
 	      "  --seconds S        length of one run (default 1; quick 0.1)\n"
 	      "  --samples N        single-evaluation samples per run (default 50000)\n"
@@ -335,6 +336,7 @@ static void cleanup(void)
 	procs_kill_all();
 	if (env.store)
 		flagshm_close(&env.store);
+	wm_stop();
 	if (env.writer_open) {
 		shm_writer_close(&env.writer);
 		env.writer_open = false;
@@ -387,6 +389,11 @@ static bool setup_store(bench_env *e)
 		bench_fail(e, "cannot publish to %s: %s", e->store_name, err);
 		return false;
 	}
+	/* The writer's counting side, as flagshm-writer runs it. */
+	if (wm_start(e->store_name, NULL, err, sizeof err) == 0)
+		wm_set_document(e->snap.bytes, e->snap.size);
+	else
+		bench_note("counting is not handed to a writer: %s", err);
 	rc = flagshm_open_ex(e->store_name, NULL, NULL, &e->store, err, sizeof err);
 	if (rc) {
 		bench_fail(e, "flagshm_open(%s): %s (%s)", e->store_name, flagshm_strerror(rc), err);
@@ -485,6 +492,8 @@ int main(int argc, char **argv)
 		/* The cases first, on a quiet machine; publish last, as it
 		 * replaces the store's document for a while. */
 		ok &= cases_run(&env);
+		if (!bench_stop)
+			ok &= counting_run(&env);
 		if (!bench_stop)
 			ok &= multiproc_run(&env);
 		if (!bench_stop)

@@ -184,6 +184,9 @@ bool propagation_run(bench_env *e);
 bool memory_run(bench_env *e);
 bool publish_run(bench_env *e);
 bool tail_run(bench_env *e);
+/* counting.c: counted vs uncounted handles; counting_table prints it. */
+bool counting_run(bench_env *e);
+void counting_table(const json_t *out);
 /* Adds "targets" from the figures already in e->out; never fails. */
 void targets_run(bench_env *e);
 

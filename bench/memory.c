@@ -34,6 +34,7 @@ typedef struct mem_stat {
 	long rss_kb, pss_kb;
 	long dirty_kb; /* Private_Dirty: memory no other process can share */
 	long snap_rss_kb, snap_pss_kb;
+	long ctr_rss_kb, ctr_dirty_kb; /* the counter region (docs/metrics.md), apart */
 } mem_stat;
 
 /* ---------------------------------------------------------------- child */
@@ -118,7 +119,7 @@ static bool read_stat(pid_t pid, const char *store, mem_stat *st)
 	f = fopen(path, "r");
 	if (!f)
 		return false;
-	bool in_snap = false;
+	bool in_snap = false, in_ctr = false;
 	while (fgets(line, sizeof line, f)) {
 		/* A mapping's header line starts with its address range;
 		 * field lines start with a capital name. */
@@ -127,9 +128,14 @@ static bool read_stat(pid_t pid, const char *store, mem_stat *st)
 				st->snap_rss_kb += kb;
 			else if (in_snap && field_kb(line, "Pss:", &kb))
 				st->snap_pss_kb += kb;
+			else if (in_ctr && field_kb(line, "Rss:", &kb))
+				st->ctr_rss_kb += kb;
+			else if (in_ctr && field_kb(line, "Private_Dirty:", &kb))
+				st->ctr_dirty_kb += kb;
 			continue;
 		}
 		in_snap = strstr(line, snap_prefix) != NULL;
+		in_ctr = strstr(line, "/memfd:flagshm-counters") != NULL;
 	}
 	fclose(f);
 	return true;
@@ -166,10 +172,12 @@ static bool await_ready(bench_env *e, const int *fds, int n)
 
 static json_t *mem_json(const mem_stat *s, const mem_stat *base)
 {
-	json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I}", "rss_kb", (json_int_t)s->rss_kb, "pss_kb",
-			      (json_int_t)s->pss_kb, "private_dirty_kb", (json_int_t)s->dirty_kb,
-			      "snapshot_rss_kb", (json_int_t)s->snap_rss_kb, "snapshot_pss_kb",
-			      (json_int_t)s->snap_pss_kb);
+	json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "counters_private_dirty_kb",
+			      (json_int_t)s->ctr_dirty_kb, "rss_kb", (json_int_t)s->rss_kb,
+			      "pss_kb", (json_int_t)s->pss_kb, "private_dirty_kb",
+			      (json_int_t)s->dirty_kb, "snapshot_rss_kb", (json_int_t)s->snap_rss_kb,
+			      "snapshot_pss_kb", (json_int_t)s->snap_pss_kb, "counters_rss_kb",
+			      (json_int_t)s->ctr_rss_kb);
 	if (base) {
 		json_object_set_new(j, "added_rss_kb", json_integer(s->rss_kb - base->rss_kb));
 		json_object_set_new(j, "added_pss_kb", json_integer(s->pss_kb - base->pss_kb));
@@ -208,13 +216,15 @@ static bool mem_once(bench_env *e, int n, json_t *out)
 			goto out;
 		}
 	json_t *readers = json_array();
-	double added_pss = 0, added_rss = 0, added_dirty = 0, snap_pss = 0;
+	double added_pss = 0, added_rss = 0, added_dirty = 0, snap_pss = 0, ctr_rss = 0, ctr_dirty = 0;
 	for (int i = 1; i <= n; i++) {
 		json_array_append_new(readers, mem_json(&st[i], &st[0]));
 		added_pss += (double)(st[i].pss_kb - st[0].pss_kb);
 		added_rss += (double)(st[i].rss_kb - st[0].rss_kb);
 		added_dirty += (double)(st[i].dirty_kb - st[0].dirty_kb);
 		snap_pss += (double)st[i].snap_pss_kb;
+		ctr_rss += (double)st[i].ctr_rss_kb;
+		ctr_dirty += (double)st[i].ctr_dirty_kb;
 	}
 	double snap_kb = (double)e->snap.size / 1024;
 	json_object_set_new(out, "baseline", mem_json(&st[0], NULL));
@@ -223,6 +233,10 @@ static bool mem_once(bench_env *e, int n, json_t *out)
 	json_object_set_new(out, "added_pss_kb_avg", jnum(added_pss / n, 1));
 	json_object_set_new(out, "added_private_dirty_kb_avg", jnum(added_dirty / n, 1));
 	json_object_set_new(out, "snapshot_pss_kb_avg", jnum(snap_pss / n, 1));
+	/* The counter region, apart (docs/metrics.md): it holds one record
+	 * per flag and variant the reader evaluated (here: every flag). */
+	json_object_set_new(out, "counters_rss_kb_avg", jnum(ctr_rss / n, 1));
+	json_object_set_new(out, "counters_private_dirty_kb_avg", jnum(ctr_dirty / n, 1));
 	json_object_set_new(out, "total_added_pss_kb", jnum(added_pss, 1));
 	json_object_set_new(out, "added_pss_per_snapshot", jnum(added_pss / n / snap_kb, 3));
 	ok = true;

@@ -268,6 +268,7 @@ void report_table(const json_t *out)
 	propagation_table(out);
 	memory_table(out);
 	tail_table(out);
+	counting_table(out);
 	targets_table(out);
 	const json_t *f = json_object_get(out, "failures");
 	size_t i;

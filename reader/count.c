@@ -41,6 +41,7 @@ typedef struct count_region {
 	/* Relaxed hints for count_idle (view acquire): whether to try, and
 	 * when; the decision is retaken under count_lock. */
 	_Atomic int connected;
+	_Atomic int has_region; /* nothing to hand over before the first record */
 	_Atomic int64_t next_try_ms;
 	struct count_region *next;
 } count_region;
@@ -62,6 +63,18 @@ typedef struct count_txt {
 	fm_rec *rec;
 } count_txt;
 
+/*
+ * Records of threads that exited, by text, under count_lock: a new thread
+ * adopts one (it has no owner any more) instead of appending its own, so a
+ * server that replaces its threads does not fill its region. rec NULL with
+ * h set is a deleted entry.
+ */
+static count_txt *orphans;
+static uint32_t orph_cap, orph_used; /* used: live and deleted entries */
+
+static bool orph_put(uint64_t h, uint64_t cr_uid, fm_rec *rec);
+static void orph_forget(uint64_t cr_uid);
+
 uint64_t count_uid_next(void)
 {
 	/* Relaxed: only uniqueness matters. */
@@ -73,7 +86,21 @@ static void tls_free(void *p)
 	count_tls *t = p;
 	if (count_tl == t)
 		count_tl = NULL;
-	free(t->txt);
+	for (unsigned i = 0; i < COUNT_TRAILS; i++)
+		free(t->tr[i]);
+	pthread_mutex_lock(&count_lock);
+	for (unsigned k = 0; k < COUNT_TABS; k++) {
+		count_tab *tb = &t->tab[k];
+		bool open = false; /* the region is still open here, at this address */
+		for (count_region *cr = regions; cr && !open; cr = cr->next)
+			open = tb->n && cr->uid == tb->cr_uid && cr->base == tb->base;
+		for (uint32_t i = 0; open && i < tb->cap; i++)
+			if (tb->e[i])
+				orph_put(tb->e[i] >> 32, tb->cr_uid,
+					 (fm_rec *)(tb->base + (uint32_t)tb->e[i]));
+		free(tb->e);
+	}
+	pthread_mutex_unlock(&count_lock);
 	free(t);
 }
 
@@ -189,6 +216,7 @@ static void region_reset(count_region *cr)
 	cr->base = NULL;
 	cr->size = cr->used = 0;
 	atomic_store_explicit(&cr->connected, 0, memory_order_relaxed);
+	atomic_store_explicit(&cr->has_region, 0, memory_order_relaxed);
 	atomic_store_explicit(&cr->next_try_ms, 0, memory_order_relaxed);
 }
 
@@ -221,6 +249,7 @@ static bool region_create(count_region *cr)
 	cr->base = base;
 	cr->size = FM_CHUNK;
 	cr->used = FM_FIRST;
+	atomic_store_explicit(&cr->has_region, 1, memory_order_relaxed);
 	return true;
 }
 
@@ -336,6 +365,7 @@ void count_close(flagshm_store *s)
 			*pp = cr->next;
 			break;
 		}
+	orph_forget(cr->uid);
 	region_reset(cr);
 	pthread_mutex_unlock(&count_lock);
 	s->cr = NULL;
@@ -369,6 +399,7 @@ void count_idle(flagshm_store *s)
 	count_region *cr = s->cr;
 	/* Relaxed hints; decided again under the lock. */
 	if (!cr || atomic_load_explicit(&cr->connected, memory_order_relaxed) ||
+	    !atomic_load_explicit(&cr->has_region, memory_order_relaxed) ||
 	    fs_clock_ms(CLOCK_MONOTONIC_COARSE) < atomic_load_explicit(&cr->next_try_ms,
 								       memory_order_relaxed))
 		return;
@@ -392,61 +423,148 @@ static uint64_t txt_hash(uint64_t cr_uid, unsigned kind, const char *k, size_t k
 	return h | 1; /* 0 marks an empty entry */
 }
 
-static bool txt_grow(count_tls *t)
+static bool tab_grow(count_tab *tb)
 {
-	uint32_t cap = t->txt_cap ? t->txt_cap * 2 : 64;
-	count_txt *n = calloc(cap, sizeof *n);
+	uint32_t cap = tb->cap ? tb->cap * 2 : 64;
+	uint64_t *n = calloc(cap, sizeof *n);
 	if (!n)
 		return false;
-	for (uint32_t i = 0; i < t->txt_cap; i++) {
-		count_txt *o = &t->txt[i];
-		if (!o->h)
+	for (uint32_t i = 0; i < tb->cap; i++) {
+		if (!tb->e[i])
 			continue;
-		uint32_t j = (uint32_t)o->h & (cap - 1);
-		while (n[j].h)
+		uint32_t j = (uint32_t)(tb->e[i] >> 32) & (cap - 1);
+		while (n[j])
 			j = (j + 1) & (cap - 1);
-		n[j] = *o;
+		n[j] = tb->e[i];
 	}
-	free(t->txt);
-	t->txt = n;
-	t->txt_cap = cap;
+	free(tb->e);
+	tb->e = n;
+	tb->cap = cap;
 	return true;
 }
 
-/* This thread's record of (region, kind, key, variant): found, or
- * appended. NULL when it cannot be had (memory, a full region). */
+/* This thread's table for region CR: its own, a free one, or the next to
+ * reuse (its records are then found no more by this thread: it appends
+ * new ones, still counted). */
+static count_tab *tab_for(count_tls *t, uint64_t cr_uid, const uint8_t *base)
+{
+	for (unsigned k = 0; k < COUNT_TABS; k++)
+		if (t->tab[k].cr_uid == cr_uid && t->tab[k].base == base)
+			return &t->tab[k];
+	count_tab *tb = NULL;
+	for (unsigned k = 0; k < COUNT_TABS && !tb; k++)
+		if (!t->tab[k].cr_uid)
+			tb = &t->tab[k];
+	if (!tb)
+		tb = &t->tab[t->tab_next++ % COUNT_TABS];
+	if (tb->e)
+		memset(tb->e, 0, tb->cap * sizeof *tb->e);
+	tb->n = 0;
+	tb->cr_uid = cr_uid;
+	tb->base = base;
+	return tb;
+}
+
+static bool orph_put(uint64_t h, uint64_t cr_uid, fm_rec *rec)
+{
+	if ((orph_used + 1) * 2 > orph_cap) {
+		uint32_t cap = 64, live = 0;
+		for (uint32_t i = 0; i < orph_cap; i++)
+			live += orphans[i].rec != NULL;
+		while ((live + 1) * 4 > cap) /* at most a quarter full after */
+			cap *= 2;
+		count_txt *n = calloc(cap, sizeof *n);
+		if (!n)
+			return false;
+		for (uint32_t i = 0; i < orph_cap; i++) {
+			if (!orphans[i].rec)
+				continue;
+			uint32_t j = (uint32_t)orphans[i].h & (cap - 1);
+			while (n[j].h)
+				j = (j + 1) & (cap - 1);
+			n[j] = orphans[i];
+		}
+		free(orphans);
+		orphans = n;
+		orph_cap = cap;
+		orph_used = live;
+	}
+	uint32_t j = (uint32_t)h & (orph_cap - 1);
+	while (orphans[j].h)
+		j = (j + 1) & (orph_cap - 1);
+	orphans[j] = (count_txt){h, cr_uid, rec};
+	orph_used++;
+	return true;
+}
+
+/* Under count_lock: adopt an orphan record of this text, or NULL. */
+static fm_rec *orph_take(uint64_t h, uint64_t cr_uid, unsigned kind, const char *k, size_t kl,
+			 const char *var, size_t vl)
+{
+	for (uint32_t j = orph_cap ? (uint32_t)h & (orph_cap - 1) : 0; orph_cap && orphans[j].h;
+	     j = (j + 1) & (orph_cap - 1)) {
+		count_txt *e = &orphans[j];
+		fm_rec *r = e->rec;
+		if (!r || e->h != h || e->cr_uid != cr_uid)
+			continue;
+		const char *txt = (const char *)&r->r_slot[r->r_nslots];
+		if (r->r_kind == kind && r->r_key_len == kl && r->r_var_len == vl &&
+		    memcmp(txt, k, kl) == 0 && memcmp(txt + kl, var, vl) == 0) {
+			e->rec = NULL; /* deleted: the probe chain stays whole */
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* Under count_lock: drop the orphans of a closed region. */
+static void orph_forget(uint64_t cr_uid)
+{
+	for (uint32_t i = 0; i < orph_cap; i++)
+		if (orphans[i].cr_uid == cr_uid)
+			orphans[i].rec = NULL;
+}
+
+/* This thread's record of (region, kind, key, variant): found, adopted
+ * from a thread that exited, or appended. NULL when it cannot be had (memory, a full region). */
 static fm_rec *rec_get(count_tls *t, count_region *cr, unsigned kind, const char *k, size_t kl,
 		       const char *var, size_t vl)
 {
-	uint64_t h = txt_hash(cr->uid, kind, k, kl, var, vl);
-	if (t->txt_cap) {
-		for (uint32_t j = (uint32_t)h & (t->txt_cap - 1);; j = (j + 1) & (t->txt_cap - 1)) {
-			count_txt *e = &t->txt[j];
-			if (!e->h)
-				break;
-			if (e->h != h || e->cr_uid != cr->uid)
-				continue; /* a closed handle's entries never match */
-			fm_rec *r = e->rec;
-			const char *txt = (const char *)&r->r_slot[r->r_nslots];
-			if (r->r_kind == kind && r->r_key_len == kl && r->r_var_len == vl &&
-			    memcmp(txt, k, kl) == 0 && memcmp(txt + kl, var, vl) == 0)
-				return r;
-		}
+	uint32_t h = (uint32_t)txt_hash(cr->uid, kind, k, kl, var, vl);
+	/* The region's base, made if need be: under the lock, as another
+	 * thread may be making it. */
+	pthread_mutex_lock(&count_lock);
+	const uint8_t *base = cr->base || region_create(cr) ? cr->base : NULL;
+	pthread_mutex_unlock(&count_lock);
+	if (!base)
+		return NULL;
+	count_tab *tb = tab_for(t, cr->uid, base);
+	for (uint32_t j = tb->cap ? h & (tb->cap - 1) : 0; tb->cap && tb->e[j];
+	     j = (j + 1) & (tb->cap - 1)) {
+		if ((uint32_t)(tb->e[j] >> 32) != h)
+			continue;
+		fm_rec *r = (fm_rec *)(tb->base + (uint32_t)tb->e[j]);
+		const char *txt = (const char *)&r->r_slot[r->r_nslots];
+		if (r->r_kind == kind && r->r_key_len == kl && r->r_var_len == vl &&
+		    memcmp(txt, k, kl) == 0 && memcmp(txt + kl, var, vl) == 0)
+			return r;
 	}
-	if ((t->txt_n + 1) * 2 > t->txt_cap && !txt_grow(t))
+	if ((tb->n + 1) * 2 > tb->cap && !tab_grow(tb))
 		return NULL;
 	pthread_mutex_lock(&count_lock);
-	fm_rec *r = region_append(cr, kind, kind == COUNT_K_EVAL ? FM_EVAL_SLOTS : FM_OUT_SLOTS, k,
+	fm_rec *r = orph_take(h, cr->uid, kind, k, kl, var, vl);
+	if (!r)
+		r = region_append(cr, kind, kind == COUNT_K_EVAL ? FM_EVAL_SLOTS : FM_OUT_SLOTS, k,
 				  kl, var, vl);
 	region_connect(cr);
 	pthread_mutex_unlock(&count_lock);
 	if (!r)
 		return NULL;
-	uint32_t j = (uint32_t)h & (t->txt_cap - 1);
-	while (t->txt[j].h)
-		j = (j + 1) & (t->txt_cap - 1);
-	t->txt[j] = (count_txt){h, cr->uid, r};
-	t->txt_n++;
+	uint32_t j = h & (tb->cap - 1);
+	while (tb->e[j])
+		j = (j + 1) & (tb->cap - 1);
+	tb->e[j] = (uint64_t)h << 32 | (uint32_t)((const uint8_t *)r - tb->base);
+	tb->n++;
 	return r;
 }
 
@@ -458,10 +576,10 @@ static uint64_t *slots_for(count_tls *t, const flagshm_view *v, uint32_t flag,
 {
 	const snap *sn = v->snap;
 	uint64_t disc = count_disc(r);
-	count_ent *e = &t->cache[count_slot_index(flag, disc, kind)];
+	count_ent *e = &t->cache[kind == COUNT_K_EVAL ? 0 : 1][count_slot_index(flag, disc)];
 	if (ep)
 		*ep = NULL;
-	if (sn && e->uid == sn->uid && e->flag == flag && e->disc == disc && e->kind == kind) {
+	if (sn && e->uid == sn->uid && e->flag == flag && e->disc == disc) {
 		if (ep)
 			*ep = e;
 		return e->slots;
@@ -477,8 +595,8 @@ static uint64_t *slots_for(count_tls *t, const flagshm_view *v, uint32_t flag,
 			slots = rec->r_slot;
 	}
 	if (sn) { /* a view without a map has no uid to cache under */
-		*e = (count_ent){.uid = sn->uid, .disc = disc, .flag = flag, .kind = kind,
-				 .slots = slots, .stamp = 0};
+		*e = (count_ent){.uid = sn->uid, .disc = disc, .flag = flag, .slots = slots,
+				 .stamp = 0};
 		if (ep)
 			*ep = e;
 	}
@@ -518,6 +636,21 @@ void count_trail_add(count_ent *e, const flagshm_view *v, uint32_t flag, uint64_
 	tr->e[tr->n++] = (count_trail_ent){.disc = disc, .flag = flag, .r = *r};
 }
 
+void count_off(const flagshm_view *v, uint32_t flag, const flagshm_result *r)
+{
+	count_trail *tr = v->trail_;
+	if (!tr || flag == COUNT_UNKNOWN)
+		return;
+	uint64_t disc = count_disc(r);
+	if (tr->n && tr->e[tr->n - 1].flag == flag && tr->e[tr->n - 1].disc == disc)
+		return; /* the same as the last one: the usual repeat */
+	for (uint32_t i = 0; i < tr->n; i++)
+		if (tr->e[i].flag == flag && tr->e[i].disc == disc)
+			return;
+	if (tr->n < COUNT_TRAIL)
+		tr->e[tr->n++] = (count_trail_ent){.disc = disc, .flag = flag, .r = *r};
+}
+
 void count_view_begin(flagshm_view *v)
 {
 	v->trail_ = NULL;
@@ -528,8 +661,10 @@ void count_view_begin(flagshm_view *v)
 	if (!t || t->trails_used == (1u << COUNT_TRAILS) - 1)
 		return; /* nested deeper than COUNT_TRAILS: no trail */
 	unsigned i = (unsigned)__builtin_ctz(~t->trails_used);
+	if (!t->tr[i] && !(t->tr[i] = malloc(sizeof(count_trail))))
+		return;
 	t->trails_used |= 1u << i;
-	count_trail *tr = &t->tr[i];
+	count_trail *tr = t->tr[i];
 	tr->serial = ++t->serial;
 	tr->sn = v->snap;
 	tr->uid = v->snap ? ((const snap *)v->snap)->uid : 0;
@@ -543,9 +678,11 @@ void count_view_end(flagshm_view *v)
 	count_tls *t = count_tl;
 	count_trail *tr = v->trail_;
 	v->trail_ = NULL;
-	if (!t || !tr || tr < &t->tr[0] || tr >= &t->tr[COUNT_TRAILS])
+	if (!t || !tr)
 		return;
-	t->trails_used &= ~(1u << (unsigned)(tr - &t->tr[0]));
+	for (unsigned i = 0; i < COUNT_TRAILS; i++)
+		if (t->tr[i] == tr)
+			t->trails_used &= ~(1u << i);
 }
 
 int count_outcome(const flagshm_view *v, bool ok, double seconds)
@@ -700,12 +837,18 @@ void count_fork_child(void)
 {
 	for (count_region *cr = regions; cr; cr = cr->next)
 		region_reset(cr);
+	if (orphans)
+		memset(orphans, 0, orph_cap * sizeof *orphans); /* the parent's records */
+	orph_used = 0;
 	count_tls *t = count_tl;
 	if (t) {
 		memset(t->cache, 0, sizeof t->cache);
-		if (t->txt)
-			memset(t->txt, 0, t->txt_cap * sizeof *t->txt);
-		t->txt_n = 0;
+		for (unsigned k = 0; k < COUNT_TABS; k++) {
+			if (t->tab[k].e)
+				memset(t->tab[k].e, 0, t->tab[k].cap * sizeof *t->tab[k].e);
+			t->tab[k].n = 0;
+			t->tab[k].cr_uid = 0;
+		}
 	}
 	pthread_mutex_init(&count_lock, NULL);
 }

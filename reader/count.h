@@ -30,7 +30,7 @@ typedef struct count_ent {
 	uint64_t uid;	 /* snap.uid; 0 = empty */
 	uint64_t disc;	 /* the variant discriminator (count_disc) */
 	uint32_t flag;
-	uint32_t kind;
+	uint32_t pad_;
 	uint64_t *slots; /* the record's counters (or a per-thread sink) */
 	uint64_t stamp;	 /* serial of the last view trail it joined */
 } count_ent;
@@ -50,14 +50,24 @@ typedef struct count_trail {
 	count_trail_ent e[COUNT_TRAIL];
 } count_trail;
 
+/* A thread's records in one region, by text: open addressing over 8-byte
+ * entries (32 bits of the text's hash, the record's offset; 0 empty). */
+#define COUNT_TABS 4u /* handles a thread counts into at once; then reuse */
+typedef struct count_tab {
+	uint64_t cr_uid;   /* the region's handle; 0 free */
+	const uint8_t *base;
+	uint64_t *e;
+	uint32_t cap, n;
+} count_tab;
+
 typedef struct count_tls count_tls;
 struct count_tls {
-	count_ent cache[COUNT_CACHE];
+	count_ent cache[2][COUNT_CACHE]; /* [0] evaluations, [1] outcomes */
 	uint64_t serial;
 	unsigned trails_used; /* bit i: tr[i] belongs to a held view */
-	count_trail tr[COUNT_TRAILS];
-	struct count_txt *txt;	/* (region, kind, key, variant) -> record */
-	uint32_t txt_cap, txt_n;
+	count_trail *tr[COUNT_TRAILS]; /* made on first use: most threads nest 1 or 2 */
+	count_tab tab[COUNT_TABS];
+	unsigned tab_next;	/* the one to reuse when all are taken */
 	uint64_t sink[32];	/* counters of a handle that does not count */
 };
 
@@ -91,11 +101,12 @@ static inline uint64_t count_disc(const flagshm_result *r)
 	}
 }
 
-static inline uint32_t count_slot_index(uint32_t flag, uint64_t disc, uint32_t kind)
+static inline uint32_t count_slot_index(uint32_t flag, uint64_t disc)
 {
-	uint32_t h = flag * 2654435761u ^ (uint32_t)(disc ^ (disc >> 29)) ^ (kind << 7);
-	return (h ^ (h >> 15)) & (COUNT_CACHE - 1);
+	/* Fibonacci hashing: the top 8 bits of one multiply. */
+	return ((flag ^ (uint32_t)(disc ^ (disc >> 17))) * 2654435761u) >> 24;
 }
+_Static_assert(COUNT_CACHE == 256, "count_slot_index gives 8 bits");
 
 /* One owner thread per counter: relaxed load + store. The writer's relaxed
  * loads pair with nothing: a count is a monotonic 64-bit word. */
@@ -107,6 +118,7 @@ static inline void count_bump(uint64_t *c)
 void count_slow(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_result *r);
 void count_trail_add(count_ent *e, const flagshm_view *v, uint32_t flag, uint64_t disc,
 		     const flagshm_result *r);
+void count_off(const flagshm_view *v, uint32_t flag, const flagshm_result *r);
 void count_hook(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_result *r);
 
 /*
@@ -122,14 +134,16 @@ static inline void count_eval(const flagshm_view *v, const char *key, uint32_t f
 		return; /* a view made by hand over a bare snapshot (tests) */
 	if (__builtin_expect(atomic_load_explicit(&s->hook, memory_order_relaxed) != NULL, 0))
 		count_hook(v, key, flag, r);
+	if (__builtin_expect(s->cr == NULL, 0)) {
+		count_off(v, flag, r); /* FLAGSHM_OPEN_NO_COUNT: the view's trail only */
+		return;
+	}
 	count_tls *t = count_tl;
 	const snap *sn = v->snap;
 	if (__builtin_expect(t != NULL && sn != NULL, 1)) {
 		uint64_t disc = count_disc(r);
-		count_ent *e = &t->cache[count_slot_index(flag, disc, COUNT_K_EVAL)];
-		if (__builtin_expect(e->uid == sn->uid && e->flag == flag && e->disc == disc &&
-					     e->kind == COUNT_K_EVAL,
-				     1)) {
+		count_ent *e = &t->cache[0][count_slot_index(flag, disc)];
+		if (__builtin_expect(e->uid == sn->uid && e->flag == flag && e->disc == disc, 1)) {
 			count_bump(&e->slots[r->reason]);
 			if (__builtin_expect(r->error_code != FLAGSHM_CODE_NONE, 0))
 				count_bump(&e->slots[7 + r->error_code]);

@@ -96,6 +96,7 @@ static void teardown(void)
  * and KEY in its environment (NULL: none); M.addr gets the port it logged. */
 static void start_writer_with(const char *const *argv, const char *key)
 {
+	truncate(M.log, 0); /* a previous writer's address must not be read */
 	M.writer = wp_spawn(argv, M.log, key);
 	cr_assert_gt(M.writer, 0);
 	const char *tag = "serving metrics on http://";
@@ -290,7 +291,9 @@ static void wait_generation(flagshm_store *s, uint64_t gen)
 		       (unsigned long long)gen, WAIT_MS, (unsigned long long)info.generation);
 }
 
-TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 60);
+/* Each test takes seconds (the request-deadline ones 10-15 s); the bound
+ * is for a loaded machine or a sanitized build. */
+TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ------------------------------------------------------ the exposition */
 
@@ -504,6 +507,39 @@ Test(metrics, every_evaluation_and_outcome_of_exited_workers_is_in_the_expositio
 	int rc = promtool_check_metrics(text, strlen(text), out, sizeof out);
 	cr_expect_eq(rc, 0, "promtool check metrics: exit %d:\n%s\n--- exposition:\n%s", rc, out, text);
 	free(text);
+
+	/* The workers are gone; a reader that stays is counted as attached. */
+	wait_sample("flagshm_readers 0");
+	flagshm_store *s = NULL;
+	cr_assert_eq(wp_open_existing(M.store, &s), 0);
+	flagshm_bool(s, "new-checkout", NULL, false);
+	wait_sample("flagshm_readers 1");
+	flagshm_close(&s);
+	wait_sample("flagshm_readers 0");
+}
+
+Test(metrics, before_its_first_publish_a_writer_shows_the_generation_readers_are_served)
+{
+	start_writer();
+	wait_sample("flagshm_snapshot_generation 1");
+	cr_assert_eq(wp_stop(M.writer, 5000), 0);
+	M.writer = -1;
+
+	/* A URL writer whose control plane fails, with no persisted copy:
+	 * it publishes nothing, and readers keep generation 1. */
+	cp_server *cp = cp_start();
+	cr_assert_not_null(cp);
+	cp_set_doc_status(cp, 500, NULL);
+	char state[128];
+	snprintf(state, sizeof state, "%s/state", M.dir);
+	const char *argv[] = { "--store", M.store, "--source", cp_url(cp), "--poll-interval", "1",
+			       "--state-dir", state, "--metrics-listen", "127.0.0.1:0", NULL };
+	start_writer_with(argv, "k");
+	wait_at_least("flagshm_sync_requests_total{result=\"error\"}", 1);
+	wait_sample("flagshm_snapshot_generation 1");
+	wp_stop(M.writer, 5000);
+	M.writer = -1;
+	cp_stop(cp);
 }
 
 /* -------------------------------------------------------------- hostile */
@@ -580,6 +616,74 @@ Test(metrics, hostile_clients_cost_bounded_resources_and_publishing_goes_on)
 			close(fds[i]);
 	wait_sample("flagshm_snapshot_generation 4");
 	flagshm_close(&s);
+}
+
+Test(metrics, clients_that_do_not_read_hold_a_few_expositions_not_one_each)
+{
+	enum { BATCHES = 6, PER = 2, FLAGS = 20000 }; /* 12 connections: under the per-address limit */
+	static int fds[BATCHES * PER];
+	/* About 7 MB of exposition: 20,000 flags with 300-byte owners. */
+	size_t cap = (size_t)FLAGS * 400 + 64;
+	char *doc = malloc(cap), owner[301];
+	memset(owner, 'o', 300);
+	owner[300] = '\0';
+	size_t n = (size_t)snprintf(doc, cap, "[");
+	for (int i = 0; i < FLAGS; i++)
+		n += (size_t)snprintf(doc + n, cap - n, "%s{\"key\":\"f%05d\",\"defaultValue\":true,"
+				      "\"owner\":\"%s\"}", i ? "," : "", i, owner);
+	n += (size_t)snprintf(doc + n, cap - n, "]");
+	write_doc(doc);
+	free(doc);
+	start_writer();
+	char *text = NULL;
+	int64_t end = wp_mono_ms() + WAIT_MS;
+	do {
+		free(text);
+		text = scrape();
+	} while (!strstr(text, "\nflagshm_flags 20000\n") && wp_mono_ms() < end);
+	size_t size = strlen(text);
+	free(text);
+	cr_assert_gt(size, (size_t)5 << 20, "the exposition is only %zu bytes", size);
+	long base_rss = rss_kib(M.writer);
+
+	/* Batches more than the sharing window apart: each would be a render
+	 * of its own; none of them reads its answer. */
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	for (int b = 0; b < BATCHES; b++) {
+		for (int i = 0; i < PER; i++) {
+			int fd = connect_exporter();
+			int small = 4096;
+			if (fd >= 0) {
+				setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+				send(fd, req, sizeof req - 1, MSG_NOSIGNAL);
+			}
+			fds[b * PER + i] = fd;
+		}
+		wp_sleep_ms(1300);
+	}
+	/* Bounded: a few expositions (WD_HTTP_BODIES, the spare buffer), not
+	 * one per connection; the later batches were told to come back. */
+	long rss = rss_kib(M.writer);
+	/* Generous (an ASan build keeps freed memory in quarantine): the
+	 * 503s below are what prove the cap. */
+	long limit_kib = (long)(8 * size / 1024) + 64 * 1024;
+	cr_expect_leq(rss - base_rss, limit_kib, "RSS grew by %ld KiB for %zu-byte expositions",
+		      rss - base_rss, size);
+	int busy = 0;
+	for (int i = 0; i < BATCHES * PER; i++) {
+		char head[16] = "";
+		if (fds[i] < 0)
+			continue;
+		struct pollfd pf = { .fd = fds[i], .events = POLLIN };
+		if (poll(&pf, 1, 100) > 0 && recv(fds[i], head, sizeof head - 1, MSG_DONTWAIT) > 0 &&
+		    strncmp(head, "HTTP/1.1 503", 12) == 0)
+			busy++;
+	}
+	cr_expect_gt(busy, 0, "no scrape was refused while %d bodies were held", BATCHES * PER);
+	for (int i = 0; i < BATCHES * PER; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	wait_sample("flagshm_flags 20000");
 }
 
 Test(metrics, a_silent_connection_is_closed_by_the_exporter)

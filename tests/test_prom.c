@@ -248,3 +248,29 @@ Test(prom, evaluation_and_outcome_families_from_the_totals_pass_promtool)
 	cr_expect_eq(rc, 0, "promtool: exit %d:\n%s\n%s", rc, out, b.p);
 	wd_buf_free(&b);
 }
+
+Test(prom, histogram_lines_never_decrease_nor_pass_the_count_whatever_the_buckets_say)
+{
+	/* What a lying reader region could sum to: more in the buckets than
+	 * the count, and a bucket that would wrap a 64-bit sum. */
+	uint64_t buckets[WD_HIST_BOUNDS + 1] = { 5, UINT64_MAX, 7 };
+	wd_buf b;
+	wd_buf_init(&b, 1 << 16);
+	wd_prom_family(&b, "x_seconds", "histogram", "x.");
+	wd_prom_hist(&b, "x_seconds", "", buckets, 3, 1.5);
+	cr_assert(!b.over);
+	uint64_t last = 0;
+	int lines = 0;
+	for (const char *p = strstr(b.p, "x_seconds_bucket"); p; p = strstr(p + 1, "x_seconds_bucket")) {
+		const char *v = strstr(p, "} ");
+		cr_assert(v);
+		uint64_t n = strtoull(v + 2, NULL, 10);
+		cr_expect_geq(n, last, "a bucket decreased:\n%s", b.p);
+		cr_expect_leq(n, 3, "a bucket passed the count:\n%s", b.p);
+		last = n;
+		lines++;
+	}
+	cr_expect_eq(lines, WD_HIST_BOUNDS + 1);
+	cr_expect(strstr(b.p, "x_seconds_bucket{le=\"+Inf\"} 3\n"), "%s", b.p);
+	wd_buf_free(&b);
+}

@@ -98,6 +98,13 @@ wait_screen "the header counts evaluations per second" "evaluations/s [1-9]"
 lines=$(screen | wc -l)
 if [ "$lines" -le 24 ]; then pass "the view fits in 24 lines"; else fail "the view fits in 24 lines" "$(screen)"; fi
 
+# A smaller window: the view follows (SIGWINCH) and still fits.
+tmux -L "$sock" resize-window -t top -x 60 -y 12 2>/dev/null
+wait_screen "after a resize to 60x12 the flag is still shown" "^new-checkout "
+width=$(tmux -L "$sock" display-message -p -t top '#{pane_width}x#{pane_height}')
+if [ "$width" = 60x12 ]; then pass "the window was resized to 60x12"; else fail "the window was resized to 60x12" "it is $width"; fi
+wait_screen "... and the view is drawn again: title, then the flag" "^FLAG +EVAL/S"
+
 tmux -L "$sock" send-keys -t top q
 wait_screen "q quits with status 0" "^top exited 0"
 if screen | grep -q "FLAG .*EVAL/S"; then

@@ -363,7 +363,12 @@ static void draw(const char *store, const top_sample *cur, const top_sample *pre
 		if (ok + err)
 			snprintf(erate, sizeof erate, "%.1f", 100.0 * (double)err / (double)(ok + err));
 		variants(vs, sizeof vs, cols - KEY_COLS - 27, fl, p, r[i].d_evals > 0);
-		snprintf(buf, sizeof buf, "%-*s %8.1f %7s %6s  %s", KEY_COLS, key, r[i].rate,
+		char rate[16];
+		if (r[i].rate < 100000) /* 8 columns at most */
+			snprintf(rate, sizeof rate, "%.1f", r[i].rate);
+		else
+			human(rate, sizeof rate, r[i].rate);
+		snprintf(buf, sizeof buf, "%-*s %8s %7s %6s  %s", KEY_COLS, key, rate,
 			 human(a, sizeof a, (double)fl->evaluations), erate, vs);
 		line(&f, buf);
 	}

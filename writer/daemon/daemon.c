@@ -732,9 +732,19 @@ int wd_run(const wd_options *o)
 	if (http)
 		logmsg("serving metrics on http://%s/metrics", maddr);
 	/* Counting (docs/metrics.md): readers hand their regions over. A
-	 * writer that cannot listen still serves flags. */
-	if (!o->once && wm_start(o->store, wm_log, err, sizeof err) != 0)
-		logmsg("warning: %s; evaluations are not counted", err);
+	 * writer that cannot listen still serves flags. Its thread inherits
+	 * our mask: SIGHUP, SIGTERM and SIGINT stay blocked there, for the
+	 * signalfd (signals_open) to read, instead of killing the process. */
+	if (!o->once) {
+		sigset_t sigs;
+		sigemptyset(&sigs);
+		sigaddset(&sigs, SIGHUP);
+		sigaddset(&sigs, SIGTERM);
+		sigaddset(&sigs, SIGINT);
+		sigprocmask(SIG_BLOCK, &sigs, NULL);
+		if (wm_start(o->store, wm_log, err, sizeof err) != 0)
+			logmsg("warning: %s; evaluations are not counted", err);
+	}
 
 	int status;
 	if (url) {

@@ -181,6 +181,13 @@ static void sync_state(const fs_ctl *ctl, wd_prom_writer *w)
 	int64_t last = atomic_load_explicit(&ctl->ctl_last_sync_ms, memory_order_relaxed);
 	w->last_sync_ms = last > 0 ? last : 0;
 	w->stale = after > 0 && last < fs_clock_ms(CLOCK_REALTIME) - after;
+	if (!w->generation) {
+		/* Nothing published by this writer yet: readers are served what
+		 * a previous writer left (a URL writer waiting for its control
+		 * plane). Relaxed: shown only, as in `flagshm status`. */
+		w->generation = atomic_load_explicit(&ctl->ctl_generation, memory_order_relaxed);
+		w->published_ms = atomic_load_explicit(&ctl->ctl_published_ms, memory_order_relaxed);
+	}
 }
 
 /* Names of the reasons and error codes in flagshm.h order, as

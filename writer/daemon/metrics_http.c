@@ -41,6 +41,19 @@ struct wd_http {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	conn *conns;
+	/* One exposition's buffer kept from the last scrape (under mu): a
+	 * large exposition rendered into fresh memory costs more in page
+	 * faults than in rendering (BENCHMARKS.md). */
+	wd_buf spare;
+	bool have_spare;
+	/* The last exposition, served again to every scrape within
+	 * WD_HTTP_REUSE_MS (under mu; the library counts its users), and
+	 * how many rendered bodies are still held by connections: past
+	 * WD_HTTP_BODIES a scrape is answered 503, so clients that do not
+	 * read cannot make the writer hold one exposition each. */
+	struct MHD_Response *last;
+	int64_t last_ms;
+	int bodies;
 	bool stopping;
 	bool have_watchdog;
 	pthread_t watchdog;
@@ -160,6 +173,60 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
 	return ret;
 }
 
+/* The largest buffer kept for the next scrape. */
+#define SPARE_MAX ((size_t)64 << 20)
+
+/* A rendered exposition being sent, until the library lets it go. */
+typedef struct body {
+	wd_http *h;
+	wd_buf b;
+} body;
+
+static wd_buf take_buffer(wd_http *h)
+{
+	wd_buf b;
+	pthread_mutex_lock(&h->mu);
+	if (h->have_spare) {
+		b = h->spare;
+		h->have_spare = false;
+		pthread_mutex_unlock(&h->mu);
+		b.len = 0;
+		b.over = false;
+		if (b.p)
+			b.p[0] = '\0';
+		return b;
+	}
+	pthread_mutex_unlock(&h->mu);
+	wd_buf_init(&b, WD_HTTP_MAX_BODY);
+	return b;
+}
+
+static void give_buffer(wd_http *h, wd_buf *b)
+{
+	pthread_mutex_lock(&h->mu);
+	if (!h->have_spare && b->cap <= SPARE_MAX && !b->borrowed) {
+		h->spare = *b;
+		h->have_spare = true;
+		*b = (wd_buf){ 0 };
+	}
+	pthread_mutex_unlock(&h->mu);
+	wd_buf_free(b);
+}
+
+/* The library is done with a response body (sent to every connection
+ * that was given it, or their clients gone). */
+static void body_done(void *cls)
+{
+	body *bd = cls;
+	pthread_mutex_lock(&bd->h->mu);
+	bd->h->bodies--;
+	pthread_mutex_unlock(&bd->h->mu);
+	give_buffer(bd->h, &bd->b);
+	free(bd);
+}
+
+static int64_t mono_ms(void);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
@@ -179,10 +246,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return answer(c, MHD_HTTP_NOT_FOUND, "not found: this server has only /metrics\n",
 			      NULL);
 
-	wd_buf b;
-	wd_buf_init(&b, WD_HTTP_MAX_BODY);
+	/* Every connection is served from this one thread: mu only guards
+	 * against body_done from MHD_stop_daemon and the watchdog. */
+	pthread_mutex_lock(&h->mu);
+	if (h->last && mono_ms() - h->last_ms < WD_HTTP_REUSE_MS) {
+		struct MHD_Response *same = h->last;
+		pthread_mutex_unlock(&h->mu);
+		return MHD_queue_response(c, MHD_HTTP_OK, same);
+	}
+	bool busy = h->bodies >= WD_HTTP_BODIES;
+	pthread_mutex_unlock(&h->mu);
+	if (busy) {
+		static const char text[] = "too many slow scrapers; retry\n";
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+			sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+
+	wd_buf b = take_buffer(h);
 	if (wd_metrics_render(h->m, &b) != 0) {
-		wd_buf_free(&b);
+		give_buffer(h, &b);
 		if (h->log) {
 			char line[160];
 			snprintf(line, sizeof line, "metrics: the exposition needs more than %zu bytes "
@@ -192,18 +280,29 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return answer(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			      "the exposition is larger than this exporter's bound\n", NULL);
 	}
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(b.len, b.p ? b.p : (void *)"", b.p ? MHD_RESPMEM_MUST_FREE
-										  : MHD_RESPMEM_PERSISTENT);
+	body *bd = malloc(sizeof *bd);
+	struct MHD_Response *r = NULL;
+	if (bd) {
+		*bd = (body){ .h = h, .b = b };
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			b.len, b.p ? b.p : (void *)"", body_done, bd);
+	}
 	if (!r) {
-		wd_buf_free(&b);
+		free(bd);
+		give_buffer(h, &b);
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"text/plain; version=0.0.4; charset=utf-8");
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	pthread_mutex_lock(&h->mu);
+	h->bodies++;
+	struct MHD_Response *old = h->last;
+	h->last = r; /* our reference, dropped when the next one replaces it */
+	h->last_ms = mono_ms();
+	pthread_mutex_unlock(&h->mu);
+	if (old)
+		MHD_destroy_response(old);
+	return MHD_queue_response(c, MHD_HTTP_OK, r);
 }
 
 static int64_t mono_ms(void)
@@ -343,6 +442,10 @@ void wd_http_stop(wd_http **hp)
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->watchdog, NULL);
 	MHD_stop_daemon(h->d); /* closes the listening socket and every connection */
+	if (h->last)
+		MHD_destroy_response(h->last); /* the last reference: body_done runs */
+	if (h->have_spare)
+		wd_buf_free(&h->spare);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);

@@ -10,8 +10,10 @@
  * connection longer), request headers bounded by
  * WD_HTTP_CONN_MEMORY bytes (a larger request is answered 431 by the
  * library and closed), no request body read, one render at a time of at
- * most WD_HTTP_MAX_BODY bytes. Paths other than /metrics answer 404,
- * methods other than GET and HEAD 405.
+ * most WD_HTTP_MAX_BODY bytes, shared by the scrapes of the next
+ * WD_HTTP_REUSE_MS, and at most WD_HTTP_BODIES renders held by clients
+ * that are slow to read them (then 503 with Retry-After). Paths other
+ * than /metrics answer 404, methods other than GET and HEAD 405.
  */
 #ifndef FLAGSHM_WRITER_METRICS_HTTP_H
 #define FLAGSHM_WRITER_METRICS_HTTP_H
@@ -26,6 +28,8 @@
 #define WD_HTTP_REQUEST_S 15 /* Prometheus gives up a scrape after 10 s by default */
 #define WD_HTTP_CONN_MEMORY (16 * 1024)
 #define WD_HTTP_MAX_BODY ((size_t)256 << 20)
+#define WD_HTTP_REUSE_MS 1000 /* scrapes within it share one exposition */
+#define WD_HTTP_BODIES 4      /* expositions held by connections at most; then 503 */
 
 /*
  * Bind and listen on SPEC: "ADDR:PORT" with a numeric IPv4 address,

@@ -240,7 +240,7 @@ void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_
 	size_t nl = strlen(name), ll = strlen(labels);
 	uint64_t cum = 0;
 	for (size_t i = 0; i <= WD_HIST_BOUNDS; i++) {
-		cum += buckets[i];
+		cum = buckets[i] > UINT64_MAX - cum ? UINT64_MAX : cum + buckets[i];
 		wd_buf_add(b, name, nl);
 		ADD(b, "_bucket{");
 		wd_buf_add(b, labels, ll);
@@ -249,10 +249,10 @@ void wd_prom_hist(wd_buf *b, const char *name, const char *labels, const uint64_
 		ADD(b, "le=\"");
 		wd_buf_add(b, bound_text[i], strlen(bound_text[i]));
 		ADD(b, "\"}");
-		/* +Inf must equal _count: a hostile reader's counts could make
-		 * the buckets disagree with it, and Prometheus would then
-		 * compute nonsense quantiles. */
-		add_u64_line(b, i < WD_HIST_BOUNDS ? cum : count);
+		/* Buckets never decrease and +Inf equals _count, whatever a
+		 * hostile reader's region says (its counts reach us summed):
+		 * Prometheus would otherwise compute nonsense quantiles. */
+		add_u64_line(b, i < WD_HIST_BOUNDS && cum < count ? cum : count);
 	}
 	for (int part = 0; part < 2; part++) {
 		wd_buf_add(b, name, nl);

@@ -21,11 +21,14 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,7 +39,9 @@ const double wm_bucket_bounds[WM_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 
 					     0.25,  0.5,    1,	   2.5,	  5,	10};
 
 #define WM_READERS_MAX 4096 /* connections; more wait in the backlog */
-#define WM_PENDING_MAX 256  /* accepted, region not received yet */
+#define WM_PER_UID_MAX 1024 /* connections of one user (a user cannot take them all) */
+#define PENDING_MS 5000	    /* a connection must hand its region over within this */
+#define PAUSE_MS 1000	    /* accept paused this long when out of descriptors */
 #define TICK_MS 1000
 #define RATE_SPAN 10 /* seconds of the stats rate */
 
@@ -50,6 +55,7 @@ typedef struct conn {
 	int sock;
 	pid_t pid;
 	uid_t uid;
+	int64_t since_ms; /* accepted at */
 	bool has_region;
 	wm_region reg;
 } conn;
@@ -61,12 +67,16 @@ typedef struct hist {
 } hist;
 
 static struct wm {
-	bool started;
+	/* Stored by wm_start/wm_stop (the daemon's thread); read by
+	 * wm_totals_snapshot on any thread: acquire/release, so that a
+	 * caller that sees it set sees the state wm_start made. */
+	atomic_bool started;
 	pthread_t thread;
 	int lfd, wake;
 	char store[SHM_STORE_NAME_MAX + 1];
 	char sock_path[sizeof SHM_DIR + SHM_OBJ_NAME_MAX];
 	wm_log_fn log;
+	int64_t accept_paused_until; /* thread only: out of descriptors */
 	/* Thread only: */
 	conn *conns;
 	size_t nconns;
@@ -76,6 +86,7 @@ static struct wm {
 	wm_doc *next_doc;  /* set by wm_set_document, taken by the thread */
 	wm_counts folded;  /* exited readers */
 	wm_counts cur;	   /* folded + live, at the last tick */
+	wm_counts work;	   /* the next cur, summed outside the lock (thread only) */
 	hist *hist;	   /* per flag of doc */
 	int64_t tick_ms[RATE_SPAN + 1];
 	unsigned tick_n;   /* ticks so far */
@@ -109,7 +120,7 @@ static int64_t now_ms(void)
 /* Under mu: make DOC the labels (relabelling folded, carrying hist). */
 static void doc_switch(wm_doc *doc)
 {
-	wm_counts nf, nc;
+	wm_counts nf, nc, nw;
 	hist *nh = calloc((size_t)doc->nflags + 1, sizeof *nh);
 	if (!nh || wm_counts_init(&nf, doc) != 0) {
 		free(nh);
@@ -118,6 +129,13 @@ static void doc_switch(wm_doc *doc)
 	}
 	if (wm_counts_init(&nc, doc) != 0) {
 		wm_counts_free(&nf);
+		free(nh);
+		wm_doc_free(doc);
+		return;
+	}
+	if (wm_counts_init(&nw, doc) != 0) {
+		wm_counts_free(&nf);
+		wm_counts_free(&nc);
 		free(nh);
 		wm_doc_free(doc);
 		return;
@@ -132,18 +150,20 @@ static void doc_switch(wm_doc *doc)
 		}
 		wm_counts_free(&W.folded);
 		wm_counts_free(&W.cur);
+		wm_counts_free(&W.work);
 		wm_doc_free(W.doc);
 		free(W.hist);
 	}
 	W.doc = doc;
 	W.folded = nf;
 	W.cur = nc;
+	W.work = nw;
 	W.hist = nh;
 }
 
 void wm_set_document(const void *snap, size_t size)
 {
-	if (!W.started)
+	if (!atomic_load_explicit(&W.started, memory_order_acquire))
 		return;
 	wm_doc *d = wm_doc_build(snap, size);
 	if (!d)
@@ -186,8 +206,18 @@ static void accept_all(void)
 {
 	for (int k = 0; k < 64; k++) {
 		int fd = accept4(W.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* Out of descriptors: the connection stays queued and
+			 * the socket readable; poll it again only later, or
+			 * this thread would spin. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				W.accept_paused_until = now_ms() + PAUSE_MS;
+				wlog("counting: cannot accept a reader (%s); retrying in %d ms",
+				     strerror(errno), PAUSE_MS);
+			}
 			return;
+		}
 		if (W.nconns >= WM_READERS_MAX) {
 			close(fd);
 			wlog("counting: %d readers attached; a new one is refused (not counted)",
@@ -200,13 +230,23 @@ static void accept_all(void)
 			close(fd);
 			continue;
 		}
+		size_t same = 0;
+		for (size_t i = 0; i < W.nconns; i++)
+			same += W.conns[i].uid == cr.uid;
+		if (same >= WM_PER_UID_MAX && cr.uid != geteuid()) {
+			close(fd);
+			wlog("counting: uid %u has %d connections; another is refused", (unsigned)cr.uid,
+			     WM_PER_UID_MAX);
+			continue;
+		}
 		conn *n = realloc(W.conns, (W.nconns + 1) * sizeof *n);
 		if (!n) {
 			close(fd);
 			continue;
 		}
 		W.conns = n;
-		W.conns[W.nconns++] = (conn){.sock = fd, .pid = cr.pid, .uid = cr.uid};
+		W.conns[W.nconns++] = (conn){.sock = fd, .pid = cr.pid, .uid = cr.uid,
+					     .since_ms = now_ms()};
 	}
 }
 
@@ -484,7 +524,7 @@ static wm_totals *totals_build(void)
 int wm_totals_snapshot(wm_totals **out)
 {
 	*out = NULL;
-	if (!W.started)
+	if (!atomic_load_explicit(&W.started, memory_order_acquire))
 		return -1;
 	pthread_mutex_lock(&W.mu);
 	*out = totals_build();
@@ -501,7 +541,9 @@ void wm_totals_free(wm_totals **t)
 }
 
 /* One aggregation: cur = folded + every live region; then the history for
- * rates and the stats object. */
+ * rates and the stats object. The regions are read into work without the
+ * lock (only this thread switches documents and folds), so that
+ * wm_totals_snapshot never waits for the reading. */
 static void tick(void)
 {
 	pthread_mutex_lock(&W.mu);
@@ -509,18 +551,23 @@ static void tick(void)
 		doc_switch(W.next_doc);
 		W.next_doc = NULL;
 	}
-	wm_counts_zero(&W.cur);
-	wm_counts_add(&W.cur, &W.folded);
+	wm_counts_zero(&W.work);
+	wm_counts_add(&W.work, &W.folded);
+	pthread_mutex_unlock(&W.mu);
 	uint32_t readers = 0;
 	for (size_t i = 0; i < W.nconns; i++) {
 		if (!W.conns[i].has_region)
 			continue;
-		wm_region_read(&W.conns[i].reg, &W.cur);
+		wm_region_read(&W.conns[i].reg, &W.work);
 		bool seen = false; /* distinct processes */
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = W.conns[k].has_region && W.conns[k].pid == W.conns[i].pid;
 		readers += !seen;
 	}
+	pthread_mutex_lock(&W.mu);
+	wm_counts swap = W.cur;
+	W.cur = W.work;
+	W.work = swap;
 	W.readers = readers;
 	int64_t now = now_ms();
 	W.taken_ms = now;
@@ -561,21 +608,24 @@ static void tick(void)
 
 /* --------------------------------------------------------------- thread */
 
-static volatile bool stopping;
+/* Set by wm_stop, read by the thread: relaxed (the eventfd write wakes it;
+ * the join orders the rest). */
+static atomic_bool stopping;
 
 static void *run(void *arg)
 {
 	(void)arg;
 	int64_t next = now_ms();
 	struct pollfd *pf = NULL;
-	while (!stopping) {
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		pf = realloc(pf, (W.nconns + 2) * sizeof *pf);
 		if (!pf) {
 			sleep(1);
 			continue;
 		}
 		pf[0] = (struct pollfd){.fd = W.wake, .events = POLLIN};
-		pf[1] = (struct pollfd){.fd = W.lfd, .events = POLLIN};
+		bool paused = now_ms() < W.accept_paused_until;
+		pf[1] = (struct pollfd){.fd = paused ? -1 : W.lfd, .events = POLLIN};
 		for (size_t i = 0; i < W.nconns; i++)
 			pf[i + 2] = (struct pollfd){.fd = W.conns[i].sock, .events = POLLIN};
 		size_t n = W.nconns;
@@ -602,6 +652,12 @@ static void *run(void *arg)
 		pthread_mutex_lock(&W.mu);
 		doc_waiting = W.next_doc != NULL;
 		pthread_mutex_unlock(&W.mu);
+		/* A connection that never hands a region over holds a
+		 * descriptor for nothing: dropped after PENDING_MS. */
+		int64_t now2 = now_ms();
+		for (size_t i = W.nconns; i-- > 0;)
+			if (!W.conns[i].has_region && now2 - W.conns[i].since_ms > PENDING_MS)
+				conn_drop(i, false);
 		if (now_ms() >= next || doc_waiting) {
 			tick();
 			next = now_ms() + TICK_MS;
@@ -646,7 +702,7 @@ static int sock_listen(char *err, size_t errlen)
 
 int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 {
-	if (W.started) {
+	if (atomic_load_explicit(&W.started, memory_order_acquire)) {
 		snprintf(err, errlen, "counting already started");
 		return -1;
 	}
@@ -655,6 +711,12 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	W.log = log;
 	if (sock_listen(err, errlen) != 0)
 		return -1;
+	/* One descriptor per attached reader: take the hard limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	W.wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	wm_doc *d = wm_doc_empty();
 	if (W.wake < 0 || !d) {
@@ -667,10 +729,18 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	pthread_mutex_lock(&W.mu);
 	doc_switch(d);
 	pthread_mutex_unlock(&W.mu);
-	stopping = false;
-	W.started = true;
-	if (pthread_create(&W.thread, NULL, run, NULL) != 0) {
-		W.started = false;
+	atomic_store_explicit(&stopping, false, memory_order_relaxed);
+	atomic_store_explicit(&W.started, true, memory_order_release);
+	/* The thread takes no signal: the daemon reads them from a signalfd
+	 * of its own thread, and a SIGTERM delivered here would kill the
+	 * writer before it cleans up. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int prc = pthread_create(&W.thread, NULL, run, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
+		atomic_store_explicit(&W.started, false, memory_order_release);
 		snprintf(err, errlen, "counting: cannot start its thread");
 		close(W.lfd);
 		unlink(W.sock_path);
@@ -681,15 +751,15 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 
 void wm_stop(void)
 {
-	if (!W.started)
+	if (!atomic_load_explicit(&W.started, memory_order_acquire))
 		return;
-	stopping = true;
+	atomic_store_explicit(&stopping, true, memory_order_relaxed);
 	uint64_t one = 1;
 	if (write(W.wake, &one, sizeof one) < 0) {
 		/* the thread wakes at its next tick */
 	}
 	pthread_join(W.thread, NULL);
-	W.started = false;
+	atomic_store_explicit(&W.started, false, memory_order_release);
 	for (size_t i = W.nconns; i-- > 0;)
 		conn_drop(i, false);
 	free(W.conns);
@@ -708,6 +778,7 @@ void wm_stop(void)
 	if (W.doc) {
 		wm_counts_free(&W.folded);
 		wm_counts_free(&W.cur);
+		wm_counts_free(&W.work);
 		wm_doc_free(W.doc);
 		free(W.hist);
 		W.doc = NULL;
