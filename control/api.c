@@ -509,6 +509,6 @@ enum MHD_Result cs_api(cs_req *r)
 	if ((name = tail(r->url, "/api/v1/tokens")))
 		return cs_tokens(r, name);
 	if (!strncmp(r->url, "/api/v1/rollouts", 16) || !strcmp(r->url, "/api/v1/reports/stale"))
-		return ro_api(r); /* rollout_api.c */
+		return cs_ro_api(r); /* rollout_api.c */
 	return cs_error(r, 404, "not_found", NULL, "no such endpoint");
 }

@@ -16,12 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
-double ro_norm_cdf(double x)
+double cs_ro_norm_cdf(double x)
 {
 	return 0.5 * erfc(-x / M_SQRT2);
 }
 
-double ro_norm_quantile(double p)
+double cs_ro_norm_quantile(double p)
 {
 	double lo = -40, hi = 40;
 
@@ -29,7 +29,7 @@ double ro_norm_quantile(double p)
 		return NAN;
 	for (int i = 0; i < 200; i++) {
 		double mid = (lo + hi) / 2;
-		if (ro_norm_cdf(mid) < p)
+		if (cs_ro_norm_cdf(mid) < p)
 			lo = mid;
 		else
 			hi = mid;
@@ -37,7 +37,7 @@ double ro_norm_quantile(double p)
 	return (lo + hi) / 2;
 }
 
-double ro_ztest(double et, double nt, double ec, double nc, double delta)
+double cs_ro_ztest(double et, double nt, double ec, double nc, double delta)
 {
 	double pt, pc, vt, vc, se;
 
@@ -51,9 +51,9 @@ double ro_ztest(double et, double nt, double ec, double nc, double delta)
 	return (pt - pc - delta) / se;
 }
 
-double ro_sample_size(double p, double delta, double effect, double confidence, double power)
+double cs_ro_sample_size(double p, double delta, double effect, double confidence, double power)
 {
-	double za = ro_norm_quantile(confidence), zb = ro_norm_quantile(power);
+	double za = cs_ro_norm_quantile(confidence), zb = cs_ro_norm_quantile(power);
 	double p2 = p + delta + effect;
 
 	if (!(effect > 0) || p2 >= 1)
@@ -61,8 +61,8 @@ double ro_sample_size(double p, double delta, double effect, double confidence, 
 	return ceil((za + zb) * (za + zb) * (p * (1 - p) + p2 * (1 - p2)) / (effect * effect));
 }
 
-void ro_guard_decide(const ro_criteria *c, const ro_sample *t, const ro_sample *ctl,
-		     ro_verdict *out)
+void cs_ro_guard_decide(const cs_ro_criteria *c, const cs_ro_sample *t, const cs_ro_sample *ctl,
+		     cs_ro_verdict *out)
 {
 	double rt = t->n > 0 ? t->errors / t->n : 0;
 	bool ctl_ok = ctl->n >= c->min_samples;
@@ -70,30 +70,30 @@ void ro_guard_decide(const ro_criteria *c, const ro_sample *t, const ro_sample *
 	memset(out, 0, sizeof *out);
 	out->z = out->z_crit = NAN;
 	if (!(t->n >= c->min_samples)) {
-		out->v = RO_WAIT;
+		out->v = CS_RO_WAIT;
 		snprintf(out->why, sizeof out->why,
 			 "%.0f treatment requests, fewer than minimumSampleSize %.0f", t->n,
 			 c->min_samples);
 		return;
 	}
 	if (c->error_rate >= 0 && rt > c->error_rate) {
-		out->v = RO_FAIL;
+		out->v = CS_RO_FAIL;
 		snprintf(out->why, sizeof out->why,
 			 "treatment error rate %.4f above errorRateThreshold %.4f", rt,
 			 c->error_rate);
 		return;
 	}
 	if (c->p99 >= 0 && !isnan(t->p99) && t->p99 > c->p99) {
-		out->v = RO_FAIL;
+		out->v = CS_RO_FAIL;
 		snprintf(out->why, sizeof out->why,
 			 "treatment p99 %.4f s above latencyP99Threshold %.4f s", t->p99, c->p99);
 		return;
 	}
 	if (ctl_ok && c->max_regression >= 0) {
-		out->z = ro_ztest(t->errors, t->n, ctl->errors, ctl->n, c->max_regression);
-		out->z_crit = ro_norm_quantile(c->confidence);
+		out->z = cs_ro_ztest(t->errors, t->n, ctl->errors, ctl->n, c->max_regression);
+		out->z_crit = cs_ro_norm_quantile(c->confidence);
 		if (out->z > out->z_crit) {
-			out->v = RO_FAIL;
+			out->v = CS_RO_FAIL;
 			snprintf(out->why, sizeof out->why,
 				 "error rate %.4f vs control %.4f: worse by more than %.4f "
 				 "(z %.2f > %.2f, confidence %.3f)",
@@ -104,13 +104,13 @@ void ro_guard_decide(const ro_criteria *c, const ro_sample *t, const ro_sample *
 	}
 	if (ctl_ok && c->max_latency_regression >= 0 && !isnan(t->p99) && !isnan(ctl->p99) &&
 	    t->p99 - ctl->p99 > c->max_latency_regression) {
-		out->v = RO_FAIL;
+		out->v = CS_RO_FAIL;
 		snprintf(out->why, sizeof out->why,
 			 "p99 %.4f s vs control %.4f s: worse by more than %.4f s", t->p99,
 			 ctl->p99, c->max_latency_regression);
 		return;
 	}
-	out->v = RO_PASS;
+	out->v = CS_RO_PASS;
 	snprintf(out->why, sizeof out->why, "%s",
 		 ctl_ok ? "within thresholds and not worse than control"
 			: "within thresholds (too few control requests to compare)");
@@ -121,14 +121,14 @@ static json_t *num_or_null(double d)
 	return isfinite(d) ? json_real(d) : json_null();
 }
 
-static json_t *sample_json(const ro_sample *s)
+static json_t *sample_json(const cs_ro_sample *s)
 {
 	return json_pack("{s:f,s:f,s:o,s:o}", "requests", s->n, "errors", s->errors, "errorRate",
 			 s->n > 0 ? json_real(s->errors / s->n) : json_null(), "p99",
 			 num_or_null(s->p99));
 }
 
-json_t *ro_verdict_json(const ro_verdict *v, const ro_sample *t, const ro_sample *ctl)
+json_t *cs_ro_verdict_json(const cs_ro_verdict *v, const cs_ro_sample *t, const cs_ro_sample *ctl)
 {
 	static const char *const names[] = {"pass", "fail", "wait"};
 

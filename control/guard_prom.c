@@ -45,7 +45,7 @@ static size_t on_data(char *d, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
-int ro_prom_scalar(const char *prom, const char *query, double at_s, double *out, char *err,
+int cs_ro_prom_scalar(const char *prom, const char *query, double at_s, double *out, char *err,
 		   size_t errlen)
 {
 	CURL *h = curl_easy_init();
@@ -150,11 +150,11 @@ static void variant_text(const json_t *v, char out[80])
 		out[0] = 0;
 }
 
-int ro_prom_measure(const char *prom, const char *flag, const json_t *variation, double from_s,
-		    double now_s, ro_sample *t, ro_sample *ctl, char *err, size_t errlen)
+int cs_ro_prom_measure(const char *prom, const char *flag, const json_t *variation, double from_s,
+		    double now_s, cs_ro_sample *t, cs_ro_sample *ctl, char *err, size_t errlen)
 {
 	char var[80], ev[200], sel[2][400], q[4096];
-	ro_sample *out[2] = {t, ctl};
+	cs_ro_sample *out[2] = {t, ctl};
 
 	variant_text(variation, var);
 	esc(ev, sizeof ev, var);
@@ -175,13 +175,13 @@ int ro_prom_measure(const char *prom, const char *flag, const json_t *variation,
 			 "sum(flagshm_outcomes_total{%s}) - (sum(flagshm_outcomes_total{%s} @ %.3f) "
 			 "or vector(0))",
 			 s, s, from_s);
-		if (ro_prom_scalar(prom, q, now_s, &out[g]->n, err, errlen))
+		if (cs_ro_prom_scalar(prom, q, now_s, &out[g]->n, err, errlen))
 			return -1;
 		snprintf(q, sizeof q,
 			 "sum(flagshm_outcomes_total{%s,outcome=\"error\"}) - "
 			 "(sum(flagshm_outcomes_total{%s,outcome=\"error\"} @ %.3f) or vector(0))",
 			 s, s, from_s);
-		if (ro_prom_scalar(prom, q, now_s, &out[g]->errors, err, errlen))
+		if (cs_ro_prom_scalar(prom, q, now_s, &out[g]->errors, err, errlen))
 			return -1;
 		snprintf(q, sizeof q,
 			 "histogram_quantile(0.99, sum by (le) "
@@ -190,7 +190,7 @@ int ro_prom_measure(const char *prom, const char *flag, const json_t *variation,
 			 "(flagshm_outcome_duration_seconds_bucket{%s})))",
 			 s, s, from_s, s);
 		out[g]->p99 = NAN;
-		if (ro_prom_scalar(prom, q, now_s, &out[g]->p99, err, errlen))
+		if (cs_ro_prom_scalar(prom, q, now_s, &out[g]->p99, err, errlen))
 			return -1;
 		if (out[g]->n <= 0)
 			out[g]->p99 = NAN;

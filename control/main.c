@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 	cs_log("serving %s from etcd %s prefix %s", url, s.opt.etcd, s.model.prefix);
 	if (cs_instances_start(&s, url, err, sizeof err) < 0)
 		fprintf(stderr, "flagshm-control: %s\n", err);
-	if (ro_run_start(&s, leader_ttl, err, sizeof err) < 0) {
+	if (cs_ro_run_start(&s, leader_ttl, err, sizeof err) < 0) {
 		fprintf(stderr, "flagshm-control: %s\n", err);
 		rc = 1;
 		goto stop;
@@ -221,7 +221,7 @@ stop:
 	pthread_mutex_lock(&s.model.mu);
 	pthread_cond_broadcast(&s.model.cv);
 	pthread_mutex_unlock(&s.model.mu);
-	ro_run_stop();
+	cs_ro_run_stop();
 	cs_http_stop(&s);
 	cs_instances_stop(&s);
 	cs_model_stop(&s.model);

@@ -40,22 +40,22 @@ static json_t *rfc3339(int64_t ms)
 	return json_string(b);
 }
 
-json_t *ro_view(const json_t *rec)
+json_t *cs_ro_view(const json_t *rec)
 {
 	const json_t *st = json_object_get(rec, "state");
 	json_t *spec = json_object_get(rec, "spec");
 	json_t *lc = json_deep_copy(json_object_get(st, "lastCheck"));
-	ro_spec s;
+	cs_ro_spec s;
 	json_t *errs = json_array();
 	double pct = 0;
 	json_int_t stage = json_integer_value(json_object_get(st, "stage"));
 
-	if (ro_spec_parse(spec, &s, errs) == 0) {
+	if (cs_ro_spec_parse(spec, &s, errs) == 0) {
 		json_t *steps = json_object_get(st, "rbSteps");
 		json_int_t k = json_integer_value(json_object_get(st, "rbStep"));
 		pct = k >= 0 && (size_t)k < json_array_size(steps)
 			      ? json_number_value(json_array_get(steps, (size_t)k))
-			      : ro_share(&s, (int)stage);
+			      : cs_ro_share(&s, (int)stage);
 	}
 	json_decref(errs);
 	if (json_is_object(lc)) {
@@ -104,7 +104,7 @@ static enum MHD_Result list(cs_req *r)
 								      "value")) ?: "", &n);
 		json_t *rec = v ? json_loadb(v, n, 0, NULL) : NULL;
 		if (rec)
-			json_array_append_new(out, ro_view(rec));
+			json_array_append_new(out, cs_ro_view(rec));
 		json_decref(rec);
 		free(v);
 	}
@@ -115,24 +115,24 @@ static enum MHD_Result list(cs_req *r)
 static enum MHD_Result get_one(cs_req *r, const char *flag)
 {
 	char err[256], etag[32];
-	ro_cur cur;
+	cs_ro_cur cur;
 	enum MHD_Result ret;
-	int rc = ro_read(r->s, flag, &cur, err, sizeof err);
+	int rc = cs_ro_read(r->s, flag, &cur, err, sizeof err);
 
 	if (rc)
 		return etcd_err(r, rc, err);
 	if (!cur.rec) {
-		ro_cur_free(&cur);
+		cs_ro_cur_free(&cur);
 		return cs_error(r, 404, "not_found", NULL, "no rollout for flag '%s'", flag);
 	}
 	snprintf(etag, sizeof etag, "\"%lld\"", (long long)cs_jint(cur.rec, "version"));
 	const char *h = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "history");
-	json_t *view = ro_view(cur.rec);
+	json_t *view = cs_ro_view(cur.rec);
 	if (h && !strcmp(h, "true"))
 		json_object_set(view, "history",
 				json_object_get(json_object_get(cur.rec, "state"), "history"));
 	ret = cs_reply(r, 200, view, etag);
-	ro_cur_free(&cur);
+	cs_ro_cur_free(&cur);
 	return ret;
 }
 
@@ -159,7 +159,7 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 	bool create_only = inm && !strcmp(inm, "*");
 	enum MHD_Result ret;
 	json_t *body, *errs;
-	ro_spec spec;
+	cs_ro_spec spec;
 	char err[512];
 
 	if (!(r->rights & CS_R_WRITE))
@@ -169,7 +169,7 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 	if (!(body = cs_parse_body(r, &ret)))
 		return ret;
 	errs = json_array();
-	if (ro_spec_parse(body, &spec, errs)) {
+	if (cs_ro_spec_parse(body, &spec, errs)) {
 		ret = cs_error(r, 422, "invalid", errs, "%s%s",
 			       json_string_value(json_array_get(errs, 0)),
 			       json_array_size(errs) > 1 ? " (and more: see details)" : "");
@@ -178,10 +178,10 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 	}
 	json_decref(errs);
 	for (int attempt = 0; attempt < 25; attempt++) {
-		ro_cur cur;
+		cs_ro_cur cur;
 		json_t *rec, *served, *details = NULL;
 		int64_t rev, now = now_ms(), have;
-		int rc = ro_read(r->s, flag, &cur, err, sizeof err);
+		int rc = cs_ro_read(r->s, flag, &cur, err, sizeof err);
 		char now_s[32], etag[32];
 
 		if (rc) {
@@ -189,7 +189,7 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 			break;
 		}
 		if (!cur.flag) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 404, "not_found", NULL, "no flag named '%s'", flag);
 			break;
 		}
@@ -198,11 +198,11 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 			ret = cs_error(r, 412, "version_conflict",
 				       json_pack("{s:I}", "currentVersion", (json_int_t)have),
 				       "If-None-Match: * but a rollout of '%s' exists", flag);
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			break;
 		}
 		if (cur.rec && !if_match) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 428, "precondition_required", NULL,
 				       "replacing a rollout needs If-Match: \"<version>\"");
 			break;
@@ -212,44 +212,44 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 				       json_pack("{s:I}", "currentVersion", (json_int_t)have),
 				       "If-Match does not match: the current version is %lld",
 				       (long long)have);
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			break;
 		}
 		if (!cur.rec && if_match) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 412, "version_conflict", json_pack("{s:n}", "currentVersion"),
 				       "If-Match given but there is no rollout of '%s'", flag);
 			break;
 		}
 		if (!cur.rec && !create_only) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 428, "precondition_required", NULL,
 				       "creating a rollout needs If-None-Match: *");
 			break;
 		}
 		/* Every stage must be servable: the last one holds every rule. */
 		if (!cs_model_wait(&r->s->model, cur.meta_rev, 5000)) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 503, "catching_up", NULL, "not yet at etcd's revision");
 			break;
 		}
-		served = ro_flag_with_rules(json_object_get(cur.flag, "object"),
-					    ro_rules(&spec, (int)spec.nstages - 1, -1));
-		rc = ro_validate_flag(r->s, flag, served, err, sizeof err, &details);
+		served = cs_ro_flag_with_rules(json_object_get(cur.flag, "object"),
+					    cs_ro_rules(&spec, (int)spec.nstages - 1, -1));
+		rc = cs_ro_validate_flag(r->s, flag, served, err, sizeof err, &details);
 		json_decref(served);
 		if (rc) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 422, "invalid", details,
 				       "the flag could not serve this rollout: %s", err);
 			break;
 		}
 		json_t *old = cur.rec ? json_object_get(cur.rec, "state") : NULL;
 		json_t *state;
-		if (old && !ro_terminal(old) &&
+		if (old && !cs_ro_terminal(old) &&
 		    json_integer_value(json_object_get(old, "stage")) < (json_int_t)spec.nstages)
 			state = json_deep_copy(old);
 		else
-			state = ro_state_new(now);
+			state = cs_ro_state_new(now);
 		cs_now(now_s);
 		rec = json_pack("{s:s,s:O,s:o,s:I}", "flag", flag, "spec", body, "state", state,
 				"version", (json_int_t)(have + 1));
@@ -258,17 +258,17 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 					    : json_string(now_s));
 		json_t *extra = json_pack("{s:O,s:O?}", "after", body, "before",
 					  cur.rec ? json_object_get(cur.rec, "spec") : NULL);
-		rc = ro_commit(r, flag, &cur, rec, NULL, cur.rec ? "update" : "create", extra, 0,
+		rc = cs_ro_commit(r, flag, &cur, rec, NULL, cur.rec ? "update" : "create", extra, 0,
 			       &rev, err, sizeof err);
 		json_decref(extra);
 		if (rc == 1) {
 			snprintf(etag, sizeof etag, "\"%lld\"", (long long)(have + 1));
-			ret = cs_reply(r, cur.rec ? 200 : 201, ro_view(rec), etag);
+			ret = cs_reply(r, cur.rec ? 200 : 201, cs_ro_view(rec), etag);
 		} else if (rc < 0) {
 			ret = etcd_err(r, rc, err);
 		}
 		json_decref(rec);
-		ro_cur_free(&cur);
+		cs_ro_cur_free(&cur);
 		if (rc != 0)
 			break;
 		if (attempt == 24)
@@ -299,59 +299,59 @@ static enum MHD_Result action(cs_req *r, const char *flag, const char *what)
 		pthread_mutex_unlock(&r->s->model.mu);
 	}
 	for (int attempt = 0; attempt < 25; attempt++) {
-		ro_cur cur;
-		ro_spec spec;
+		cs_ro_cur cur;
+		cs_ro_spec spec;
 		json_t *errs = json_array(), *st = NULL, *rec, *rules = NULL;
 		int64_t rev, now = now_ms();
-		int rc = ro_read(r->s, flag, &cur, err, sizeof err), status = 409;
+		int rc = cs_ro_read(r->s, flag, &cur, err, sizeof err), status = 409;
 
 		if (rc) {
 			json_decref(errs);
 			ret = etcd_err(r, rc, err);
 			break;
 		}
-		if (!cur.rec || ro_spec_parse(json_object_get(cur.rec, "spec"), &spec, errs)) {
+		if (!cur.rec || cs_ro_spec_parse(json_object_get(cur.rec, "spec"), &spec, errs)) {
 			json_decref(errs);
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, 404, "not_found", NULL, "no rollout for flag '%s'", flag);
 			break;
 		}
 		json_decref(errs);
 		json_t *old = json_object_get(cur.rec, "state");
 		if (!strcmp(what, "pause"))
-			st = ro_pause(old, now, why, sizeof why);
+			st = cs_ro_pause(old, now, why, sizeof why);
 		else if (!strcmp(what, "resume"))
-			st = ro_resume(old, now, why, sizeof why);
+			st = cs_ro_resume(old, now, why, sizeof why);
 		else if (!strcmp(what, "rollback"))
-			st = ro_rollback(&spec, old, now, immediate, r->reason, why, sizeof why);
+			st = cs_ro_rollback(&spec, old, now, immediate, r->reason, why, sizeof why);
 		else
-			st = ro_approve(&spec, old, r->actor, groups, why, sizeof why, &status);
+			st = cs_ro_approve(&spec, old, r->actor, groups, why, sizeof why, &status);
 		if (!st) {
-			ro_cur_free(&cur);
+			cs_ro_cur_free(&cur);
 			ret = cs_error(r, status, status == 403 ? "forbidden" : "conflict", NULL, "%s",
 				       why);
 			break;
 		}
 		if (!strcmp(what, "rollback"))
-			rules = ro_state_rules(&spec, st);
+			rules = cs_ro_state_rules(&spec, st);
 		rec = json_deep_copy(cur.rec);
 		json_object_set_new(rec, "state", st);
 		json_t *extra = json_pack("{s:{s:O,s:O,s:O}}", "rollout", "stage",
 					  json_object_get(st, "stage"), "status",
 					  json_object_get(st, "status"), "approvals",
 					  json_object_get(st, "approvals"));
-		rc = ro_commit(r, flag, &cur, rec, rules,
+		rc = cs_ro_commit(r, flag, &cur, rec, rules,
 			       immediate && !strcmp(what, "rollback") ? "rollback-now" : what,
 			       extra, 0, &rev, err, sizeof err);
 		json_decref(extra);
 		if (rc == 1)
-			ret = cs_reply(r, 200, ro_view(rec), NULL);
-		else if (rc == RO_EINVALID)
+			ret = cs_reply(r, 200, cs_ro_view(rec), NULL);
+		else if (rc == CS_RO_EINVALID)
 			ret = cs_error(r, 422, "invalid", NULL, "%s", err);
 		else if (rc < 0)
 			ret = etcd_err(r, rc, err);
 		json_decref(rec);
-		ro_cur_free(&cur);
+		cs_ro_cur_free(&cur);
 		if (rc != 0)
 			break;
 		if (attempt == 24)
@@ -361,9 +361,9 @@ static enum MHD_Result action(cs_req *r, const char *flag, const char *what)
 	return ret;
 }
 
-enum MHD_Result ro_stale(cs_req *r);
+enum MHD_Result cs_ro_stale(cs_req *r);
 
-enum MHD_Result ro_api(cs_req *r)
+enum MHD_Result cs_ro_api(cs_req *r)
 {
 	const char *m = r->method, *u = r->url;
 	bool get = !strcmp(m, "GET");
@@ -371,7 +371,7 @@ enum MHD_Result ro_api(cs_req *r)
 	const char *slash;
 
 	if (!strcmp(u, "/api/v1/reports/stale"))
-		return get ? ro_stale(r) : cs_error(r, 405, "method_not_allowed", NULL,
+		return get ? cs_ro_stale(r) : cs_error(r, 405, "method_not_allowed", NULL,
 						    "%s is not allowed here", m);
 	if (!(r->rights & CS_R_READ) && !(r->rights & CS_R_APPROVE))
 		return cs_forbidden(r, "read rollouts");

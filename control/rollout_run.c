@@ -23,7 +23,7 @@
 
 /* Two threads: `lease` acquires and keeps the leader key (never blocked
  * by a slow Prometheus), `drive` steps the rollouts while leader. */
-typedef struct ro_runner {
+typedef struct cs_ro_runner {
 	cs_server *s;
 	pthread_t lease_th, drive_th;
 	volatile bool stop;
@@ -34,9 +34,9 @@ typedef struct ro_runner {
 	_Atomic bool leader;	    /* written by lease, read by drive */
 	_Atomic int64_t leader_rev; /* written by lease before leader=true; read by drive */
 	int64_t lease, keepalive_ms; /* lease thread only */
-} ro_runner;
+} cs_ro_runner;
 
-static ro_runner g;
+static cs_ro_runner g;
 
 static int64_t now_ms(void)
 {
@@ -78,7 +78,7 @@ static void try_lead(void)
 	if (id == 0)
 		return;
 	snprintf(b, sizeof b, "%lld", (long long)id);
-	cmps = json_pack("[o]", ro_cmp_create(g.k_lead, 0));
+	cmps = json_pack("[o]", cs_ro_cmp_create(g.k_lead, 0));
 	put = json_pack("{s:{s:o,s:o,s:s}}", "request_put", "key", cs_b64s(g.k_lead), "value",
 			cs_b64s(g.id), "lease", b);
 	resp = NULL;
@@ -90,7 +90,7 @@ static void try_lead(void)
 		g.leader_rev = cs_header_rev(resp);
 		g.keepalive_ms = mono_ms();
 		g.leader = true; /* after leader_rev: drive reads them in this order */
-		fprintf(stderr, "flagshm-control: rollout leader (%s, lease %lld, revision %lld)\n",
+		cs_log("rollout leader (%s, lease %lld, revision %lld)",
 			g.id, (long long)id, (long long)g.leader_rev);
 	} else {
 		lease_revoke(id);
@@ -114,11 +114,11 @@ static void keep_alive(void)
 			g.keepalive_ms = t;
 		} else {
 			g.leader = false;
-			fprintf(stderr, "flagshm-control: rollout leadership lost (lease expired)\n");
+			cs_log("rollout leadership lost (lease expired)");
 		}
 	} else if (t - g.keepalive_ms > (int64_t)g.ttl * 1000) {
 		g.leader = false;
-		fprintf(stderr, "flagshm-control: rollout leadership lost (%s)\n", err);
+		cs_log("rollout leadership lost (%s)", err);
 	}
 	json_decref(resp);
 }
@@ -128,40 +128,40 @@ static void drive(const char *flag)
 {
 	cs_server *s = g.s;
 	char err[512];
-	ro_cur cur;
-	ro_spec spec;
-	ro_step step;
+	cs_ro_cur cur;
+	cs_ro_spec spec;
+	cs_ro_step step;
 	json_t *errs = json_array(), *state, *check = NULL, *rec;
 	int64_t now = now_ms(), rev, lrev = g.leader_rev;
 	int rc;
 
-	if (ro_read(s, flag, &cur, err, sizeof err)) {
+	if (cs_ro_read(s, flag, &cur, err, sizeof err)) {
 		json_decref(errs);
 		return;
 	}
 	if (!cur.rec || cur.leader_create != lrev ||
-	    ro_spec_parse(json_object_get(cur.rec, "spec"), &spec, errs))
+	    cs_ro_spec_parse(json_object_get(cur.rec, "spec"), &spec, errs))
 		goto out;
 	state = json_object_get(cur.rec, "state");
-	if (ro_check_due(&spec, state, now)) {
-		ro_sample t, c;
-		ro_verdict v;
-		int64_t from = ro_check_from(&spec, state, now);
-		if (ro_prom_measure(spec.prometheus, flag, spec.variation, from / 1000.0,
+	if (cs_ro_check_due(&spec, state, now)) {
+		cs_ro_sample t, c;
+		cs_ro_verdict v;
+		int64_t from = cs_ro_check_from(&spec, state, now);
+		if (cs_ro_prom_measure(spec.prometheus, flag, spec.variation, from / 1000.0,
 				    now / 1000.0, &t, &c, err, sizeof err)) {
 			/* No figures is not a failure and not a pass. */
 			memset(&v, 0, sizeof v);
-			v.v = RO_WAIT;
+			v.v = CS_RO_WAIT;
 			v.z = v.z_crit = NAN;
 			snprintf(v.why, sizeof v.why, "%.250s", err);
-			t = c = (ro_sample){0, 0, NAN};
+			t = c = (cs_ro_sample){0, 0, NAN};
 		} else {
-			ro_guard_decide(&spec.crit, &t, &c, &v);
+			cs_ro_guard_decide(&spec.crit, &t, &c, &v);
 		}
-		check = ro_verdict_json(&v, &t, &c);
+		check = cs_ro_verdict_json(&v, &t, &c);
 		json_object_set_new(check, "from", json_integer(from));
 	}
-	ro_decide(&spec, state, now, check, &step);
+	cs_ro_decide(&spec, state, now, check, &step);
 	if (!step.state)
 		goto out;
 	rec = json_deep_copy(cur.rec);
@@ -175,10 +175,10 @@ static void drive(const char *flag)
 					  step.message, "measurements",
 					  json_object_get(step.state, "lastCheck"));
 		snprintf(r.id, sizeof r.id, "rollout-%lld", (long long)now);
-		rc = ro_commit(&r, flag, &cur, rec,
-			       step.flag_change ? ro_state_rules(&spec, step.state) : NULL,
+		rc = cs_ro_commit(&r, flag, &cur, rec,
+			       step.flag_change ? cs_ro_state_rules(&spec, step.state) : NULL,
 			       step.action, extra, lrev, &rev, err, sizeof err);
-		if (rc == RO_EINVALID) {
+		if (rc == CS_RO_EINVALID) {
 			/* The flag or a segment changed under the rollout: stop and say why. */
 			json_t *st = json_deep_copy(json_object_get(cur.rec, "state"));
 			json_object_set_new(st, "pausedStatus",
@@ -190,20 +190,20 @@ static void drive(const char *flag)
 			json_object_set_new(st, "message", json_string(step.message));
 			json_object_set_new(rec, "state", st);
 			r.reason = step.message;
-			rc = ro_commit(&r, flag, &cur, rec, NULL, "pause", extra, lrev, &rev,
+			rc = cs_ro_commit(&r, flag, &cur, rec, NULL, "pause", extra, lrev, &rev,
 				       err, sizeof err);
 		}
 		if (rc < 0)
-			fprintf(stderr, "flagshm-control: rollout %s: %s: %s\n", flag, step.action,
+			cs_log("rollout %s: %s: %s", flag, step.action,
 				err);
 		json_decref(extra);
 	} else {
-		ro_put_state(s, flag, &cur, rec, lrev, err, sizeof err);
+		cs_ro_put_state(s, flag, &cur, rec, lrev, err, sizeof err);
 	}
 	json_decref(rec);
 out:
 	json_decref(errs);
-	ro_cur_free(&cur);
+	cs_ro_cur_free(&cur);
 }
 
 static void pass(void)
@@ -262,7 +262,7 @@ static void *drive_loop(void *arg)
 	return NULL;
 }
 
-int ro_run_start(cs_server *s, unsigned ttl, char *err, size_t errlen)
+int cs_ro_run_start(cs_server *s, unsigned ttl, char *err, size_t errlen)
 {
 	unsigned char rnd[8];
 	FILE *f = fopen("/dev/urandom", "r");
@@ -280,7 +280,7 @@ int ro_run_start(cs_server *s, unsigned ttl, char *err, size_t errlen)
 	snprintf(g.id, sizeof g.id, "pid %d port %u id %02x%02x%02x%02x%02x%02x%02x%02x",
 		 (int)getpid(), s->port, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
 		 rnd[7]);
-	g.k_lead = cs_key(&s->model, RO_LEADER_KEY, NULL);
+	g.k_lead = cs_key(&s->model, CS_RO_LEADER_KEY, NULL);
 	if (pthread_create(&g.lease_th, NULL, lease_loop, NULL)) {
 		snprintf(err, errlen, "rollout thread: cannot start");
 		free(g.k_lead);
@@ -297,7 +297,7 @@ int ro_run_start(cs_server *s, unsigned ttl, char *err, size_t errlen)
 	return 0;
 }
 
-void ro_run_stop(void)
+void cs_ro_run_stop(void)
 {
 	if (!g.started)
 		return;

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RO_DURATION_MAX_MS (366LL * 86400 * 1000)
+#define CS_RO_DURATION_MAX_MS (366LL * 86400 * 1000)
 
-int64_t ro_duration(const char *s)
+int64_t cs_ro_duration(const char *s)
 {
 	int64_t n = 0, unit;
 	size_t i = 0;
@@ -29,7 +29,7 @@ int64_t ro_duration(const char *s)
 		return -1;
 	for (; s[i] >= '0' && s[i] <= '9'; i++) {
 		n = n * 10 + (s[i] - '0');
-		if (n > RO_DURATION_MAX_MS)
+		if (n > CS_RO_DURATION_MAX_MS)
 			return -1;
 	}
 	if (i == 0 || n <= 0 || !s[i] || s[i + 1])
@@ -41,7 +41,7 @@ int64_t ro_duration(const char *s)
 	case 'd': unit = 86400000; break;
 	default: return -1;
 	}
-	return n * unit > RO_DURATION_MAX_MS ? -1 : n * unit;
+	return n * unit > CS_RO_DURATION_MAX_MS ? -1 : n * unit;
 }
 
 static void err(json_t *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -93,7 +93,7 @@ static int64_t dur_field(json_t *o, const char *name, const char *path, json_t *
 
 	if (!v)
 		return -1;
-	ms = ro_duration(json_string_value(v));
+	ms = cs_ro_duration(json_string_value(v));
 	if (ms < 0) {
 		err(errs, "%s.%s: a duration like \"30s\", \"5m\", \"2h\" or \"1d\" (at most 366d)",
 		    path, name);
@@ -130,12 +130,12 @@ static double num_field(json_t *o, const char *name, const char *path, double lo
 	return d;
 }
 
-static void parse_stage(json_t *o, size_t i, ro_spec *s, json_t *errs)
+static void parse_stage(json_t *o, size_t i, cs_ro_spec *s, json_t *errs)
 {
 	static const char *const known[] = {"ring", "segments", "soak", "autoPromote",
 					    "percentage", "duration", "region",
 					    "requiredApprovals", NULL};
-	ro_stage *st = &s->st[i];
+	cs_ro_stage *st = &s->st[i];
 	char path[64];
 	json_t *v;
 	int kinds = 0;
@@ -151,7 +151,7 @@ static void parse_stage(json_t *o, size_t i, ro_spec *s, json_t *errs)
 	only(o, path, known, errs);
 	if (json_object_get(o, "ring")) {
 		kinds++;
-		st->kind = RO_RING;
+		st->kind = CS_RO_RING;
 		if (!json_is_string(json_object_get(o, "ring")))
 			err(errs, "%s.ring: a name (string)", path);
 		st->segments = json_object_get(o, "segments");
@@ -170,7 +170,7 @@ static void parse_stage(json_t *o, size_t i, ro_spec *s, json_t *errs)
 	}
 	if ((v = json_object_get(o, "percentage"))) {
 		kinds++;
-		st->kind = RO_PCT;
+		st->kind = CS_RO_PCT;
 		if (!pct_ok(v, &st->pct))
 			err(errs, "%s.percentage: a number from 0 to 100 with at most 3 decimals",
 			    path);
@@ -179,7 +179,7 @@ static void parse_stage(json_t *o, size_t i, ro_spec *s, json_t *errs)
 		static const char *const rk[] = {"attribute", "values", NULL};
 		char rp[80];
 		kinds++;
-		st->kind = RO_REGION;
+		st->kind = CS_RO_REGION;
 		snprintf(rp, sizeof rp, "%s.region", path);
 		if (!json_is_object(v)) {
 			err(errs, "%s: an object {\"attribute\",\"values\"}", rp);
@@ -193,7 +193,7 @@ static void parse_stage(json_t *o, size_t i, ro_spec *s, json_t *errs)
 				err(errs, "%s.values: a non-empty array of strings", rp);
 		}
 	}
-	if (st->kind != RO_RING)
+	if (st->kind != CS_RO_RING)
 		st->duration_ms = dur_field(o, "duration", path, errs);
 	if (kinds != 1)
 		err(errs, "%s: exactly one of \"ring\", \"percentage\" and \"region\"", path);
@@ -205,7 +205,7 @@ static void parse_stage(json_t *o, size_t i, ro_spec *s, json_t *errs)
 	}
 }
 
-int ro_spec_parse(json_t *j, ro_spec *s, json_t *errs)
+int cs_ro_spec_parse(json_t *j, cs_ro_spec *s, json_t *errs)
 {
 	static const char *const known[] = {"variation", "stages", "autoProgress",
 					    "successCriteria", "rollback", "checkInterval",
@@ -221,7 +221,7 @@ int ro_spec_parse(json_t *j, ro_spec *s, json_t *errs)
 	double last_pct = 0;
 
 	memset(s, 0, sizeof *s);
-	s->crit = (ro_criteria){.error_rate = -1, .p99 = -1, .max_regression = -1,
+	s->crit = (cs_ro_criteria){.error_rate = -1, .p99 = -1, .max_regression = -1,
 				.max_latency_regression = -1, .min_samples = 100,
 				.confidence = 0.95, .max_wait_ms = -1};
 	s->check_ms = 10000;
@@ -238,13 +238,13 @@ int ro_spec_parse(json_t *j, ro_spec *s, json_t *errs)
 		err(errs, "variation: required (the value the rollout serves)");
 	stages = json_object_get(j, "stages");
 	if (!json_is_array(stages) || json_array_size(stages) == 0 ||
-	    json_array_size(stages) > RO_STAGES_MAX) {
-		err(errs, "stages: an array of 1 to %d stages", RO_STAGES_MAX);
+	    json_array_size(stages) > CS_RO_STAGES_MAX) {
+		err(errs, "stages: an array of 1 to %d stages", CS_RO_STAGES_MAX);
 	} else {
 		s->nstages = json_array_size(stages);
 		for (size_t i = 0; i < s->nstages; i++) {
 			parse_stage(json_array_get(stages, i), i, s, errs);
-			if (s->st[i].kind == RO_PCT) {
+			if (s->st[i].kind == CS_RO_PCT) {
 				if (s->st[i].pct < last_pct)
 					err(errs, "stages[%zu].percentage: %g is below an earlier "
 						  "stage's %g (a share only grows)",
@@ -254,7 +254,7 @@ int ro_spec_parse(json_t *j, ro_spec *s, json_t *errs)
 			}
 			if (i + 1 < s->nstages && s->st[i].duration_ms < 0)
 				err(errs, "stages[%zu]: only the last stage may have no %s", i,
-				    s->st[i].kind == RO_RING ? "soak" : "duration");
+				    s->st[i].kind == CS_RO_RING ? "soak" : "duration");
 		}
 	}
 	if ((v = json_object_get(j, "autoProgress"))) {
@@ -285,9 +285,9 @@ int ro_spec_parse(json_t *j, ro_spec *s, json_t *errs)
 			err(errs, "rollback: an object");
 		} else {
 			only(v, "rollback", rk, errs);
-			if (steps && (!json_is_array(steps) || json_array_size(steps) > RO_STEPS_MAX)) {
+			if (steps && (!json_is_array(steps) || json_array_size(steps) > CS_RO_STEPS_MAX)) {
 				err(errs, "rollback.steps: an array of at most %d percentages",
-				    RO_STEPS_MAX);
+				    CS_RO_STEPS_MAX);
 			} else {
 				for (size_t i = 0; i < json_array_size(steps); i++) {
 					double p;
@@ -327,23 +327,23 @@ int ro_spec_parse(json_t *j, ro_spec *s, json_t *errs)
 	return json_array_size(errs) > before ? -1 : 0;
 }
 
-double ro_share(const ro_spec *s, int stage)
+double cs_ro_share(const cs_ro_spec *s, int stage)
 {
 	double p = 0;
 
 	for (int i = 0; i <= stage && i < (int)s->nstages; i++)
-		if (s->st[i].kind == RO_PCT && s->st[i].pct > p)
+		if (s->st[i].kind == CS_RO_PCT && s->st[i].pct > p)
 			p = s->st[i].pct;
 	return p;
 }
 
-static json_t *pct_rule(const ro_spec *s, double p)
+static json_t *pct_rule(const cs_ro_spec *s, double p)
 {
-	return json_pack("{s:s,s:f,s:O}", "id", RO_RULE_PREFIX "percentage", "rolloutPercentage",
+	return json_pack("{s:s,s:f,s:O}", "id", CS_RO_RULE_PREFIX "percentage", "rolloutPercentage",
 			 p, "variation", s->variation);
 }
 
-json_t *ro_rules(const ro_spec *s, int stage, double rb_pct)
+json_t *cs_ro_rules(const cs_ro_spec *s, int stage, double rb_pct)
 {
 	json_t *rules = json_array(), *segs = NULL;
 	double p;
@@ -354,8 +354,8 @@ json_t *ro_rules(const ro_spec *s, int stage, double rb_pct)
 		return rules;
 	}
 	for (int i = 0; i <= stage && i < (int)s->nstages; i++) {
-		const ro_stage *st = &s->st[i];
-		if (st->kind == RO_RING) {
+		const cs_ro_stage *st = &s->st[i];
+		if (st->kind == CS_RO_RING) {
 			if (!segs)
 				segs = json_array();
 			for (size_t k = 0; k < json_array_size(st->segments); k++) {
@@ -369,26 +369,26 @@ json_t *ro_rules(const ro_spec *s, int stage, double rb_pct)
 		}
 	}
 	if (segs)
-		json_array_append_new(rules, json_pack("{s:s,s:o,s:O}", "id", RO_RULE_PREFIX "rings",
+		json_array_append_new(rules, json_pack("{s:s,s:o,s:O}", "id", CS_RO_RULE_PREFIX "rings",
 						       "segments", segs, "variation", s->variation));
 	for (int i = 0; i <= stage && i < (int)s->nstages; i++) {
-		const ro_stage *st = &s->st[i];
+		const cs_ro_stage *st = &s->st[i];
 		char id[48];
-		if (st->kind != RO_REGION)
+		if (st->kind != CS_RO_REGION)
 			continue;
-		snprintf(id, sizeof id, RO_RULE_PREFIX "region.%d", i);
+		snprintf(id, sizeof id, CS_RO_RULE_PREFIX "region.%d", i);
 		json_array_append_new(
 			rules, json_pack("{s:s,s:[{s:s,s:s,s:O}],s:O}", "id", id, "conditions",
 					 "attribute", st->attr, "operator", "in", "value",
 					 st->values, "variation", s->variation));
 	}
-	p = ro_share(s, stage);
+	p = cs_ro_share(s, stage);
 	if (p > 0)
 		json_array_append_new(rules, pct_rule(s, p));
 	return rules;
 }
 
-json_t *ro_flag_with_rules(const json_t *flag, json_t *rules)
+json_t *cs_ro_flag_with_rules(const json_t *flag, json_t *rules)
 {
 	json_t *f = json_deep_copy(flag), *old = json_object_get(f, "targeting");
 	json_t *t = json_array(), *r;
@@ -398,7 +398,7 @@ json_t *ro_flag_with_rules(const json_t *flag, json_t *rules)
 
 	json_array_foreach(old, i, r) {
 		const char *id = json_string_value(json_object_get(r, "id"));
-		if (id && !strncmp(id, RO_RULE_PREFIX, strlen(RO_RULE_PREFIX)))
+		if (id && !strncmp(id, CS_RO_RULE_PREFIX, strlen(CS_RO_RULE_PREFIX)))
 			continue;
 		json_t *p = json_object_get(r, "priority");
 		json_int_t pv = json_is_integer(p) ? json_integer_value(p) : 0;
@@ -421,7 +421,7 @@ json_t *ro_flag_with_rules(const json_t *flag, json_t *rules)
 	return f;
 }
 
-size_t ro_rb_steps(const ro_spec *s, double share, double out[RO_STEPS_MAX + 1])
+size_t cs_ro_rb_steps(const cs_ro_spec *s, double share, double out[CS_RO_STEPS_MAX + 1])
 {
 	size_t n = 0;
 

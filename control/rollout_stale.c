@@ -40,7 +40,7 @@ static void add(json_t *out, json_t *f, const char *key, const char *reason, con
 	json_array_append_new(json_object_get(e, "reasons"), json_string(reason));
 }
 
-enum MHD_Result ro_stale(cs_req *r)
+enum MHD_Result cs_ro_stale(cs_req *r)
 {
 	const char *prom = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "prometheus");
 	const char *ds = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, "days");
@@ -131,7 +131,7 @@ enum MHD_Result ro_stale(cs_req *r)
 			double n = 0;
 			snprintf(q, sizeof q, "sum(increase(flagshm_evaluations_total{flag=\"%s\"}[%lldd]))",
 				 key, (long long)days);
-			if (ro_prom_scalar(prom, q, now / 1000.0, &n, err, sizeof err)) {
+			if (cs_ro_prom_scalar(prom, q, now / 1000.0, &n, err, sizeof err)) {
 				json_decref(found);
 				json_decref(flags);
 				return cs_error(r, 502, "prometheus", NULL, "%s", err);

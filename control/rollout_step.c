@@ -38,7 +38,7 @@ static void sets(json_t *st, const char *k, const char *v)
 	json_object_set_new(st, k, json_string(v));
 }
 
-json_t *ro_state_new(int64_t now_ms)
+json_t *cs_ro_state_new(int64_t now_ms)
 {
 	return json_pack("{s:i,s:I,s:s,s:s,s:[],s:i,s:I,s:n,s:I,s:n,s:I,s:i,s:[]}", "stage", -1,
 			 "since", (json_int_t)now_ms, "status", "running", "message", "",
@@ -47,21 +47,21 @@ json_t *ro_state_new(int64_t now_ms)
 			 "steps", 0, "history");
 }
 
-bool ro_terminal(const json_t *st)
+bool cs_ro_terminal(const json_t *st)
 {
 	const char *s = gets_(st, "status");
 	return !strcmp(s, "completed") || !strcmp(s, "rolled-back");
 }
 
 /* The share served now. */
-static double served_pct(const ro_spec *s, const json_t *st)
+static double served_pct(const cs_ro_spec *s, const json_t *st)
 {
 	int64_t k = geti(st, "rbStep");
 	json_t *steps = json_object_get(st, "rbSteps");
 
 	if (k >= 0 && json_object_get(st, "rbStep") && (size_t)k < json_array_size(steps))
 		return json_number_value(json_array_get(steps, (size_t)k));
-	return ro_share(s, (int)geti(st, "stage"));
+	return cs_ro_share(s, (int)geti(st, "stage"));
 }
 
 static bool rolling(const json_t *st)
@@ -69,11 +69,11 @@ static bool rolling(const json_t *st)
 	return geti(st, "rbStep") >= 0 && json_array_size(json_object_get(st, "rbSteps")) > 0;
 }
 
-json_t *ro_state_rules(const ro_spec *s, const json_t *st)
+json_t *cs_ro_state_rules(const cs_ro_spec *s, const json_t *st)
 {
 	if (rolling(st))
-		return ro_rules(s, -1, served_pct(s, st));
-	return ro_rules(s, (int)geti(st, "stage"), -1);
+		return cs_ro_rules(s, -1, served_pct(s, st));
+	return cs_ro_rules(s, (int)geti(st, "stage"), -1);
 }
 
 static int64_t step_since(const json_t *st)
@@ -81,24 +81,24 @@ static int64_t step_since(const json_t *st)
 	return rolling(st) ? geti(st, "rbSince") : geti(st, "since");
 }
 
-int64_t ro_check_from(const ro_spec *s, const json_t *st, int64_t now_ms)
+int64_t cs_ro_check_from(const cs_ro_spec *s, const json_t *st, int64_t now_ms)
 {
 	int64_t from = step_since(st);
 	return now_ms - s->window_ms > from ? now_ms - s->window_ms : from;
 }
 
-bool ro_check_due(const ro_spec *s, const json_t *st, int64_t now_ms)
+bool cs_ro_check_due(const cs_ro_spec *s, const json_t *st, int64_t now_ms)
 {
 	const char *status = gets_(st, "status");
 
-	if (!s->prometheus || ro_terminal(st) || !strcmp(status, "paused"))
+	if (!s->prometheus || cs_ro_terminal(st) || !strcmp(status, "paused"))
 		return false;
 	if (!rolling(st) && geti(st, "stage") < 0)
 		return false;
 	return now_ms >= geti(st, "nextCheck");
 }
 
-void ro_history_add(json_t *st, json_t *entry)
+void cs_ro_history_add(json_t *st, json_t *entry)
 {
 	json_t *h = json_object_get(st, "history");
 
@@ -106,18 +106,18 @@ void ro_history_add(json_t *st, json_t *entry)
 		h = json_array();
 		json_object_set_new(st, "history", h);
 	}
-	if (json_array_size(h) >= RO_HISTORY_MAX) {
+	if (json_array_size(h) >= CS_RO_HISTORY_MAX) {
 		/* Thin the older half (every other entry) so the whole rollout
 		 * stays in view at half the resolution. */
-		for (size_t i = 1; i < RO_HISTORY_MAX / 4 && i < json_array_size(h); i++)
+		for (size_t i = 1; i < CS_RO_HISTORY_MAX / 4 && i < json_array_size(h); i++)
 			json_array_remove(h, i); /* originals 1, 3, 5, ... below the middle */
 	}
 	json_array_append_new(h, entry);
 }
 
-static void event(ro_step *out, json_t *st, const ro_spec *s, int64_t now, const char *action,
+static void event(cs_ro_step *out, json_t *st, const cs_ro_spec *s, int64_t now, const char *action,
 		  bool flag, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-static void event(ro_step *out, json_t *st, const ro_spec *s, int64_t now, const char *action,
+static void event(cs_ro_step *out, json_t *st, const cs_ro_spec *s, int64_t now, const char *action,
 		  bool flag, const char *fmt, ...)
 {
 	va_list ap;
@@ -131,17 +131,17 @@ static void event(ro_step *out, json_t *st, const ro_spec *s, int64_t now, const
 	if (flag)
 		seti(st, "steps", geti(st, "steps") + 1);
 	sets(st, "message", out->message);
-	ro_history_add(st, json_pack("{s:I,s:s,s:f,s:i,s:s,s:s}", "t", (json_int_t)now, "event",
+	cs_ro_history_add(st, json_pack("{s:I,s:s,s:f,s:i,s:s,s:s}", "t", (json_int_t)now, "event",
 				     action, "pct", served_pct(s, st), "stage",
 				     (int)geti(st, "stage"), "status", gets_(st, "status"),
 				     "message", out->message));
 }
 
-static void start_rollback(const ro_spec *s, json_t *st, int64_t now, bool immediate)
+static void start_rollback(const cs_ro_spec *s, json_t *st, int64_t now, bool immediate)
 {
-	double steps[RO_STEPS_MAX + 1];
+	double steps[CS_RO_STEPS_MAX + 1];
 	size_t n = immediate ? (steps[0] = 0, 1)
-			     : ro_rb_steps(s, served_pct(s, st), steps);
+			     : cs_ro_rb_steps(s, served_pct(s, st), steps);
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++)
@@ -155,7 +155,7 @@ static void start_rollback(const ro_spec *s, json_t *st, int64_t now, bool immed
 }
 
 /* Whether the approvals for stage NEXT are all there. */
-static bool gate_open(const ro_spec *s, const json_t *st, int next, bool manual)
+static bool gate_open(const cs_ro_spec *s, const json_t *st, int next, bool manual)
 {
 	json_t *ap = json_object_get(st, "approvals");
 	json_t *need = s->st[next].approvals, *groups = json_object_get(ap, "groups");
@@ -172,13 +172,13 @@ static bool gate_open(const ro_spec *s, const json_t *st, int next, bool manual)
 	return true;
 }
 
-static bool manual_gate(const ro_spec *s, int stage)
+static bool manual_gate(const cs_ro_spec *s, int stage)
 {
 	return stage >= 0 && (!s->auto_progress ||
-			      (s->st[stage].kind == RO_RING && !s->st[stage].auto_promote));
+			      (s->st[stage].kind == CS_RO_RING && !s->st[stage].auto_promote));
 }
 
-void ro_decide(const ro_spec *s, const json_t *state, int64_t now, json_t *check, ro_step *out)
+void cs_ro_decide(const cs_ro_spec *s, const json_t *state, int64_t now, json_t *check, cs_ro_step *out)
 {
 	json_t *st = json_deep_copy(state);
 	const char *status = gets_(st, "status");
@@ -188,7 +188,7 @@ void ro_decide(const ro_spec *s, const json_t *state, int64_t now, json_t *check
 	int stage = (int)geti(st, "stage");
 
 	memset(out, 0, sizeof *out);
-	if (ro_terminal(st) || !strcmp(status, "paused")) {
+	if (cs_ro_terminal(st) || !strcmp(status, "paused")) {
 		json_decref(st);
 		json_decref(check);
 		return;
@@ -198,7 +198,7 @@ void ro_decide(const ro_spec *s, const json_t *state, int64_t now, json_t *check
 		json_object_set_new(check, "stepSince", json_integer(step_since(st)));
 		seti(st, "nextCheck", now + s->check_ms);
 		json_t *t = json_object_get(check, "treatment"), *c = json_object_get(check, "control");
-		ro_history_add(st, json_pack("{s:I,s:s,s:f,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "t",
+		cs_ro_history_add(st, json_pack("{s:I,s:s,s:f,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "t",
 					     (json_int_t)now, "check",
 					     gets_(check, "verdict"), "pct", served_pct(s, st),
 					     "tn", json_object_get(t, "requests"), "ter",
@@ -303,7 +303,7 @@ void ro_decide(const ro_spec *s, const json_t *state, int64_t now, json_t *check
 		seti(st, "completedAt", now);
 	}
 	event(out, st, s, now, "advance", true, "stage %d: %g%% of everyone else%s", stage,
-	      ro_share(s, stage), !strcmp(gets_(st, "status"), "completed") ? "; completed" : "");
+	      cs_ro_share(s, stage), !strcmp(gets_(st, "status"), "completed") ? "; completed" : "");
 done:
 	if (changed || out->audit)
 		out->state = st;
@@ -311,11 +311,11 @@ done:
 		json_decref(st);
 }
 
-json_t *ro_pause(const json_t *state, int64_t now, char *why, size_t n)
+json_t *cs_ro_pause(const json_t *state, int64_t now, char *why, size_t n)
 {
 	json_t *st;
 
-	if (ro_terminal(state) || !strcmp(gets_(state, "status"), "paused")) {
+	if (cs_ro_terminal(state) || !strcmp(gets_(state, "status"), "paused")) {
 		snprintf(why, n, "the rollout is %s", gets_(state, "status"));
 		return NULL;
 	}
@@ -324,12 +324,12 @@ json_t *ro_pause(const json_t *state, int64_t now, char *why, size_t n)
 	seti(st, "pausedAt", now);
 	sets(st, "status", "paused");
 	sets(st, "message", "paused");
-	ro_history_add(st, json_pack("{s:I,s:s,s:s}", "t", (json_int_t)now, "event", "pause",
+	cs_ro_history_add(st, json_pack("{s:I,s:s,s:s}", "t", (json_int_t)now, "event", "pause",
 				     "message", "paused by request"));
 	return st;
 }
 
-json_t *ro_resume(const json_t *state, int64_t now, char *why, size_t n)
+json_t *cs_ro_resume(const json_t *state, int64_t now, char *why, size_t n)
 {
 	json_t *st;
 	const char *back = gets_(state, "pausedStatus");
@@ -352,12 +352,12 @@ json_t *ro_resume(const json_t *state, int64_t now, char *why, size_t n)
 	seti(st, "waitSince", 0);
 	seti(st, "nextCheck", 0);
 	sets(st, "message", "resumed");
-	ro_history_add(st, json_pack("{s:I,s:s,s:s}", "t", (json_int_t)now, "event", "resume",
+	cs_ro_history_add(st, json_pack("{s:I,s:s,s:s}", "t", (json_int_t)now, "event", "resume",
 				     "message", "resumed by request"));
 	return st;
 }
 
-json_t *ro_rollback(const ro_spec *s, const json_t *state, int64_t now, bool immediate,
+json_t *cs_ro_rollback(const cs_ro_spec *s, const json_t *state, int64_t now, bool immediate,
 		    const char *reason, char *why, size_t n)
 {
 	json_t *st;
@@ -371,7 +371,7 @@ json_t *ro_rollback(const ro_spec *s, const json_t *state, int64_t now, bool imm
 	start_rollback(s, st, now, immediate);
 	snprintf(why, n, "%s", reason ? reason : "");
 	sets(st, "message", immediate ? "rolled back at once" : "rolling back");
-	ro_history_add(st, json_pack("{s:I,s:s,s:f,s:i,s:s,s:s}", "t", (json_int_t)now, "event",
+	cs_ro_history_add(st, json_pack("{s:I,s:s,s:f,s:i,s:s,s:s}", "t", (json_int_t)now, "event",
 				     immediate ? "rollback-now" : "rollback", "pct",
 				     served_pct(s, st), "stage", (int)geti(st, "stage"), "status",
 				     gets_(st, "status"), "message", reason ? reason : ""));
@@ -379,14 +379,14 @@ json_t *ro_rollback(const ro_spec *s, const json_t *state, int64_t now, bool imm
 	return st;
 }
 
-json_t *ro_approve(const ro_spec *s, const json_t *state, const char *actor,
+json_t *cs_ro_approve(const cs_ro_spec *s, const json_t *state, const char *actor,
 		   const json_t *groups, char *why, size_t n, int *status)
 {
 	int next = (int)geti(state, "stage") + 1;
 	json_t *st, *ap, *need, *g;
 	bool any = false;
 
-	if (ro_terminal(state) || rolling(state) || next >= (int)s->nstages) {
+	if (cs_ro_terminal(state) || rolling(state) || next >= (int)s->nstages) {
 		snprintf(why, n, "nothing to approve: the rollout is %s at stage %d of %zu",
 			 gets_(state, "status"), next - 1, s->nstages);
 		*status = 409;

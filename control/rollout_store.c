@@ -2,8 +2,8 @@
  * control/rollout_store.c - a rollout in etcd: PREFIX/rollouts/FLAG holds
  * {"flag","spec","state","version","createdAt","updatedAt","updatedBy"}.
  *
- * ro_read takes the rollout, its flag, meta/rev and the leader key at one
- * revision; ro_commit writes a new record, maybe the flag with new rules
+ * cs_ro_read takes the rollout, its flag, meta/rev and the leader key at one
+ * revision; cs_ro_commit writes a new record, maybe the flag with new rules
  * (validated as every change is) and the audit record in ONE txn through
  * cs_commit, with compares on what was read (and, for the orchestrator,
  * on the leader key's create_revision: a deposed leader's step fails).
@@ -33,11 +33,11 @@ static json_t *kv_json(json_t *kv, int64_t *mod)
 	return j;
 }
 
-int ro_read(cs_server *s, const char *flag, ro_cur *cur, char *err, size_t errlen)
+int cs_ro_read(cs_server *s, const char *flag, cs_ro_cur *cur, char *err, size_t errlen)
 {
 	cs_model *m = &s->model;
 	char *k_ro = cs_key(m, "rollouts/", flag), *k_flag = cs_key(m, "flags/", flag);
-	char *k_rev = cs_key(m, "meta/rev", NULL), *k_lead = cs_key(m, RO_LEADER_KEY, NULL);
+	char *k_rev = cs_key(m, "meta/rev", NULL), *k_lead = cs_key(m, CS_RO_LEADER_KEY, NULL);
 	json_t *ops = json_array(), *resp = NULL, *rs;
 	int rc;
 
@@ -62,7 +62,7 @@ int ro_read(cs_server *s, const char *flag, ro_cur *cur, char *err, size_t errle
 	return 0;
 }
 
-void ro_cur_free(ro_cur *cur)
+void cs_ro_cur_free(cs_ro_cur *cur)
 {
 	json_decref(cur->rec);
 	json_decref(cur->flag);
@@ -84,7 +84,7 @@ static json_t *served(json_t *rec)
 	return o;
 }
 
-json_t *ro_cmp_create(const char *key, int64_t rev)
+json_t *cs_ro_cmp_create(const char *key, int64_t rev)
 {
 	char b[32];
 
@@ -93,7 +93,7 @@ json_t *ro_cmp_create(const char *key, int64_t rev)
 			 "EQUAL", "create_revision", b);
 }
 
-int ro_validate_flag(cs_server *s, const char *flag, json_t *served_flag, char *err,
+int cs_ro_validate_flag(cs_server *s, const char *flag, json_t *served_flag, char *err,
 		     size_t errlen, json_t **details)
 {
 	cs_model *m = &s->model;
@@ -118,7 +118,7 @@ int ro_validate_flag(cs_server *s, const char *flag, json_t *served_flag, char *
 	return rc ? -1 : 0;
 }
 
-int ro_commit(cs_req *r, const char *flag, ro_cur *cur, json_t *rec, json_t *rules,
+int cs_ro_commit(cs_req *r, const char *flag, cs_ro_cur *cur, json_t *rec, json_t *rules,
 	      const char *action, json_t *extra, int64_t leader_rev, int64_t *rev, char *err,
 	      size_t errlen)
 {
@@ -149,20 +149,20 @@ int ro_commit(cs_req *r, const char *flag, ro_cur *cur, json_t *rec, json_t *rul
 		if (!cur->flag) {
 			snprintf(err, errlen, "the flag '%s' does not exist", flag);
 			json_decref(rules);
-			rc = RO_EINVALID;
+			rc = CS_RO_EINVALID;
 			goto out;
 		}
 		newrec = json_deep_copy(cur->flag);
 		version = cs_jint(cur->flag, "version") + 1;
 		json_object_set_new(newrec, "object",
-				    ro_flag_with_rules(json_object_get(cur->flag, "object"), rules));
+				    cs_ro_flag_with_rules(json_object_get(cur->flag, "object"), rules));
 		json_object_set_new(newrec, "version", json_integer(version));
 		json_object_set_new(newrec, "updatedAt", json_string(now));
 		json_object_set_new(newrec, "updatedBy", json_string(r->actor));
 		before = served(cur->flag);
 		after = served(newrec);
-		if (ro_validate_flag(s, flag, after, err, errlen, NULL)) {
-			rc = RO_EINVALID;
+		if (cs_ro_validate_flag(s, flag, after, err, errlen, NULL)) {
+			rc = CS_RO_EINVALID;
 			goto out;
 		}
 		char *v = json_dumps(newrec, JSON_COMPACT);
@@ -182,8 +182,8 @@ int ro_commit(cs_req *r, const char *flag, ro_cur *cur, json_t *rec, json_t *rul
 		free(v);
 	}
 	if (leader_rev > 0) {
-		char *k_lead = cs_key(m, RO_LEADER_KEY, NULL);
-		json_array_append_new(c.cmps, ro_cmp_create(k_lead, leader_rev));
+		char *k_lead = cs_key(m, CS_RO_LEADER_KEY, NULL);
+		json_array_append_new(c.cmps, cs_ro_cmp_create(k_lead, leader_rev));
 		free(k_lead);
 	}
 	rc = cs_commit(r, &c, rev, err, errlen);
@@ -200,18 +200,18 @@ out:
 	return rc;
 }
 
-int ro_put_state(cs_server *s, const char *flag, ro_cur *cur, json_t *rec, int64_t leader_rev,
+int cs_ro_put_state(cs_server *s, const char *flag, cs_ro_cur *cur, json_t *rec, int64_t leader_rev,
 		 char *err, size_t errlen)
 {
 	cs_model *m = &s->model;
-	char *k_ro = cs_key(m, "rollouts/", flag), *k_lead = cs_key(m, RO_LEADER_KEY, NULL);
+	char *k_ro = cs_key(m, "rollouts/", flag), *k_lead = cs_key(m, CS_RO_LEADER_KEY, NULL);
 	char *v = json_dumps(rec, JSON_COMPACT);
 	json_t *cmps = json_array(), *ops = json_array(), *resp = NULL;
 	int rc;
 
 	json_array_append_new(cmps, cs_cmp_mod(k_ro, cur->rec_mod));
 	if (leader_rev > 0)
-		json_array_append_new(cmps, ro_cmp_create(k_lead, leader_rev));
+		json_array_append_new(cmps, cs_ro_cmp_create(k_lead, leader_rev));
 	json_array_append_new(ops, cs_op_put(k_ro, v, strlen(v)));
 	free(v);
 	rc = cs_etcd_call(s->etcd, "/v3/kv/txn",

@@ -14,21 +14,21 @@
 
 Test(rollout_unit, durations)
 {
-	cr_expect_eq(ro_duration("30s"), 30000);
-	cr_expect_eq(ro_duration("5m"), 300000);
-	cr_expect_eq(ro_duration("2h"), 7200000);
-	cr_expect_eq(ro_duration("1d"), 86400000);
+	cr_expect_eq(cs_ro_duration("30s"), 30000);
+	cr_expect_eq(cs_ro_duration("5m"), 300000);
+	cr_expect_eq(cs_ro_duration("2h"), 7200000);
+	cr_expect_eq(cs_ro_duration("1d"), 86400000);
 	const char *bad[] = {"", "s", "0s", "5", "5x", "1.5h", "-1s", "30 s", "1dd",
 			     "99999999999999999999d", "367d", NULL};
 	for (const char **b = bad; *b; b++)
-		cr_expect_eq(ro_duration(*b), -1, "'%s' accepted", *b);
+		cr_expect_eq(cs_ro_duration(*b), -1, "'%s' accepted", *b);
 }
 
-static json_t *parse_ok(const char *txt, ro_spec *s)
+static json_t *parse_ok(const char *txt, cs_ro_spec *s)
 {
 	json_t *j = json_loads(txt, 0, NULL), *errs = json_array();
 	cr_assert_not_null(j, "%s", txt);
-	int rc = ro_spec_parse(j, s, errs);
+	int rc = cs_ro_spec_parse(j, s, errs);
 	char *e = json_dumps(errs, 0);
 	cr_assert_eq(rc, 0, "%s", e);
 	free(e);
@@ -38,7 +38,7 @@ static json_t *parse_ok(const char *txt, ro_spec *s)
 
 Test(rollout_unit, validation_names_every_problem)
 {
-	ro_spec s;
+	cs_ro_spec s;
 	json_t *j = json_loads("{\"variation\":true,\"stages\":[{\"percentage\":101,\"duration\":"
 			       "\"1s\"},{\"ring\":\"x\",\"soak\":\"1h\"},{\"percentage\":5,"
 			       "\"region\":{\"attribute\":\"r\",\"values\":[\"a\"]}}],"
@@ -48,7 +48,7 @@ Test(rollout_unit, validation_names_every_problem)
 			       0, NULL);
 	json_t *errs = json_array();
 
-	cr_assert_eq(ro_spec_parse(j, &s, errs), -1);
+	cr_assert_eq(cs_ro_spec_parse(j, &s, errs), -1);
 	char *all = json_dumps(errs, 0);
 	const char *want[] = {"stages[0].percentage", "stages[1].segments",
 			      "stages[2]: exactly one", "errorRateThreshold", "confidence",
@@ -62,7 +62,7 @@ Test(rollout_unit, validation_names_every_problem)
 
 Test(rollout_unit, rules_accumulate_rings_regions_and_the_share)
 {
-	ro_spec s;
+	cs_ro_spec s;
 	json_t *j = parse_ok("{\"variation\":true,\"stages\":["
 			     "{\"ring\":\"internal\",\"segments\":[\"employees\"],\"soak\":\"1h\"},"
 			     "{\"percentage\":1,\"duration\":\"30m\"},"
@@ -71,7 +71,7 @@ Test(rollout_unit, rules_accumulate_rings_regions_and_the_share)
 			     "\"duration\":\"1d\"},{\"percentage\":100}],"
 			     "\"rollback\":{\"steps\":[50,10,0]}}",
 			     &s);
-	json_t *r = ro_rules(&s, 3, -1);
+	json_t *r = cs_ro_rules(&s, 3, -1);
 	char *t = json_dumps(r, JSON_COMPACT);
 	cr_expect_str_eq(t, "[{\"id\":\"rollout.rings\",\"segments\":[\"employees\",\"beta\"],"
 			    "\"variation\":true},{\"id\":\"rollout.region.3\",\"conditions\":"
@@ -80,22 +80,22 @@ Test(rollout_unit, rules_accumulate_rings_regions_and_the_share)
 			    "1.0,\"variation\":true}]");
 	free(t);
 	json_decref(r);
-	cr_expect_eq(ro_share(&s, 0), 0);
-	cr_expect_eq(ro_share(&s, 3), 1);
-	cr_expect_eq(ro_share(&s, 4), 100);
+	cr_expect_eq(cs_ro_share(&s, 0), 0);
+	cr_expect_eq(cs_ro_share(&s, 3), 1);
+	cr_expect_eq(cs_ro_share(&s, 4), 100);
 	/* Rollback steps below the share, ending at 0. */
-	double st[RO_STEPS_MAX + 1];
-	cr_expect_eq(ro_rb_steps(&s, 100, st), 3);
+	double st[CS_RO_STEPS_MAX + 1];
+	cr_expect_eq(cs_ro_rb_steps(&s, 100, st), 3);
 	cr_expect(st[0] == 50 && st[1] == 10 && st[2] == 0);
-	cr_expect_eq(ro_rb_steps(&s, 20, st), 2);
+	cr_expect_eq(cs_ro_rb_steps(&s, 20, st), 2);
 	cr_expect(st[0] == 10 && st[1] == 0);
-	cr_expect_eq(ro_rb_steps(&s, 1, st), 1);
+	cr_expect_eq(cs_ro_rb_steps(&s, 1, st), 1);
 	/* The flag's own rules first; old rollout rules replaced. */
 	json_t *flag = json_loads("{\"key\":\"f\",\"defaultValue\":false,\"targeting\":["
 				  "{\"id\":\"rollout.percentage\",\"rolloutPercentage\":3,\"variation\":true},"
 				  "{\"id\":\"block\",\"priority\":5,\"conditions\":[],\"variation\":false}]}",
 				  0, NULL);
-	json_t *nf = ro_flag_with_rules(flag, ro_rules(&s, 1, -1));
+	json_t *nf = cs_ro_flag_with_rules(flag, cs_ro_rules(&s, 1, -1));
 	t = json_dumps(json_object_get(nf, "targeting"), JSON_COMPACT);
 	cr_expect_str_eq(t, "[{\"id\":\"block\",\"priority\":5,\"conditions\":[],\"variation\":false},"
 			    "{\"id\":\"rollout.rings\",\"segments\":[\"employees\"],\"variation\":true,"
@@ -109,12 +109,12 @@ Test(rollout_unit, rules_accumulate_rings_regions_and_the_share)
 
 Test(rollout_unit, the_normal_distribution)
 {
-	cr_expect(fabs(ro_norm_cdf(1.959964) - 0.975) < 1e-6);
-	cr_expect(fabs(ro_norm_quantile(0.95) - 1.644854) < 1e-5);
-	cr_expect(fabs(ro_norm_quantile(0.99) - 2.326348) < 1e-5);
-	cr_expect(isnan(ro_norm_quantile(1)));
+	cr_expect(fabs(cs_ro_norm_cdf(1.959964) - 0.975) < 1e-6);
+	cr_expect(fabs(cs_ro_norm_quantile(0.95) - 1.644854) < 1e-5);
+	cr_expect(fabs(cs_ro_norm_quantile(0.99) - 2.326348) < 1e-5);
+	cr_expect(isnan(cs_ro_norm_quantile(1)));
 	/* 1% base rate, a 1-point regression, 95% confidence, 80% power. */
-	double n = ro_sample_size(0.01, 0, 0.01, 0.95, 0.80);
+	double n = cs_ro_sample_size(0.01, 0, 0.01, 0.95, 0.80);
 	cr_expect(n > 1800 && n < 1850, "n = %g", n);
 }
 
@@ -139,18 +139,18 @@ static double binom(double n, double p)
 Test(rollout_unit, the_test_keeps_its_error_rates)
 {
 	const int trials = 2000;
-	double zc = ro_norm_quantile(0.95);
+	double zc = cs_ro_norm_quantile(0.95);
 	int false_alarms = 0, detected = 0;
-	double n = ro_sample_size(0.02, 0.005, 0.01, 0.95, 0.80);
+	double n = cs_ro_sample_size(0.02, 0.005, 0.01, 0.95, 0.80);
 
 	/* Equal rates, 2% each, tolerance 0: about 5% false alarms at 95%. */
 	for (int t = 0; t < trials; t++)
-		false_alarms += ro_ztest(binom(4000, 0.02), 4000, binom(4000, 0.02), 4000, 0) > zc;
+		false_alarms += cs_ro_ztest(binom(4000, 0.02), 4000, binom(4000, 0.02), 4000, 0) > zc;
 	cr_expect(false_alarms > trials * 0.03 && false_alarms < trials * 0.07,
 		  "false alarms %d of %d", false_alarms, trials);
 	/* A regression of tolerance + 1 point at the documented sample size: ~80% found. */
 	for (int t = 0; t < trials; t++)
-		detected += ro_ztest(binom(n, 0.035), n, binom(n, 0.02), n, 0.005) > zc;
+		detected += cs_ro_ztest(binom(n, 0.035), n, binom(n, 0.02), n, 0.005) > zc;
 	cr_log_info("false alarms %d/%d, detected %d/%d at n=%g", false_alarms, trials, detected,
 		    trials, n);
 	cr_expect(detected > trials * 0.72 && detected < trials * 0.88, "detected %d of %d (n %g)",
@@ -159,36 +159,36 @@ Test(rollout_unit, the_test_keeps_its_error_rates)
 
 Test(rollout_unit, the_verdict)
 {
-	ro_criteria c = {.error_rate = 0.05, .p99 = 0.5, .max_regression = 0.005,
+	cs_ro_criteria c = {.error_rate = 0.05, .p99 = 0.5, .max_regression = 0.005,
 			 .max_latency_regression = -1, .min_samples = 1000, .confidence = 0.95,
 			 .max_wait_ms = -1};
-	ro_verdict v;
-	ro_sample t = {999, 0, 0.1}, k = {100000, 100, 0.1};
+	cs_ro_verdict v;
+	cs_ro_sample t = {999, 0, 0.1}, k = {100000, 100, 0.1};
 
-	ro_guard_decide(&c, &t, &k, &v);
-	cr_expect_eq(v.v, RO_WAIT, "%s", v.why);
-	t = (ro_sample){2000, 200, 0.1};
-	ro_guard_decide(&c, &t, &k, &v);
-	cr_expect_eq(v.v, RO_FAIL, "%s", v.why);
+	cs_ro_guard_decide(&c, &t, &k, &v);
+	cr_expect_eq(v.v, CS_RO_WAIT, "%s", v.why);
+	t = (cs_ro_sample){2000, 200, 0.1};
+	cs_ro_guard_decide(&c, &t, &k, &v);
+	cr_expect_eq(v.v, CS_RO_FAIL, "%s", v.why);
 	cr_expect(strstr(v.why, "errorRateThreshold"), "%s", v.why);
-	t = (ro_sample){2000, 2, 0.9};
-	ro_guard_decide(&c, &t, &k, &v);
-	cr_expect_eq(v.v, RO_FAIL);
+	t = (cs_ro_sample){2000, 2, 0.9};
+	cs_ro_guard_decide(&c, &t, &k, &v);
+	cr_expect_eq(v.v, CS_RO_FAIL);
 	cr_expect(strstr(v.why, "latencyP99Threshold"), "%s", v.why);
 	/* 3% vs 0.1% control: a regression though under the 5% threshold. */
-	t = (ro_sample){5000, 150, 0.1};
-	ro_guard_decide(&c, &t, &k, &v);
-	cr_expect_eq(v.v, RO_FAIL, "%s", v.why);
+	t = (cs_ro_sample){5000, 150, 0.1};
+	cs_ro_guard_decide(&c, &t, &k, &v);
+	cr_expect_eq(v.v, CS_RO_FAIL, "%s", v.why);
 	cr_expect(v.z > v.z_crit);
 	/* The same rate as control: pass. */
-	t = (ro_sample){5000, 5, 0.1};
-	ro_guard_decide(&c, &t, &k, &v);
-	cr_expect_eq(v.v, RO_PASS, "%s", v.why);
+	t = (cs_ro_sample){5000, 5, 0.1};
+	cs_ro_guard_decide(&c, &t, &k, &v);
+	cr_expect_eq(v.v, CS_RO_PASS, "%s", v.why);
 	/* Too few control requests (at 100%): the thresholds alone decide. */
-	k = (ro_sample){10, 0, NAN};
-	t = (ro_sample){5000, 150, 0.1};
-	ro_guard_decide(&c, &t, &k, &v);
-	cr_expect_eq(v.v, RO_PASS, "%s", v.why);
+	k = (cs_ro_sample){10, 0, NAN};
+	t = (cs_ro_sample){5000, 150, 0.1};
+	cs_ro_guard_decide(&c, &t, &k, &v);
+	cr_expect_eq(v.v, CS_RO_PASS, "%s", v.why);
 	cr_expect(isnan(v.z));
 }
 
@@ -209,58 +209,58 @@ static json_int_t stage(json_t *st)
 
 Test(rollout_unit, the_state_machine)
 {
-	ro_spec s;
-	ro_step o;
+	cs_ro_spec s;
+	cs_ro_step o;
 	json_t *j = parse_ok("{\"variation\":true,\"stages\":[{\"percentage\":10,\"duration\":\"2s\"},"
 			     "{\"percentage\":100}],\"checkInterval\":\"1s\","
 			     "\"successCriteria\":{\"maxWait\":\"5s\"},"
 			     "\"rollback\":{\"steps\":[50,5,0],\"interval\":\"3s\"},"
 			     "\"metrics\":{\"prometheus\":\"http://127.0.0.1:1\"}}",
 			     &s);
-	json_t *st = ro_state_new(0);
+	json_t *st = cs_ro_state_new(0);
 	int64_t t = 1000;
 
 	/* Stage 0 is entered at once (no gate), with the flag's rules. */
-	ro_decide(&s, st, t, NULL, &o);
+	cs_ro_decide(&s, st, t, NULL, &o);
 	cr_assert_not_null(o.state);
 	cr_expect(o.flag_change && !strcmp(o.action, "advance"));
 	json_decref(st), st = o.state;
 	cr_expect_eq(stage(st), 0);
-	cr_expect(!ro_check_due(&s, st, t + 500));
-	cr_expect(ro_check_due(&s, st, t + 1000));
+	cr_expect(!cs_ro_check_due(&s, st, t + 500));
+	cr_expect(cs_ro_check_due(&s, st, t + 1000));
 	/* Too few samples: waiting-samples, then paused after maxWait. */
-	ro_decide(&s, st, t + 1000, check("wait"), &o);
+	cs_ro_decide(&s, st, t + 1000, check("wait"), &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "waiting-samples");
-	ro_decide(&s, st, t + 3000, check("wait"), &o);
+	cs_ro_decide(&s, st, t + 3000, check("wait"), &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "waiting-samples", "the duration passed without a pass");
-	ro_decide(&s, st, t + 6500, check("wait"), &o);
+	cs_ro_decide(&s, st, t + 6500, check("wait"), &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "paused");
 	cr_expect(strstr(json_string_value(json_object_get(st, "message")), "maxWait"));
 	/* Resume, pass, advance to 100%: completed (no duration). */
 	char why[128];
-	json_t *r = ro_resume(st, t + 7000, why, sizeof why);
+	json_t *r = cs_ro_resume(st, t + 7000, why, sizeof why);
 	json_decref(st), st = r;
-	ro_decide(&s, st, t + 7000, check("pass"), &o);
+	cs_ro_decide(&s, st, t + 7000, check("pass"), &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "completed");
 	cr_expect_eq(stage(st), 1);
 	/* A failed guard at 100%: 50, then the guard fails again on the 50%
 	 * step's data: straight to 0. */
 	json_object_set_new(st, "status", json_string("running"));
-	ro_decide(&s, st, t + 8000, check("fail"), &o);
+	cs_ro_decide(&s, st, t + 8000, check("fail"), &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "rolling-back");
-	json_t *rules = ro_state_rules(&s, st);
+	json_t *rules = cs_ro_state_rules(&s, st);
 	cr_expect_eq(json_number_value(json_object_get(json_array_get(rules, 0),
 						       "rolloutPercentage")), 50);
 	json_decref(rules);
-	ro_decide(&s, st, t + 9000, check("fail"), &o);
+	cs_ro_decide(&s, st, t + 9000, check("fail"), &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "rolled-back");
-	rules = ro_state_rules(&s, st);
+	rules = cs_ro_state_rules(&s, st);
 	cr_expect_eq(json_array_size(rules), 0);
 	json_decref(rules);
 	json_decref(st);
@@ -269,8 +269,8 @@ Test(rollout_unit, the_state_machine)
 
 Test(rollout_unit, gates_and_approvals)
 {
-	ro_spec s;
-	ro_step o;
+	cs_ro_spec s;
+	cs_ro_step o;
 	char why[256];
 	int code = 0;
 	json_t *j = parse_ok("{\"variation\":true,\"autoProgress\":false,\"stages\":["
@@ -278,33 +278,33 @@ Test(rollout_unit, gates_and_approvals)
 			     "{\"percentage\":50,\"duration\":\"1s\",\"requiredApprovals\":[\"rm\",\"sre\"]},"
 			     "{\"percentage\":100}]}",
 			     &s);
-	json_t *st = ro_state_new(0), *g_rm = json_pack("[s]", "rm"), *g_x = json_pack("[s]", "x");
+	json_t *st = cs_ro_state_new(0), *g_rm = json_pack("[s]", "rm"), *g_x = json_pack("[s]", "x");
 
-	ro_decide(&s, st, 0, NULL, &o); /* stage 0: no gate before the first stage */
+	cs_ro_decide(&s, st, 0, NULL, &o); /* stage 0: no gate before the first stage */
 	json_decref(st), st = o.state;
-	ro_decide(&s, st, 1000, NULL, &o);
+	cs_ro_decide(&s, st, 1000, NULL, &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "waiting-approval");
-	json_t *a = ro_approve(&s, st, "ann", g_rm, why, sizeof why, &code);
+	json_t *a = cs_ro_approve(&s, st, "ann", g_rm, why, sizeof why, &code);
 	cr_assert_not_null(a, "%s", why);
 	json_decref(st), st = a;
-	ro_decide(&s, st, 1100, NULL, &o);
+	cs_ro_decide(&s, st, 1100, NULL, &o);
 	cr_expect_null(o.state, "advanced without the sre group");
 	json_t *g_sre = json_pack("[s]", "sre");
-	a = ro_approve(&s, st, "bob", g_sre, why, sizeof why, &code);
+	a = cs_ro_approve(&s, st, "bob", g_sre, why, sizeof why, &code);
 	json_decref(g_sre);
 	json_decref(st), st = a;
-	ro_decide(&s, st, 1200, NULL, &o);
+	cs_ro_decide(&s, st, 1200, NULL, &o);
 	json_decref(st), st = o.state;
 	cr_expect_eq(stage(st), 1);
 	/* autoProgress false: the next stage needs someone's approval too. */
-	ro_decide(&s, st, 2300, NULL, &o);
+	cs_ro_decide(&s, st, 2300, NULL, &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "waiting-approval");
-	a = ro_approve(&s, st, "carl", g_x, why, sizeof why, &code);
+	a = cs_ro_approve(&s, st, "carl", g_x, why, sizeof why, &code);
 	cr_assert_not_null(a, "%s", why);
 	json_decref(st), st = a;
-	ro_decide(&s, st, 2400, NULL, &o);
+	cs_ro_decide(&s, st, 2400, NULL, &o);
 	json_decref(st), st = o.state;
 	cr_expect_str_eq(status(st), "completed");
 	json_decref(st);
@@ -315,17 +315,17 @@ Test(rollout_unit, gates_and_approvals)
 
 Test(rollout_unit, the_history_stays_bounded_and_keeps_its_ends)
 {
-	json_t *st = ro_state_new(0);
+	json_t *st = cs_ro_state_new(0);
 
-	for (int i = 0; i < 5 * RO_HISTORY_MAX; i++)
-		ro_history_add(st, json_pack("{s:i}", "t", i));
+	for (int i = 0; i < 5 * CS_RO_HISTORY_MAX; i++)
+		cs_ro_history_add(st, json_pack("{s:i}", "t", i));
 	json_t *h = json_object_get(st, "history");
-	cr_expect_leq(json_array_size(h), RO_HISTORY_MAX);
-	cr_expect_geq(json_array_size(h), RO_HISTORY_MAX / 2);
+	cr_expect_leq(json_array_size(h), CS_RO_HISTORY_MAX);
+	cr_expect_geq(json_array_size(h), CS_RO_HISTORY_MAX / 2);
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(h, 0), "t")), 0);
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(h, json_array_size(h) - 1),
 							"t")),
-		     5 * RO_HISTORY_MAX - 1);
+		     5 * CS_RO_HISTORY_MAX - 1);
 	/* Still in time order. */
 	for (size_t i = 1; i < json_array_size(h); i++)
 		cr_expect_lt(json_integer_value(json_object_get(json_array_get(h, i - 1), "t")),
