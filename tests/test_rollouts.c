@@ -843,6 +843,19 @@ Test(rollouts, a_healthy_treatment_passes_every_guard_ring_1_percent_to_100,
 			     0.5);
 	}
 	json_decref(a);
+	/* Flag debt from Prometheus: a flag nobody evaluates is reported, f is not. */
+	put_flag("idle");
+	char path[256];
+	snprintf(path, sizeof path, "/api/v1/reports/stale?prometheus=%s&days=1", P.url);
+	cr_assert_eq(call("GET", path, F.c.admin, NULL, NULL), 200, "%s", F.body);
+	json_t *j = body_json(), *x;
+	bool idle = false;
+	json_array_foreach(json_object_get(j, "flags"), i, x) {
+		cr_expect_str_neq(jstr(x, "key"), "f", "%s", F.body);
+		idle = idle || !strcmp(jstr(x, "key"), "idle");
+	}
+	cr_expect(idle && strstr(F.body, "not evaluated in 1 days"), "%s", F.body);
+	json_decref(j);
 }
 
 Test(rollouts, low_traffic_waits_for_samples_then_pauses_saying_why, .init = guard_init,
