@@ -176,6 +176,28 @@ static void group(FILE *f, const char *name, const json_t *g)
 	fputc('\n', f);
 }
 
+static bool terminal(const json_t *v);
+
+/* "  12s of 30m" for the current stage (the client's clock). */
+static void elapsed(FILE *f, const char *since, const char *dur)
+{
+	struct tm tm = {0};
+	const char *end = strptime(since, "%Y-%m-%dT%H:%M:%S", &tm);
+	long long d = 0, mult = 1;
+	char unit = 0;
+
+	if (!end)
+		return;
+	long long secs = (long long)time(NULL) - (long long)timegm(&tm);
+	if (secs < 0)
+		secs = 0;
+	fprintf(f, "  %llds", secs);
+	if (dur && sscanf(dur, "%lld%c", &d, &unit) == 2) {
+		mult = unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' ? 86400 : 1;
+		fprintf(f, " of %llds", d * mult);
+	}
+}
+
 /* One rollout, for people: a bar per stage, the guard's last figures. */
 static void show(FILE *f, const json_t *v)
 {
@@ -213,6 +235,8 @@ static void show(FILE *f, const json_t *v)
 		}
 		if (json_object_get(s, "requiredApprovals"))
 			fputs(" (approvals)", f);
+		if ((long long)i == cur && !terminal(v))
+			elapsed(f, jstr(v, "since"), *d ? d : NULL);
 		fputc('\n', f);
 	}
 	if (*jstr(v, "message")) {
