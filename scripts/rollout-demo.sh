@@ -35,6 +35,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	"$writer" --remove --store "$store" >/dev/null 2>&1 || true
+	rm -f "/dev/shm/flagshm.$store.sock" "/dev/shm/flagshm.$store.stats"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -59,6 +59,13 @@ static void teardown(void)
 		wp_stop(F.writer, 5000);
 	flagshm_close(&F.rd);
 	shm_store_remove(F.store, err, sizeof err);
+	/* The writer's counting socket and stats object (writer/metrics): a
+	 * writer stopped by a signal may leave them. */
+	for (const char *const *ext = (const char *const[]){"sock", "stats", NULL}; *ext; ext++) {
+		char path[160];
+		snprintf(path, sizeof path, "/dev/shm/flagshm.%s.%s", F.store, *ext);
+		unlink(path);
+	}
 	if (F.c2.pid > 0)
 		tc_control_stop(&F.c2, false);
 	if (F.c.pid > 0) {
