@@ -10,6 +10,7 @@
  * commit that lost a race on meta/rev alone (another key changed) is
  * retried from the read; one that lost on the key is a 412 at the re-read.
  */
+#include "rollout_int.h"
 #include "server.h"
 #include "validate.h"
 
@@ -507,5 +508,7 @@ enum MHD_Result cs_api(cs_req *r)
 		return cs_tokens(r, NULL);
 	if ((name = tail(r->url, "/api/v1/tokens")))
 		return cs_tokens(r, name);
+	if (!strncmp(r->url, "/api/v1/rollouts", 16) || !strcmp(r->url, "/api/v1/reports/stale"))
+		return cs_ro_api(r); /* rollout_api.c */
 	return cs_error(r, 404, "not_found", NULL, "no such endpoint");
 }

@@ -92,6 +92,8 @@ int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen)
 			  c->name ? json_string(c->name) : json_null(), "version",
 			  c->version ? json_integer(c->version) : json_null(), "before", c->before,
 			  "after", c->after, "reason", reason ? reason : "", "requestId", r->id);
+	if (c->extra)
+		json_object_update_missing(audit, c->extra);
 	k_audit = cs_key(m, "audit/", id);
 	add_put(ops, k_audit, audit);
 	if (c->name) {

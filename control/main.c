@@ -2,6 +2,7 @@
  * control/main.c - flagshm-control: options, start (etcd, the model, the
  * bootstrap token, HTTP), and a clean stop on SIGTERM or SIGINT.
  */
+#include "rollout_int.h"
 #include "server.h"
 
 #include <curl/curl.h>
@@ -21,7 +22,7 @@ static const char usage[] =
 	"                       [--etcd-user-file FILE] [--tls-cert PEM --tls-key PEM]\n"
 	"                       [--bootstrap-token-file FILE] [--max-body BYTES]\n"
 	"                       [--max-connections N] [--client-timeout S] [--max-txn-ops N]\n"
-	"                       [--keepalive S] [--ready-file FILE]\n"
+	"                       [--keepalive S] [--ready-file FILE] [--leader-ttl S]\n"
 	"\n"
 	"The flagshm control plane: flags, segments, tokens and audit in etcd v3,\n"
 	"served to flagshm-writer (docs/sync-protocol.md) and to people (docs/control.md).\n"
@@ -39,7 +40,9 @@ static const char usage[] =
 	"  --max-txn-ops N             operations per etcd transaction, as etcd's own\n"
 	"                              --max-txn-ops (128); larger imports get 413\n"
 	"  --keepalive S               seconds between SSE keep-alive comments (15)\n"
-	"  --ready-file FILE           write the URL served there once serving\n";
+	"  --ready-file FILE           write the URL served there once serving\n"
+	"  --leader-ttl S              the rollout leader's etcd lease (10): another instance\n"
+	"                              takes over rollouts within S seconds of a crash\n";
 
 static int parse_num(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
 		     unsigned long long *out)
@@ -75,13 +78,14 @@ int main(int argc, char **argv)
 		{"etcd-user-file", 1, 0, 'u'}, {"tls-cert", 1, 0, 'c'}, {"tls-key", 1, 0, 'k'},
 		{"bootstrap-token-file", 1, 0, 'b'}, {"max-body", 1, 0, 'B'},
 		{"max-connections", 1, 0, 'C'}, {"client-timeout", 1, 0, 'T'},
-		{"max-txn-ops", 1, 0, 'O'}, {"keepalive", 1, 0, 'K'}, {"ready-file", 1, 0, 'r'},
+		{"max-txn-ops", 1, 0, 'O'}, {"keepalive", 1, 0, 'K'}, {"ready-file", 1, 0, 'r'}, {"leader-ttl", 1, 0, 'L'},
 		{"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
 	static cs_server s;
 	const char *ready = NULL;
 	char err[512];
 	unsigned long long n;
 	int o, rc = 0;
+	unsigned leader_ttl = 10;
 	sigset_t sigs;
 
 	s.opt = (cs_options){.listen = "127.0.0.1:8080", .etcd = "http://127.0.0.1:2379",
@@ -121,6 +125,11 @@ int main(int argc, char **argv)
 			if (parse_num("--keepalive", optarg, 1, 30, &n))
 				return 2;
 			s.opt.keepalive = (unsigned)n;
+			break;
+		case 'L':
+			if (parse_num("--leader-ttl", optarg, 2, 300, &n))
+				return 2;
+			leader_ttl = (unsigned)n;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
 		case 'V': printf("flagshm-control %s\n", FLAGSHM_VERSION_STRING); return 0;
@@ -192,6 +201,11 @@ int main(int argc, char **argv)
 	cs_log("serving %s from etcd %s prefix %s", url, s.opt.etcd, s.model.prefix);
 	if (cs_instances_start(&s, url, err, sizeof err) < 0)
 		fprintf(stderr, "flagshm-control: %s\n", err);
+	if (cs_ro_run_start(&s, leader_ttl, err, sizeof err) < 0) {
+		fprintf(stderr, "flagshm-control: %s\n", err);
+		rc = 1;
+		goto stop;
+	}
 	if (ready) {
 		char tmp[4096];
 		snprintf(tmp, sizeof tmp, "%s.tmp", ready);
@@ -209,6 +223,7 @@ stop:
 	pthread_mutex_lock(&s.model.mu);
 	pthread_cond_broadcast(&s.model.cv);
 	pthread_mutex_unlock(&s.model.mu);
+	cs_ro_run_stop();
 	cs_http_stop(&s);
 	cs_instances_stop(&s);
 	cs_model_stop(&s.model);

@@ -164,6 +164,7 @@ typedef struct cs_change {
 	json_t *cmps;	     /* compares besides meta/rev's (consumed) */
 	json_t *ops;	     /* puts and deletes (consumed) */
 	int64_t rev_seen;    /* meta/rev's mod_revision validated against */
+	json_t *extra;	     /* borrowed, may be NULL: more audit fields (rollouts) */
 } cs_change;
 /* Run C; 1 when committed (*rev its revision), 0 when a compare failed,
  * or a CS_E* error. */

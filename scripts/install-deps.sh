@@ -23,7 +23,9 @@ packages=(
 	libcurl4-openssl-dev                   # control-plane client (writer/sync/http.c)
 	libcriterion-dev    # unit and process tests
 	libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes (tests/fuzz)
-	libmicrohttpd-dev   # flagshm-control (control/) and the test control plane (tests/cp_server.c)
+	libmicrohttpd-dev   # the writer's /metrics exporter; flagshm-control (control/); the test control plane (tests/cp_server.c)
+	prometheus          # tests: promtool check metrics/rules, a real Prometheus scraping the writer; rollout guards
+	tmux                # tests: flagshm top driven in a terminal (send-keys, capture-pane)
 	nginx-light         # the polling test serves a flags file through real nginx
 	valgrind            # the writer's compile-and-publish path, checked for leaks
 	openssl             # tests: a certificate for flagshm-control over https

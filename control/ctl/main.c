@@ -4,6 +4,7 @@
  * dispatch to the commands.
  */
 #include "ctl.h"
+#include "rollout_cmd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -240,7 +241,10 @@ static bool good_reason(const char *r)
 int main(int argc, char **argv)
 {
 	parsed p = {.o.if_version = -1};
-	int st = parse(argc, argv, &p);
+	int st = ctl_rollout_main(argc, argv); /* rollout, stale: rollout_cmd.c */
+	if (st >= 0)
+		return st;
+	st = parse(argc, argv, &p);
 	if (st)
 		return st;
 	if (p.version) {

@@ -41,6 +41,8 @@ static const char usage_text[] =
 	"  dump                        the whole snapshot as a format-1 document\n"
 	"  stats [--json]              what every reader counted: evaluations per flag,\n"
 	"                              variant, reason; errors; outcomes (docs/metrics.md)\n"
+	"  top                         live view: flags by evaluations/s, variant shares,\n"
+	"                              outcome error rates (q quits)\n"
 	"\n"
 	"exit status: 0 ok, 1 the store cannot be read, 2 usage error\n";
 
@@ -396,7 +398,7 @@ static int cmd_eval(flagshm_store *st, const char *store, const char *key, cli_c
 
 /* ---------------------------------------------------------------- main */
 
-enum cmd { CMD_STATUS, CMD_LIST, CMD_SHOW, CMD_EVAL, CMD_DUMP };
+enum cmd { CMD_STATUS, CMD_LIST, CMD_SHOW, CMD_EVAL, CMD_DUMP, CMD_TOP };
 
 static const struct {
 	const char *name;
@@ -404,6 +406,7 @@ static const struct {
 } cmds[] = {
 	[CMD_STATUS] = {"status", 0}, [CMD_LIST] = {"list", 0}, [CMD_SHOW] = {"show", 1},
 	[CMD_EVAL] = {"eval", 1},     [CMD_DUMP] = {"dump", 0},
+	[CMD_TOP] = {"top", 0},
 };
 
 static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
@@ -425,6 +428,8 @@ static int run(enum cmd cmd, const char *store, const char *key, cli_context *c)
 		code = cmd_status(st, store);
 	} else if (cmd == CMD_EVAL) {
 		code = cmd_eval(st, store, key, c);
+	} else if (cmd == CMD_TOP) {
+		code = cli_top(st, store);
 	} else {
 		flagshm_view v;
 		const snap *s;
@@ -510,7 +515,7 @@ int main(int argc, char **argv)
 		cmd++;
 	if (cmd == sizeof cmds / sizeof *cmds) {
 		msg("unknown command \"%s\"", name);
-		return usage_error("commands: status, list, show KEY, eval KEY, dump");
+		return usage_error("commands: status, list, show KEY, eval KEY, dump, top");
 	}
 	if (argc - optind != cmds[cmd].nargs) {
 		char m[128];

@@ -31,6 +31,12 @@ typedef struct cli_context {
 int cli_context_parse(cli_context *c, const char *text, char *err, size_t errlen);
 void cli_context_free(cli_context *c);
 
+/* ---- cli_top.c */
+
+/* `flagshm top` on ST until q (or SIGINT, SIGTERM, SIGHUP). Needs a
+ * terminal on stdin and stdout. Returns the exit status. */
+int cli_top(flagshm_store *st, const char *store);
+
 /* ---- cli_dump.c */
 
 /* Flag I of S as a format-1 flag object, or NULL with a message in ERR

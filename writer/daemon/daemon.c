@@ -12,6 +12,8 @@
 #include "clock.h"
 #include "compile.h"
 #include "http.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "shm.h"
 #include "sync.h"
 #include "text.h"
@@ -231,6 +233,7 @@ typedef struct wd {
 	int twd;
 	int sfd;	   /* signalfd (URL source) */
 	int64_t next_beat; /* monotonic ms */
+	wd_metrics *metrics; /* --metrics-listen, else NULL */
 } wd;
 
 /* A warning the store left for us (a foreign object under one of its
@@ -256,6 +259,8 @@ static void set_sync_state(wd *d, const char *text)
 	char shown[sizeof d->w.ctl->ctl_sync_state];
 	shm_ctl_text_set(d->w.ctl, SHM_TEXT_SYNC_STATE, clean(shown, sizeof shown, text));
 }
+
+static int publish(wd *d, const wc_snapshot *snap, char *err, size_t errlen);
 
 /* Load, compile, publish. 0 when a new generation was published. */
 static int reload(wd *d)
@@ -283,6 +288,8 @@ static int reload(wd *d)
 		snprintf(err, sizeof err, "%zu error%s; first: %s", total, total == 1 ? "" : "s",
 			 errs.n ? errs.msg[0] : "(none recorded)");
 		set_last_error(d, err);
+		if (d->metrics)
+			wd_metrics_rejected(d->metrics);
 		goto out;
 	}
 	if (o->environment && !wc_doc_mentions_env(doc, o->environment))
@@ -293,15 +300,8 @@ static int reload(wd *d)
 		d->st = st;
 		d->have_st = true;
 	}
-	int prc = shm_writer_publish(&d->w, snap.bytes, snap.size, err, sizeof err);
-	log_store_warning(d);
-	if (prc == 0)
-		wm_set_document(snap.bytes, snap.size); /* the labels of the counts */
-	if (prc != 0) {
-		logmsg("%s", err);
-		set_last_error(d, err);
+	if (publish(d, &snap, err, sizeof err) != 0)
 		goto out;
-	}
 	set_last_error(d, "");
 	logmsg("published generation %" PRIu64 ": %" PRIu32 " flags, %zu bytes, compiled in %.1f ms",
 	       d->w.generation, snap.nflags, snap.size, (double)snap.compile_us / 1000.0);
@@ -311,6 +311,31 @@ out:
 	json_decref(doc);
 	wc_errors_free(&errs);
 	return rc;
+}
+
+/* Publish SNAP; counted for the exporter (the compile time the compiler
+ * measured plus the publish). 0, or -1 logged and in ctl_last_error. */
+static int publish(wd *d, const wc_snapshot *snap, char *err, size_t errlen)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int prc = shm_writer_publish(&d->w, snap->bytes, snap->size, err, errlen);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_store_warning(d);
+	if (prc != 0) {
+		logmsg("%s", err);
+		set_last_error(d, err);
+		if (d->metrics)
+			wd_metrics_rejected(d->metrics);
+		return -1;
+	}
+	wm_set_document(snap->bytes, snap->size); /* the labels of the counts */
+	if (d->metrics) {
+		double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		wd_metrics_published(d->metrics, snap->bytes, snap->size,
+				     s + (double)snap->compile_us / 1e6);
+	}
+	return 0;
 }
 
 static void heartbeat(wd *d)
@@ -536,15 +561,8 @@ static int host_publish(void *ud, const wc_snapshot *snap, const char *what)
 	wd *d = ud;
 	char err[512];
 
-	int prc = shm_writer_publish(&d->w, snap->bytes, snap->size, err, sizeof err);
-	if (prc == 0)
-		wm_set_document(snap->bytes, snap->size); /* the labels of the counts */
-	log_store_warning(d);
-	if (prc != 0) {
-		logmsg("%s", err);
-		set_last_error(d, err);
+	if (publish(d, snap, err, sizeof err) != 0)
 		return -1;
-	}
 	logmsg("published generation %" PRIu64 " from %s: %" PRIu32
 	       " flags, %zu bytes, compiled in %.1f ms",
 	       d->w.generation, what, snap->nflags, snap->size, (double)snap->compile_us / 1000.0);
@@ -604,6 +622,25 @@ static void host_log(void *ud, const char *line)
 	logmsg("%s", line);
 }
 
+static void host_count(void *ud, int what)
+{
+	wd *d = ud;
+	if (!d->metrics)
+		return;
+	if (what == WS_COUNT_REJECTED)
+		wd_metrics_rejected(d->metrics);
+	else
+		wd_metrics_sync(d->metrics, what == WS_COUNT_OK		  ? WD_SYNC_OK
+					    : what == WS_COUNT_NOT_MODIFIED ? WD_SYNC_NOT_MODIFIED
+									    : WD_SYNC_ERROR);
+}
+
+/* The exporter's thread logs through here (refused renders only). */
+static void http_log(const char *line)
+{
+	logmsg("%s", line);
+}
+
 static int sync_source(wd *d, const char *key)
 {
 	const wd_options *o = d->o;
@@ -620,7 +657,7 @@ static int sync_source(wd *d, const char *key)
 		.limits = o->limits,
 	};
 	ws_host h = {.publish = host_publish, .state = host_state, .wait = host_wait,
-		     .log = host_log, .ud = d};
+		     .log = host_log, .count = host_count, .ud = d};
 
 	if (ws_http_global_init() != 0) {
 		logmsg("cannot initialise libcurl");
@@ -661,42 +698,74 @@ int wd_run(const wd_options *o)
 		logmsg("%s", err);
 		return 1;
 	}
+	int mfd = -1;
+	char maddr[80];
+	if (o->metrics_listen &&
+	    (mfd = wd_http_listen(o->metrics_listen, maddr, sizeof maddr, err, sizeof err)) < 0) {
+		fprintf(stderr, "flagshm-writer: %s\n", err);
+		return mfd == -2 ? 2 : 1;
+	}
 	int rc = shm_writer_open(&d.w, o->store, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "flagshm-writer: %s\n", err);
+		if (mfd >= 0)
+			close(mfd);
 		return 1;
 	}
+	wd_http *http = NULL;
+	if (mfd >= 0 && (!(d.metrics = wd_metrics_new(d.w.ctl)) ||
+			 !(http = wd_http_start(mfd, d.metrics, http_log, err, sizeof err)))) {
+		logmsg("%s", d.metrics ? err : "metrics: out of memory");
+		if (!d.metrics)
+			close(mfd);
+		wd_metrics_free(&d.metrics);
+		shm_writer_close(&d.w);
+		return 1;
+	}
+
 	if (d.w.generation)
 		logmsg("took store '%s' (generation %" PRIu64 " serving)", o->store,
 		       (uint64_t)atomic_load(&d.w.ctl->ctl_generation));
 	else
 		logmsg("took store '%s' (new)", o->store);
 	log_store_warning(&d);
+	if (http)
+		logmsg("serving metrics on http://%s/metrics", maddr);
 	/* Counting (docs/metrics.md): readers hand their regions over. A
-	 * writer that cannot listen still serves flags. */
+	 * writer that cannot listen still serves flags. Its thread inherits
+	 * our mask: SIGHUP, SIGTERM and SIGINT stay blocked there, for the
+	 * signalfd (signals_open) to read, instead of killing the process. */
 	if (o->exposures)
 		wm_set_exposures(o->exposures, o->exposures_max_bytes);
-	if (!o->once && wm_start(o->store, wm_log, err, sizeof err) != 0)
-		logmsg("warning: %s; evaluations are not counted", err);
+	if (!o->once) {
+		sigset_t sigs;
+		sigemptyset(&sigs);
+		sigaddset(&sigs, SIGHUP);
+		sigaddset(&sigs, SIGTERM);
+		sigaddset(&sigs, SIGINT);
+		sigprocmask(SIG_BLOCK, &sigs, NULL);
+		if (wm_start(o->store, wm_log, err, sizeof err) != 0)
+			logmsg("warning: %s; evaluations are not counted", err);
+	}
 
 	int status;
 	if (url) {
 		status = sync_source(&d, key);
 		memset(key, 0, sizeof key);
-		wm_stop();
-		shm_writer_close(&d.w);
-		return status;
-	}
-	/* A file is never stale; a previous URL writer's threshold must not
-	 * stay in force. */
-	shm_ctl_set_stale_after(d.w.ctl, 0);
-	set_sync_state(&d, "file");
-	if (o->once) {
-		heartbeat(&d);
-		status = reload(&d) == 0 ? 0 : 1;
 	} else {
-		status = watch_file(&d);
+		/* A file is never stale; a previous URL writer's threshold must
+		 * not stay in force. */
+		shm_ctl_set_stale_after(d.w.ctl, 0);
+		set_sync_state(&d, "file");
+		if (o->once) {
+			heartbeat(&d);
+			status = reload(&d) == 0 ? 0 : 1;
+		} else {
+			status = watch_file(&d);
+		}
 	}
+	wd_http_stop(&http); /* before the totals and the control object it reads go */
+	wd_metrics_free(&d.metrics);
 	wm_stop();
 	shm_writer_close(&d.w);
 	return status;

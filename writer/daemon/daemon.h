@@ -23,6 +23,7 @@ typedef struct wd_options {
 	int poll_interval_s;	 /* --poll-interval */
 	int idle_timeout_s;	 /* --idle-timeout, 0: default */
 	int64_t stale_after_ms;	 /* --stale-after, 0: never stale */
+	const char *metrics_listen; /* --metrics-listen ADDR:PORT, NULL: no exporter */
 	const char *exposures;	 /* --exposures FILE, NULL: none */
 	uint64_t exposures_max_bytes; /* --exposures-max-bytes, 0: default */
 } wd_options;
@@ -42,6 +43,7 @@ int wd_check(const char *file, const char *environment, const wc_limits *lim);
  * ctl_last_sync_ms, ctl_stale_after_ms, ctl_last_error and ctl_sync_state. Logs
  * to stderr. Returns the exit status: 0, or 1 when the store cannot be
  * taken, the source's directory cannot be watched, there is no SDK key,
+ * --metrics-listen's port is in use (2 when its address is malformed),
  * or (with --once) the document is rejected or cannot be published.
  */
 int wd_run(const wd_options *o);

@@ -6,6 +6,7 @@
  *   flagshm-writer --store NAME --source URL [--stream] [--poll-interval S]
  *                  [--key-file FILE] [--state-dir DIR] [--stale-after S]
  *                  [--ca-file PEM] [--idle-timeout S] [--environment ENV] ...
+ *   (either with [--metrics-listen ADDR:PORT])
  *   flagshm-writer --check FILE [--environment ENV] [--limit NAME=VALUE ...]
  *   flagshm-writer --remove --store NAME
  *
@@ -56,6 +57,10 @@ static void usage(FILE *f)
 		"                      sync is older than S seconds (default 300; 0: never)\n"
 		"  --ca-file PEM       trust these CAs instead of the system's\n"
 		"  --idle-timeout S    reconnect a stream silent for S seconds (default 90)\n"
+		"  --metrics-listen ADDR:PORT\n"
+		"                      serve GET /metrics (Prometheus text format) there;\n"
+		"                      PORT alone listens on 127.0.0.1, port 0 on any free\n"
+		"                      port (logged); docs/metrics.md\n"
 		"  --exposures FILE    append each reader's exposures (flag, variant, reason,\n"
 		"                      context id) as JSON lines, one per minute each\n"
 		"                      (docs/metrics.md); FILE.1 holds the previous part\n"
@@ -145,7 +150,7 @@ static int environment_check(const char *env, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	enum { O_STORE = 1, O_SOURCE, O_ENV, O_ONCE, O_LIMIT, O_CHECK, O_REMOVE, O_HELP,
-	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE,
+	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE, O_METRICS,
 	       O_EXPOSURES, O_EXPO_MAX };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, O_STORE },
@@ -164,6 +169,7 @@ int main(int argc, char **argv)
 		{ "stale-after", required_argument, NULL, O_STALE },
 		{ "ca-file", required_argument, NULL, O_CA_FILE },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "metrics-listen", required_argument, NULL, O_METRICS },
 		{ "exposures", required_argument, NULL, O_EXPOSURES },
 		{ "exposures-max-bytes", required_argument, NULL, O_EXPO_MAX },
 		{ NULL, 0, NULL, 0 },
@@ -198,6 +204,7 @@ int main(int argc, char **argv)
 		case O_STREAM: o.stream = true; sync_opt = true; break;
 		case O_STATE_DIR: o.state_dir = optarg; sync_opt = true; break;
 		case O_CA_FILE: o.ca_file = optarg; sync_opt = true; break;
+		case O_METRICS: o.metrics_listen = optarg; break;
 		case O_EXPOSURES: o.exposures = optarg; break;
 		case O_EXPO_MAX: {
 			char *end;
@@ -238,12 +245,12 @@ int main(int argc, char **argv)
 	if (o.environment && environment_check(o.environment, err, sizeof err) != 0)
 		return usage_error("%s", err);
 	if (check) {
-		if (o.store || o.source || o.once || remove || sync_opt)
+		if (o.store || o.source || o.once || remove || sync_opt || o.metrics_listen)
 			return usage_error("%s", "--check takes only FILE, --environment and --limit");
 		return wd_check(check, o.environment, &o.limits);
 	}
 	if (remove) {
-		if (!o.store || o.source || o.once || o.environment)
+		if (!o.store || o.source || o.once || o.environment || o.metrics_listen)
 			return usage_error("%s", "--remove takes only --store NAME");
 		if (shm_name_check(o.store, err, sizeof err) != 0)
 			return usage_error("%s", err);

@@ -132,11 +132,19 @@ static void report(ws *w, int64_t sync_ms)
 		w->h->state(w->h->ud, sync_ms, NULL, changed ? w->state_txt : NULL);
 }
 
+static void count(ws *w, int what)
+{
+	if (w->h->count)
+		w->h->count(w->h->ud, what);
+}
+
 /* "N errors; first: ..." for ctl_last_error, and every error to the log. */
 static void rejected(ws *w, const char *what, int rc, wc_errors *errs)
 {
 	char sum[256];
 	size_t total = errs->n + errs->dropped;
+
+	count(w, WS_COUNT_REJECTED);
 
 	if (rc == FLAGSHM_ENOMEM && total == 0)
 		wc_errors_add(errs, "%s: out of memory", what);
@@ -270,11 +278,13 @@ static int do_fetch(ws *w, bool bust)
 		return rc;
 	}
 	if (rc == WS_HTTP_NOT_MODIFIED) {
+		count(w, WS_COUNT_NOT_MODIFIED);
 		synced(w);
 		ws_http_resp_free(&r);
 		return 0;
 	}
 	if (rc != 0) {
+		count(w, WS_COUNT_ERROR);
 		int64_t d = ws_backoff_failure(&w->bo_doc, fs_clock_ms(CLOCK_MONOTONIC), r.retry_after_ms);
 		if (o->once) /* there is no next attempt */
 			wlog(w, "%s", err);
@@ -297,6 +307,7 @@ static int do_fetch(ws *w, bool bust)
 	if (rc == WS_MODEL_UNCHANGED && (bust || w->unpublished))
 		rc = recompile(w, w->doc_label, &snap, &errs);
 	if (rc < 0) {
+		count(w, WS_COUNT_ERROR);
 		snprintf(what, sizeof what, "%s (ETag %s)", w->doc_label, r.etag[0] ? r.etag : "none");
 		rejected(w, what, rc, &errs);
 		/* The answer was not usable: retry as after a failure. */
@@ -317,6 +328,7 @@ static int do_fetch(ws *w, bool bust)
 		wlog(w, "the document's epoch changed: taking it whole");
 		forget_event_id(w);
 	}
+	count(w, WS_COUNT_OK);
 	snprintf(w->etag, sizeof w->etag, "%s", r.etag);
 	synced(w); /* before the publish: readers never see new data marked stale */
 	if (rc == 0) {

@@ -66,8 +66,18 @@ typedef struct ws_host {
 	int (*wait)(void *ud, int timeout_ms);
 	/* One log line (no newline). Never given the SDK key. */
 	void (*log)(void *ud, const char *line);
+	/* Optional (NULL: not counted): one WS_COUNT_* event, for metrics. */
+	void (*count)(void *ud, int what);
 	void *ud;
 } ws_host;
+
+/* Events given to ws_host.count. A document request ends in exactly one
+ * of the first three (a 200 whose document is rejected is an ERROR, and
+ * also a REJECTED); REJECTED alone for a stream event's document. */
+#define WS_COUNT_OK 1		/* 200 with a usable document */
+#define WS_COUNT_NOT_MODIFIED 2 /* 304 */
+#define WS_COUNT_ERROR 3	/* no answer, an error status, or an unusable document */
+#define WS_COUNT_REJECTED 4	/* a document not published: invalid */
 
 /*
  * Run until WS_SIG_STOP (or, with o->once, after one fetch). Returns the
