@@ -2,6 +2,7 @@
  * control/main.c - flagshm-control: options, start (etcd, the model, the
  * bootstrap token, HTTP), and a clean stop on SIGTERM or SIGINT.
  */
+#include "flagshm.h"
 #include "rollout_int.h"
 #include "server.h"
 
@@ -132,7 +133,10 @@ int main(int argc, char **argv)
 			leader_ttl = (unsigned)n;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
-		case 'V': printf("flagshm-control %s\n", FLAGSHM_VERSION_STRING); return 0;
+		case 'V':
+			printf("flagshm-control %s (snapshot format %u)\n", FLAGSHM_VERSION_STRING,
+			       FLAGSHM_FORMAT_VERSION);
+			return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}

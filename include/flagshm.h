@@ -57,6 +57,9 @@ extern "C" {
 #define FLAGSHM_VERSION_HEX                                                   \
 	((FLAGSHM_VERSION_MAJOR << 16) | (FLAGSHM_VERSION_MINOR << 8) |       \
 	 FLAGSHM_VERSION_PATCH)
+/* The snapshot format this header's library reads (flagshm_format_version()
+ * gives the library's; programs that never map a snapshot print this). */
+#define FLAGSHM_FORMAT_VERSION 1u
 
 /*
  * Error codes returned by fallible calls: one table, in a band of their own

@@ -3,6 +3,10 @@
  * compiler that writes snapshots and the readers that check and print them.
  */
 #include "format.h"
+#include "flagshm.h"
+
+_Static_assert(FS_FORMAT_VERSION == FLAGSHM_FORMAT_VERSION,
+	       "include/flagshm.h and shm/format.h name the same snapshot format");
 
 const size_t fs_table_recsize[FS_T_COUNT_] = {
 	[FS_T_FLAGS] = sizeof(fs_flag),	      [FS_T_INDEX] = sizeof(uint32_t),

@@ -4,6 +4,7 @@
  * dispatch to the commands.
  */
 #include "ctl.h"
+#include "flagshm.h"
 #include "rollout_cmd.h"
 
 #include <errno.h>
@@ -248,7 +249,8 @@ int main(int argc, char **argv)
 	if (st)
 		return st;
 	if (p.version) {
-		printf("flagshm-ctl %s\n", FLAGSHM_VERSION_STRING);
+		printf("flagshm-ctl %s (snapshot format %u)\n", FLAGSHM_VERSION_STRING,
+		       FLAGSHM_FORMAT_VERSION);
 		return 0;
 	}
 	if (p.nwords == 0) {
