@@ -140,7 +140,7 @@ int cs_validate(cs_req *r, json_t *doc, int status, const char *code, enum MHD_R
 }
 
 /* A version from If-Match: "7", 7, W/"7". -1 when unreadable. */
-static int64_t etag_version(const char *h)
+int64_t cs_etag_version(const char *h)
 {
 	char *end;
 	long long v;
@@ -312,7 +312,7 @@ static enum MHD_Result obj_put(cs_req *r, const kind_info *ki, const char *name)
 					       "replacing needs If-Match: \"<version>\" (the version you read)");
 				goto out;
 			}
-			if (strcmp(if_match, "*") && etag_version(if_match) != have) {
+			if (strcmp(if_match, "*") && cs_etag_version(if_match) != have) {
 				ret = conflict(r, cur.value,
 					       "If-Match does not match: the current version is %lld", have);
 				json_decref(cur.value);
@@ -401,7 +401,7 @@ static enum MHD_Result obj_delete(cs_req *r, const kind_info *ki, const char *na
 			goto out;
 		}
 		have = cs_jint(cur.value, "version");
-		if (if_match && strcmp(if_match, "*") && etag_version(if_match) != have) {
+		if (if_match && strcmp(if_match, "*") && cs_etag_version(if_match) != have) {
 			ret = conflict(r, cur.value,
 				       "If-Match does not match: the current version is %lld", have);
 			json_decref(cur.value);

@@ -182,6 +182,20 @@ static size_t buf_write(char *d, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
+/* The headers of a gateway call: JSON, and the auth token when etcd's
+ * auth is on (AUTH holds the header line; curl copies it). */
+static struct curl_slist *json_headers(cs_etcd *e, char *auth, size_t n)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	pthread_mutex_lock(&e->mu);
+	if (e->token[0]) {
+		snprintf(auth, n, "Authorization: %s", e->token);
+		h = curl_slist_append(h, auth);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return h;
+}
+
 /* One POST of BODY to member I. Returns the HTTP status (0 when the member
  * could not be reached) with the answer in *out. */
 static long post(cs_etcd *e, int i, const char *path, const char *body, buf *out,
@@ -195,13 +209,7 @@ static long post(cs_etcd *e, int i, const char *path, const char *body, buf *out
 	if (!c)
 		return 0;
 	snprintf(url, sizeof url, "%s%s", e->url[i], path);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	pthread_mutex_lock(&e->mu);
-	if (e->token[0]) {
-		snprintf(auth, sizeof auth, "Authorization: %s", e->token);
-		h = curl_slist_append(h, auth);
-	}
-	pthread_mutex_unlock(&e->mu);
+	h = json_headers(e, auth, sizeof auth);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -389,13 +397,7 @@ int cs_etcd_watch(cs_etcd *e, const char *key, const char *end, int64_t start_re
 	}
 	c = thread_curl();
 	snprintf(url, sizeof url, "%s/v3/watch", e->url[i]);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	pthread_mutex_lock(&e->mu);
-	if (e->token[0]) {
-		snprintf(auth, sizeof auth, "Authorization: %s", e->token);
-		h = curl_slist_append(h, auth);
-	}
-	pthread_mutex_unlock(&e->mu);
+	h = json_headers(e, auth, sizeof auth);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);

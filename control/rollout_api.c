@@ -136,23 +136,6 @@ static enum MHD_Result get_one(cs_req *r, const char *flag)
 	return ret;
 }
 
-static int64_t etag_version(const char *h)
-{
-	char *end;
-	long long v;
-
-	while (*h == ' ')
-		h++;
-	if (!strncmp(h, "W/", 2))
-		h += 2;
-	if (*h == '"')
-		h++;
-	v = strtoll(h, &end, 10);
-	if (end == h || v < 0 || (*end && *end != '"'))
-		return -1;
-	return v;
-}
-
 static enum MHD_Result put(cs_req *r, const char *flag)
 {
 	const char *if_match = cs_header(r, "If-Match"), *inm = cs_header(r, "If-None-Match");
@@ -207,7 +190,7 @@ static enum MHD_Result put(cs_req *r, const char *flag)
 				       "replacing a rollout needs If-Match: \"<version>\"");
 			break;
 		}
-		if (cur.rec && strcmp(if_match, "*") && etag_version(if_match) != have) {
+		if (cur.rec && strcmp(if_match, "*") && cs_etag_version(if_match) != have) {
 			ret = cs_error(r, 412, "version_conflict",
 				       json_pack("{s:I}", "currentVersion", (json_int_t)have),
 				       "If-Match does not match: the current version is %lld",

@@ -82,6 +82,9 @@ typedef struct cs_req {
 	int64_t t0_us;
 } cs_req;
 
+/* The version in an If-Match value ("7", 7, W/"7"); -1 when unreadable. */
+int64_t cs_etag_version(const char *h);
+
 /* Replies. BODY is consumed. */
 enum MHD_Result cs_reply(cs_req *r, int status, json_t *body, const char *etag);
 enum MHD_Result cs_reply_raw(cs_req *r, int status, const char *ctype, const void *p,

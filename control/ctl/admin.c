@@ -72,15 +72,10 @@ int ctl_cmd_import(ctl_client *c, const ctl_opts *o)
 
 int ctl_cmd_export(ctl_client *c, const ctl_opts *o)
 {
-	ctl_reply r;
-	if (ctl_request(c, "GET", "/api/v1/flags", NULL, NULL, &r))
-		return CTL_REFUSED;
-	if (r.status != 200)
-		return failed("export", &r);
-	json_t *v = ctl_reply_json(&r, "export");
-	ctl_reply_free(&r);
-	if (!v)
-		return CTL_REFUSED;
+	json_t *v;
+	int st = ctl_call_json(c, "GET", "/api/v1/flags", NULL, 200, "export", &v);
+	if (st != CTL_OK)
+		return st;
 	ctl_print_json(o, v);
 	json_decref(v);
 	return CTL_OK;
@@ -104,15 +99,10 @@ int ctl_cmd_audit(ctl_client *c, const ctl_opts *o)
 		n += (size_t)snprintf(path + n, sizeof path - n, "&%s=%s", params[i][0], e);
 		ctl_free(e);
 	}
-	ctl_reply r;
-	if (ctl_request(c, "GET", path, NULL, NULL, &r))
-		return CTL_REFUSED;
-	if (r.status != 200)
-		return failed("audit", &r);
-	json_t *v = ctl_reply_json(&r, "audit");
-	ctl_reply_free(&r);
-	if (!v)
-		return CTL_REFUSED;
+	json_t *v;
+	int st = ctl_call_json(c, "GET", path, NULL, 200, "audit", &v);
+	if (st != CTL_OK)
+		return st;
 	json_t *entries = json_object_get(v, "entries");
 	if (!json_is_array(entries)) {
 		fprintf(stderr, "flagshm-ctl: audit: the answer has no \"entries\" array\n");
@@ -210,14 +200,10 @@ int ctl_cmd_token(ctl_client *c, const ctl_opts *o, const char *sub)
 			printf("revoked token %s\n", o->pos[0]);
 		return CTL_OK;
 	}
-	if (ctl_request(c, "GET", "/api/v1/tokens", NULL, NULL, &r))
-		return CTL_REFUSED;
-	if (r.status != 200)
-		return failed("token list", &r);
-	json_t *v = ctl_reply_json(&r, "token list");
-	ctl_reply_free(&r);
-	if (!v)
-		return CTL_REFUSED;
+	json_t *v;
+	int st = ctl_call_json(c, "GET", "/api/v1/tokens", NULL, 200, "token list", &v);
+	if (st != CTL_OK)
+		return st;
 	if (o->json) {
 		ctl_print_json(o, v);
 	} else {
@@ -238,15 +224,10 @@ int ctl_cmd_token(ctl_client *c, const ctl_opts *o, const char *sub)
 
 int ctl_cmd_bust(ctl_client *c, const ctl_opts *o)
 {
-	ctl_reply r;
-	if (ctl_request(c, "POST", "/api/v1/bust", "{}", NULL, &r))
-		return CTL_REFUSED;
-	if (r.status != 200)
-		return failed("bust", &r);
-	json_t *v = ctl_reply_json(&r, "bust");
-	ctl_reply_free(&r);
-	if (!v)
-		return CTL_REFUSED;
+	json_t *v;
+	int st = ctl_call_json(c, "POST", "/api/v1/bust", "{}", 200, "bust", &v);
+	if (st != CTL_OK)
+		return st;
 	if (o->json) {
 		ctl_print_json(o, v);
 	} else {

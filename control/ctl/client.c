@@ -292,6 +292,22 @@ json_t *ctl_reply_json(const ctl_reply *r, const char *what)
 	return v;
 }
 
+int ctl_call_json(ctl_client *c, const char *method, const char *path, const char *body,
+		  long want, const char *what, json_t **out)
+{
+	ctl_reply r;
+	*out = NULL;
+	if (ctl_request(c, method, path, body, NULL, &r))
+		return CTL_REFUSED;
+	int st = CTL_OK;
+	if (r.status != want)
+		st = ctl_fail(what, &r);
+	else if (!(*out = ctl_reply_json(&r, what)))
+		st = CTL_REFUSED;
+	ctl_reply_free(&r);
+	return st;
+}
+
 int ctl_fail(const char *what, const ctl_reply *r)
 {
 	int st = r->status == 401 || r->status == 403 ? CTL_AUTH : CTL_REFUSED;

@@ -76,6 +76,12 @@ int ctl_fail(const char *what, const ctl_reply *r);
 /* Parse R's body as JSON (an object or array); NULL after a message. */
 json_t *ctl_reply_json(const ctl_reply *r, const char *what);
 
+/* METHOD PATH with BODY (or NULL) answered with status WANT: its JSON in
+ * *OUT and CTL_OK; otherwise the exit status, the failure said (ctl_fail,
+ * ctl_reply_json), *OUT NULL. */
+int ctl_call_json(ctl_client *c, const char *method, const char *path, const char *body,
+		  long want, const char *what, json_t **out);
+
 /* Print S to F with control characters and DEL written as \xNN, at most
  * MAX bytes (then "..."): text from a server is not trusted. */
 void ctl_put_safe(FILE *f, const char *s, size_t max);
