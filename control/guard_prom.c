@@ -62,15 +62,18 @@ int cs_ro_prom_scalar(const char *prom, const char *query, double at_s, double *
 		return -1;
 	}
 	q = curl_easy_escape(h, query, 0);
+	size_t pl = strlen(prom);
+	if (pl && prom[pl - 1] == '/')
+		pl--; /* a trailing slash in the base URL is dropped */
+	n = pl + (q ? strlen(q) : 0) + 64;
+	url = q ? malloc(n) : NULL;
+	if (!url) {
+		curl_free(q);
+		snprintf(err, errlen, "prometheus: out of memory");
+		return -1;
+	}
 	snprintf(ts, sizeof ts, "%.3f", at_s);
-	n = strlen(prom) + strlen(q) + 64;
-	url = malloc(n);
-	snprintf(url, n, "%s%s/api/v1/query?query=%s&time=%s", prom,
-		 prom[strlen(prom) - 1] == '/' ? "" : "", q, ts);
-	/* A trailing slash in the base URL is dropped. */
-	if (prom[strlen(prom) - 1] == '/')
-		snprintf(url, n, "%.*s/api/v1/query?query=%s&time=%s", (int)strlen(prom) - 1, prom,
-			 q, ts);
+	snprintf(url, n, "%.*s/api/v1/query?query=%s&time=%s", (int)pl, prom, q, ts);
 	curl_free(q);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);

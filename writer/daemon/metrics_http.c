@@ -87,14 +87,16 @@ int wd_http_listen(const char *spec, char *shown, size_t shownlen, char *err, si
 		const char *close = strchr(spec, ']');
 		if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof host)
 			goto bad;
-		snprintf(host, sizeof host, "%.*s", (int)(close - spec - 1), spec + 1);
+		memcpy(host, spec + 1, (size_t)(close - spec - 1));
+		host[close - spec - 1] = '\0';
 		port_s = close + 2;
 	} else {
 		const char *colon = strrchr(spec, ':');
 		size_t hl = colon ? (size_t)(colon - spec) : 0;
 		if (hl >= sizeof host || (colon && memchr(spec, ':', hl)))
 			goto bad; /* an IPv6 address without brackets */
-		snprintf(host, sizeof host, "%.*s", (int)hl, spec);
+		memcpy(host, spec, hl); /* hl < sizeof host, checked above */
+		host[hl] = '\0';
 		port_s = colon ? colon + 1 : spec;
 	}
 	int port = parse_port(port_s, err, errlen, spec);
