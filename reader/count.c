@@ -43,6 +43,7 @@ typedef struct count_region {
 	_Atomic int connected;
 	_Atomic int has_region; /* nothing to hand over before the first record */
 	_Atomic int64_t next_try_ms;
+	_Atomic int64_t next_expo_ms; /* when to look for the writer's answer again */
 	struct count_region *next;
 } count_region;
 
@@ -73,6 +74,10 @@ static count_txt *orphans;
 static uint32_t orph_cap, orph_used; /* used: live and deleted entries */
 
 static bool orph_put(uint64_t h, uint64_t cr_uid, fm_rec *rec);
+static fm_rec *orph_take(uint64_t h, uint64_t cr_uid, unsigned kind, const char *k, size_t kl,
+			 const char *var, size_t vl);
+static uint64_t txt_hash(uint64_t cr_uid, unsigned kind, const char *k, size_t kl, const char *v,
+			 size_t vl);
 static void orph_forget(uint64_t cr_uid);
 
 uint64_t count_uid_next(void)
@@ -88,6 +93,7 @@ static void tls_free(void *p)
 		count_tl = NULL;
 	for (unsigned i = 0; i < COUNT_TRAILS; i++)
 		free(t->tr[i]);
+	free(t->seen);
 	pthread_mutex_lock(&count_lock);
 	for (unsigned k = 0; k < COUNT_TABS; k++) {
 		count_tab *tb = &t->tab[k];
@@ -98,6 +104,9 @@ static void tls_free(void *p)
 			if (tb->e[i])
 				orph_put(tb->e[i] >> 32, tb->cr_uid,
 					 (fm_rec *)(tb->base + (uint32_t)tb->e[i]));
+		if (open && tb->ring) /* the next thread's ring */
+			orph_put((uint32_t)txt_hash(tb->cr_uid, FM_K_RING, "", 0, "", 0), tb->cr_uid,
+				 (fm_rec *)((uint8_t *)tb->ring - offsetof(fm_rec, r_slot)));
 		free(tb->e);
 	}
 	pthread_mutex_unlock(&count_lock);
@@ -218,6 +227,7 @@ static void region_reset(count_region *cr)
 	atomic_store_explicit(&cr->connected, 0, memory_order_relaxed);
 	atomic_store_explicit(&cr->has_region, 0, memory_order_relaxed);
 	atomic_store_explicit(&cr->next_try_ms, 0, memory_order_relaxed);
+	atomic_store_explicit(&cr->s->expo, 0, memory_order_relaxed);
 }
 
 /* Under count_lock: make the memfd region. False on failure (then this
@@ -338,6 +348,30 @@ static void region_connect(count_region *cr)
 	atomic_store_explicit(&cr->connected, 1, memory_order_relaxed);
 }
 
+/* Under count_lock: what the writer sent (its exposures answer), or its
+ * end: the connection is closed, and the next attempt may go at once. */
+static void sock_input(count_region *cr)
+{
+	char b[16];
+	for (int k = 0; k < 4; k++) {
+		ssize_t n = recv(cr->sock, b, sizeof b, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			close(cr->sock);
+			cr->sock = -1;
+			atomic_store_explicit(&cr->connected, 0, memory_order_relaxed);
+			atomic_store_explicit(&cr->next_try_ms, 0, memory_order_relaxed);
+			atomic_store_explicit(&cr->s->expo, 0, memory_order_relaxed);
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if (b[i] == FM_EXPO_ON || b[i] == FM_EXPO_OFF)
+				atomic_store_explicit(&cr->s->expo, b[i] == FM_EXPO_ON ? 1 : -1,
+						      memory_order_relaxed);
+	}
+}
+
 int count_open(flagshm_store *s)
 {
 	count_region *cr = calloc(1, sizeof *cr);
@@ -381,14 +415,7 @@ void count_refresh(flagshm_store *s)
 	if (cr->sock >= 0) {
 		/* The writer closes our connection only when it goes away: a
 		 * new writer gets the region again (it sees our whole counts). */
-		char b;
-		ssize_t n = recv(cr->sock, &b, 1, MSG_DONTWAIT | MSG_PEEK);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-			close(cr->sock);
-			cr->sock = -1;
-			atomic_store_explicit(&cr->connected, 0, memory_order_relaxed);
-			atomic_store_explicit(&cr->next_try_ms, 0, memory_order_relaxed);
-		}
+		sock_input(cr);
 	}
 	region_connect(cr);
 	pthread_mutex_unlock(&count_lock);
@@ -462,6 +489,7 @@ static count_tab *tab_for(count_tls *t, uint64_t cr_uid, const uint8_t *base)
 	tb->n = 0;
 	tb->cr_uid = cr_uid;
 	tb->base = base;
+	tb->ring = NULL;
 	return tb;
 }
 
@@ -603,7 +631,8 @@ static uint64_t *slots_for(count_tls *t, const flagshm_view *v, uint32_t flag,
 	return slots;
 }
 
-void count_slow(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_result *r)
+void count_slow(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_ctx *ctx,
+		const flagshm_result *r)
 {
 	(void)key;
 	count_tls *t = tls_get();
@@ -617,6 +646,8 @@ void count_slow(const flagshm_view *v, const char *key, uint32_t flag, const fla
 	count_trail *tr = v->trail_;
 	if (tr && e && e->stamp != tr->serial)
 		count_trail_add(e, v, flag, count_disc(r), r);
+	if (atomic_load_explicit(&v->store->expo, memory_order_relaxed) > 0)
+		count_expose(v, ctx, flag, slots, r);
 }
 
 /* ---------------------------------------------------------------- trail */
@@ -651,12 +682,155 @@ void count_off(const flagshm_view *v, uint32_t flag, const flagshm_result *r)
 		tr->e[tr->n++] = (count_trail_ent){.disc = disc, .flag = flag, .r = *r};
 }
 
+/* Look for the writer's answer (at most every 10 ms, never blocking). */
+static void expo_poll(count_region *cr)
+{
+	int64_t now = fs_clock_ms(CLOCK_MONOTONIC_COARSE);
+	if (now < atomic_load_explicit(&cr->next_expo_ms, memory_order_relaxed) ||
+	    pthread_mutex_trylock(&count_lock) != 0)
+		return;
+	atomic_store_explicit(&cr->next_expo_ms, now + 10, memory_order_relaxed);
+	if (cr->sock >= 0)
+		sock_input(cr);
+	pthread_mutex_unlock(&count_lock);
+}
+
+/* ------------------------------------------------------------ exposures */
+
+#define SEEN_CAP_MAX 8192u /* per thread; past it the writer deduplicates */
+
+static bool seen_has(count_tls *t, uint64_t hh, int64_t minute)
+{
+	if (minute != t->seen_minute) {
+		if (t->seen)
+			memset(t->seen, 0, t->seen_cap * sizeof *t->seen);
+		t->seen_n = 0;
+		t->seen_minute = minute;
+		return false;
+	}
+	for (uint32_t j = t->seen_cap ? (uint32_t)hh & (t->seen_cap - 1) : 0; t->seen_cap && t->seen[j];
+	     j = (j + 1) & (t->seen_cap - 1))
+		if (t->seen[j] == hh)
+			return true;
+	return false;
+}
+
+static void seen_add(count_tls *t, uint64_t hh)
+{
+	if ((t->seen_n + 1) * 2 > t->seen_cap) {
+		if (t->seen_cap >= SEEN_CAP_MAX)
+			return;
+		uint32_t cap = t->seen_cap ? t->seen_cap * 2 : 256;
+		uint64_t *n = calloc(cap, sizeof *n);
+		if (!n)
+			return;
+		for (uint32_t i = 0; i < t->seen_cap; i++) {
+			if (!t->seen[i])
+				continue;
+			uint32_t j = (uint32_t)t->seen[i] & (cap - 1);
+			while (n[j])
+				j = (j + 1) & (cap - 1);
+			n[j] = t->seen[i];
+		}
+		free(t->seen);
+		t->seen = n;
+		t->seen_cap = cap;
+	}
+	uint32_t j = (uint32_t)hh & (t->seen_cap - 1);
+	while (t->seen[j])
+		j = (j + 1) & (t->seen_cap - 1);
+	t->seen[j] = hh;
+	t->seen_n++;
+}
+
+void count_expose(const flagshm_view *v, const flagshm_ctx *ctx, uint32_t flag,
+		  const uint64_t *slots, const flagshm_result *r)
+{
+	count_tls *t = count_tl;
+	count_region *cr = v->store->cr;
+	if (flag == COUNT_UNKNOWN || !t || !cr || slots == t->sink)
+		return;
+	/* The context id: the targeting key, userId (docs/flag-format.md). */
+	const flagshm_attr *a = eval_ctx_get(ctx, "userId", 6);
+	char num[32];
+	const char *id;
+	size_t idl;
+	if (a && a->type == FLAGSHM_ATTR_STRING && a->u.str.ptr) {
+		id = a->u.str.ptr;
+		idl = a->u.str.len;
+	} else if (a && a->type == FLAGSHM_ATTR_NUMBER) {
+		id = num;
+		idl = fm_number_text(num, sizeof num, a->u.num);
+	} else {
+		return; /* no one to attribute the exposure to */
+	}
+	if (idl > FM_RING_ID_MAX)
+		idl = FM_RING_ID_MAX;
+	int64_t now = fs_clock_ms(CLOCK_REALTIME_COARSE);
+	uint64_t minute = (uint64_t)(now / 60000);
+	uint64_t hh = (uintptr_t)slots * 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < idl; i++)
+		hh = (hh ^ (unsigned char)id[i]) * 1099511628211ull;
+	hh |= 1; /* 0 marks a free slot */
+	if (seen_has(t, hh, (int64_t)minute))
+		return; /* already recorded by this thread this minute */
+	/* This thread's table of the region: its ring, made on first use. */
+	const fm_rec *rec = (const fm_rec *)((const uint8_t *)slots - offsetof(fm_rec, r_slot));
+	count_tab *tb = NULL;
+	for (unsigned k = 0; k < COUNT_TABS && !tb; k++)
+		if (t->tab[k].cr_uid == cr->uid && t->tab[k].base &&
+		    (const uint8_t *)rec >= t->tab[k].base &&
+		    (const uint8_t *)rec < t->tab[k].base + FM_REGION_MAX)
+			tb = &t->tab[k];
+	if (!tb)
+		return;
+	if (!tb->ring) {
+		pthread_mutex_lock(&count_lock);
+		fm_rec *rr = NULL;
+		if (cr->base == tb->base) {
+			rr = orph_take((uint32_t)txt_hash(cr->uid, FM_K_RING, "", 0, "", 0), cr->uid,
+				       FM_K_RING, "", 0, "", 0);
+			if (!rr)
+				rr = region_append(cr, FM_K_RING, FM_RING_SLOTS, "", 0, "", 0);
+		}
+		pthread_mutex_unlock(&count_lock);
+		if (!rr)
+			return;
+		tb->ring = rr->r_slot;
+	}
+	seen_add(t, hh);
+	uint64_t *ring = tb->ring;
+	uint64_t n = __atomic_load_n(&ring[0], __ATOMIC_RELAXED); /* ours alone */
+	uint64_t *e = &ring[1 + (n % FM_RING_N) * FM_RING_WORDS];
+	uint64_t words[FM_RING_WORDS - 3] = {0};
+	memcpy(words, id, idl);
+	/* A seqlock per entry: seq 0 while it is rewritten (the fence orders
+	 * it before the data), the entry's number + 1 last with release. The
+	 * writer loads seq (acquire), the data, an acquire fence, seq again:
+	 * both equal means the data is whole. */
+	__atomic_store_n(&e[0], 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&e[1], (uint64_t)now, __ATOMIC_RELAXED);
+	__atomic_store_n(&e[2],
+			 (uint64_t)((const uint8_t *)rec - tb->base) | (uint64_t)r->reason << 32 |
+				 (uint64_t)idl << 40,
+			 __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < FM_RING_WORDS - 3; i++)
+		__atomic_store_n(&e[3 + i], words[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&e[0], n + 1, __ATOMIC_RELEASE);
+	/* Release: pairs with the writer's acquire load of the count. */
+	__atomic_store_n(&ring[0], n + 1, __ATOMIC_RELEASE);
+}
+
 void count_view_begin(flagshm_view *v)
 {
 	v->trail_ = NULL;
 	flagshm_store *s = v->store;
-	if (s->cr && !atomic_load_explicit(&s->cr->connected, memory_order_relaxed))
+	count_region *cr = s->cr;
+	if (cr && !atomic_load_explicit(&cr->connected, memory_order_relaxed))
 		count_idle(s);
+	else if (cr && atomic_load_explicit(&s->expo, memory_order_relaxed) == 0)
+		expo_poll(cr); /* connected; the writer's answer not read yet */
 	count_tls *t = tls_get();
 	if (!t || t->trails_used == (1u << COUNT_TRAILS) - 1)
 		return; /* nested deeper than COUNT_TRAILS: no trail */
@@ -843,11 +1017,15 @@ void count_fork_child(void)
 	count_tls *t = count_tl;
 	if (t) {
 		memset(t->cache, 0, sizeof t->cache);
+		if (t->seen) /* hashes of the parent's records */
+			memset(t->seen, 0, t->seen_cap * sizeof *t->seen);
+		t->seen_n = 0;
 		for (unsigned k = 0; k < COUNT_TABS; k++) {
 			if (t->tab[k].e)
 				memset(t->tab[k].e, 0, t->tab[k].cap * sizeof *t->tab[k].e);
 			t->tab[k].n = 0;
 			t->tab[k].cr_uid = 0;
+			t->tab[k].ring = NULL;
 		}
 	}
 	pthread_mutex_init(&count_lock, NULL);

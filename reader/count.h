@@ -58,6 +58,7 @@ typedef struct count_tab {
 	const uint8_t *base;
 	uint64_t *e;
 	uint32_t cap, n;
+	uint64_t *ring;	   /* this thread's exposure ring in it (FM_K_RING slots) */
 } count_tab;
 
 typedef struct count_tls count_tls;
@@ -69,6 +70,12 @@ struct count_tls {
 	count_tab tab[COUNT_TABS];
 	unsigned tab_next;	/* the one to reuse when all are taken */
 	uint64_t sink[32];	/* counters of a handle that does not count */
+	/* Exposures already put in a ring this minute, by hash of (record,
+	 * id): a set (made when exposures are on), emptied each minute; a
+	 * repeat is not recorded again. Full: the writer deduplicates. */
+	uint64_t *seen;
+	uint32_t seen_cap, seen_n;
+	int64_t seen_minute;
 };
 
 /* This thread's state, NULL until its first counted evaluation. */
@@ -115,10 +122,13 @@ static inline void count_bump(uint64_t *c)
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 
-void count_slow(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_result *r);
+void count_slow(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_ctx *ctx,
+		const flagshm_result *r);
 void count_trail_add(count_ent *e, const flagshm_view *v, uint32_t flag, uint64_t disc,
 		     const flagshm_result *r);
 void count_off(const flagshm_view *v, uint32_t flag, const flagshm_result *r);
+void count_expose(const flagshm_view *v, const flagshm_ctx *ctx, uint32_t flag,
+		  const uint64_t *slots, const flagshm_result *r);
 void count_hook(const flagshm_view *v, const char *key, uint32_t flag, const flagshm_result *r);
 
 /*
@@ -127,7 +137,7 @@ void count_hook(const flagshm_view *v, const char *key, uint32_t flag, const fla
  * relaxed load+store pairs, the trail stamp test.
  */
 static inline void count_eval(const flagshm_view *v, const char *key, uint32_t flag,
-			      const flagshm_result *r)
+			      const flagshm_ctx *ctx, const flagshm_result *r)
 {
 	flagshm_store *s = v->store;
 	if (__builtin_expect(s == NULL, 0))
@@ -150,10 +160,12 @@ static inline void count_eval(const flagshm_view *v, const char *key, uint32_t f
 			count_trail *tr = v->trail_;
 			if (tr && e->stamp != tr->serial)
 				count_trail_add(e, v, flag, disc, r);
+			if (__builtin_expect(atomic_load_explicit(&s->expo, memory_order_relaxed) > 0, 0))
+				count_expose(v, ctx, flag, e->slots, r);
 			return;
 		}
 	}
-	count_slow(v, key, flag, r);
+	count_slow(v, key, flag, ctx, r);
 }
 
 /* Handle lifetime: 0 or FLAGSHM_ENOMEM. count_close unmaps the region

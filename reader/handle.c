@@ -78,7 +78,7 @@ FLAGSHM_API int flagshm_evaluate_handle(const flagshm_view *v, flagshm_handle *h
 	}
 	uint32_t flag;
 	int rc = handle_eval(v, h, ctx, out, &flag);
-	count_eval(v, h && h->magic == HANDLE_MAGIC ? h->key : NULL, flag, out);
+	count_eval(v, h && h->magic == HANDLE_MAGIC ? h->key : NULL, flag, ctx, out);
 	return rc;
 }
 
@@ -94,7 +94,7 @@ FLAGSHM_API bool flagshm_view_bool_handle(const flagshm_view *v, flagshm_handle 
 		eval_error(&r, FLAGSHM_CODE_TYPE_MISMATCH, r.generation);
 		rc = FLAGSHM_EINVAL;
 	}
-	count_eval(v, h && h->magic == HANDLE_MAGIC ? h->key : NULL, flag, &r);
+	count_eval(v, h && h->magic == HANDLE_MAGIC ? h->key : NULL, flag, ctx, &r);
 	return rc ? fallback : r.value.b;
 }
 

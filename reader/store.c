@@ -549,6 +549,7 @@ FLAGSHM_API int flagshm_store_open(const char *name, const flagshm_store_options
 	atomic_init(&s->bad_gen, 0);
 	atomic_init(&s->bad_retry_ms, 0);
 	atomic_init(&s->hook, NULL);
+	atomic_init(&s->expo, 0);
 	atomic_init(&s->hook_ud, NULL);
 	if (!(flags & FLAGSHM_OPEN_NO_COUNT) && count_open(s) != 0) {
 		if (ctl != &store_detached)

@@ -63,6 +63,9 @@ struct flagshm_store {
 	shm_trust trust; /* whose control object to attach to */
 	/* Counting (reader/count.c): NULL when FLAGSHM_OPEN_NO_COUNT. */
 	struct count_region *cr;
+	/* The writer wants exposures (its answer on the socket): > 0.
+	 * Relaxed: a hint on the hot path, set by count.c. */
+	_Atomic int expo;
 	/* The evaluation hook: ud stored first, then fn with release; loaded
 	 * fn with acquire, then ud (flagshm_store_set_hook). */
 	_Atomic(flagshm_hook_fn) hook;

@@ -94,7 +94,7 @@ FLAGSHM_API int flagshm_evaluate(const flagshm_view *v, const char *key,
 	}
 	uint32_t flag;
 	int rc = view_eval(v, key, ctx, out, &flag);
-	count_eval(v, key, flag, out);
+	count_eval(v, key, flag, ctx, out);
 	return rc;
 }
 
@@ -115,7 +115,7 @@ static int eval_typed(const flagshm_view *v, const char *key, const flagshm_ctx 
 		out->stale = v->stale;
 		rc = FLAGSHM_EINVAL;
 	}
-	count_eval(v, key, flag, out);
+	count_eval(v, key, flag, ctx, out);
 	return rc;
 }
 

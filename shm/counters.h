@@ -42,7 +42,17 @@ enum fm_kind {
 	/* Outcomes of (key, variant): 0 ok, 1 error, 2 sum of seconds (the
 	 * bits of a double), 3.. the FM_BUCKETS + 1 buckets (not cumulative). */
 	FM_K_OUTCOME = 2,
+	/* Exposures (docs/metrics.md): a ring of one thread. Slot 0: entries
+	 * written so far (release-stored after each), then FM_RING_N entries
+	 * of FM_RING_WORDS words: seq (n + 1 of the entry, release-stored
+	 * last), Unix ms, the offset of the FM_K_EVAL record naming flag and
+	 * variant | reason << 32 | id length << 40, then the context id. */
+	FM_K_RING = 3,
 };
+#define FM_RING_N 512u
+#define FM_RING_WORDS 8u
+#define FM_RING_ID_MAX 40u /* context id bytes kept */
+#define FM_RING_SLOTS (1u + FM_RING_N * FM_RING_WORDS)
 #define FM_EVAL_SLOTS 12u
 #define FM_OUT_SLOTS (3u + FM_BUCKETS + 1u)
 
@@ -71,6 +81,10 @@ typedef struct fm_rec {
 _Static_assert(sizeof(fm_hdr) <= FM_FIRST, "fm_hdr fits before the first record");
 _Static_assert(sizeof(fm_rec) == 16, "fm_rec layout");
 _Static_assert(FM_REGION_MAX % FM_CHUNK == 0, "chunks");
+
+/* The byte the writer answers a region with: exposures wanted or not. */
+#define FM_EXPO_ON 'X'
+#define FM_EXPO_OFF 'N'
 
 /* Text of a number variant: the shortest of %.15g/%.17g that reads back
  * as V. Both sides use it, so the writer finds the reader's text in the

@@ -36,14 +36,17 @@ typedef struct wr {
 } wr;
 
 static wr W;
+static const char *writer_extra[4]; /* more writer arguments, NULL-terminated */
 
 static json_t *stats_json(void);
+static size_t expo_lines(const char *file, json_t *arr);
 static uint64_t jnum(json_t *o, const char *path);
 
 static void writer_spawn(void)
 {
-	char *argv[] = {(char *)rh_bin("FLAGSHM_WRITER"), "--store", W.store, "--source", W.doc,
-			NULL};
+	char *argv[10] = {(char *)rh_bin("FLAGSHM_WRITER"), "--store", W.store, "--source", W.doc};
+	for (int i = 0; i < 4 && writer_extra[i]; i++)
+		argv[5 + i] = (char *)writer_extra[i];
 	W.pid = rh_spawn(argv, &W.out);
 	cr_assert(W.pid > 0);
 }
@@ -536,7 +539,21 @@ static int attack(void *arg)
 	h->rh_hdr_size = sizeof *h;
 	h->rh_used = UINT64_MAX; /* far past the file */
 	size_t off = FM_FIRST;
+	size_t evil_off = off;
 	put_rec(b, &off, FM_K_EVAL, FM_EVAL_SLOTS, "evil-flag", "pwned", 1000000);
+	/* An exposure ring that lies: a huge count, entries naming the
+	 * record above, one outside the region, torn ones, a long id. */
+	fm_rec *ring = put_rec(b, &off, FM_K_RING, FM_RING_SLOTS, "", "", 0);
+	ring->r_slot[0] = UINT64_MAX - 3;
+	for (uint64_t n = 0; n < FM_RING_N; n++) {
+		uint64_t *e = &ring->r_slot[1 + n * FM_RING_WORDS];
+		uint64_t seq = UINT64_MAX - 3 - FM_RING_N + n + 1;
+		e[0] = n % 3 == 0 ? seq : n; /* two in three torn */
+		e[1] = (uint64_t)INT64_MAX;  /* a time far from now */
+		e[2] = (n % 2 ? (uint64_t)evil_off : 0xfffffff0u) | (uint64_t)3 << 32 |
+		       (uint64_t)(n % 5 ? 40 : 255) << 40;
+		memset(&e[3], n % 7 ? 'A' : 0x1b, 40);
+	}
 	put_rec(b, &off, FM_K_EVAL, FM_EVAL_SLOTS, "s", "pwned-variant", 7);
 	put_rec(b, &off, FM_K_EVAL, 3, "s", "green", 5);	      /* wrong slot count */
 	put_rec(b, &off, FM_K_OUTCOME, FM_OUT_SLOTS, "j", "\x1b[31m", 9); /* control chars */
@@ -565,6 +582,12 @@ static int attack(void *arg)
 
 Test(count, a_hostile_region_misleads_only_about_its_own_counts)
 {
+	char dir[] = "/tmp/flagshm-expo-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char xfile[128];
+	snprintf(xfile, sizeof xfile, "%s/exposures.jsonl", dir);
+	writer_extra[0] = "--exposures";
+	writer_extra[1] = xfile;
 	writer_start("cnt-hostile");
 	pid_t evil = fork();
 	cr_assert_geq(evil, 0);
@@ -616,6 +639,26 @@ Test(count, a_hostile_region_misleads_only_about_its_own_counts)
 	writer_stop(log, sizeof log);
 	cr_expect(strstr(log, "not a memfd sealed against shrinking"), "log: %s", log);
 	cr_expect(strstr(log, "not a flagshm counter region"), "log: %s", log);
+	/* The lying ring's entries: whole JSON lines, labels from the
+	 * document, no raw control character. */
+	json_t *arr = json_array();
+	expo_lines(xfile, arr);
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x) {
+		const char *flag = json_string_value(json_object_get(x, "flag"));
+		cr_expect(flag && (strcmp(flag, "(unknown)") == 0 || strlen(flag) == 1),
+			  "exposure flag %s", flag ? flag : "(null)");
+		const char *id = json_string_value(json_object_get(x, "contextId"));
+		cr_expect(id && strlen(id) <= FM_RING_ID_MAX * 6, "id length");
+	}
+	json_decref(arr);
+	writer_extra[0] = writer_extra[1] = NULL;
+	char old[160];
+	snprintf(old, sizeof old, "%s.1", xfile);
+	unlink(xfile);
+	unlink(old);
+	rmdir(dir);
 }
 
 Test(count, a_squatted_socket_path_is_refused_and_flags_still_serve)
@@ -734,5 +777,180 @@ Test(count, flags_json_outcome_and_hook)
 	cr_expect_eq(jnum(j, "flags/n/evaluations"), 2);
 	cr_expect_eq(jnum(j, "flags/s/errors/TYPE_MISMATCH"), 1);
 	json_decref(j);
+	/* The text form. */
+	char out[8192];
+	char *argv[] = {(char *)rh_bin("FLAGSHM_TOOL"), "--store", W.store, "stats", NULL};
+	cr_expect_eq(rh_run(argv, out, sizeof out, WAIT_MS), 0, "%s", out);
+	cr_expect(strstr(out, "4 evaluations") && strstr(out, "TYPE_MISMATCH 1"), "%s", out);
 	writer_stop(NULL, 0);
+	/* No writer: no statistics, exit 1, saying why. */
+	cr_expect_eq(rh_run(argv, out, sizeof out, WAIT_MS), 1, "%s", out);
+	cr_expect(strstr(out, "no store") || strstr(out, "not running"), "%s", out);
+}
+
+/* ------------------------------------------------------------ exposures */
+
+/* A reader that evaluates "a" and "s" for user ids FIRST.. (NIDS of them,
+ * round after round; or a new id each time when NIDS is 0) until a byte
+ * arrives on STOP. */
+static void expo_reader(int stop, int nids)
+{
+	flagshm_store *s = open_store(0);
+	if (!s)
+		_exit(1);
+	fcntl(stop, F_SETFL, O_NONBLOCK);
+	char id[32], c;
+	flagshm_ctx ctx;
+	for (long i = 0; read(stop, &c, 1) != 1; i++) {
+		snprintf(id, sizeof id, "user-%ld", nids ? i % nids : i);
+		flagshm_ctx_init(&ctx);
+		flagshm_ctx_string(&ctx, "userId", id);
+		flagshm_view v;
+		flagshm_view_acquire(s, &v);
+		flagshm_view_bool(&v, "a", &ctx, false);
+		flagshm_view_string(&v, "s", &ctx, "");
+		flagshm_view_release(&v);
+		if (i % 1000 == 999)
+			rh_sleep_us(1000);
+	}
+	flagshm_close(&s);
+	_exit(0);
+}
+
+/* Lines of FILE (each must be a whole JSON object) into ARR. */
+static size_t expo_lines(const char *file, json_t *arr)
+{
+	FILE *f = fopen(file, "r");
+	if (!f)
+		return 0;
+	char line[2048];
+	size_t n = 0;
+	while (fgets(line, sizeof line, f)) {
+		json_error_t je;
+		json_t *j = json_loads(line, 0, &je);
+		cr_assert(json_is_object(j), "%s: not a JSON line: %s", file, line);
+		json_array_append_new(arr, j);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Distinct "flag/contextId" pairs among the lines. */
+static size_t expo_pairs(json_t *arr)
+{
+	json_t *set = json_object();
+	size_t i;
+	json_t *j;
+	json_array_foreach(arr, i, j) {
+		char k[256];
+		snprintf(k, sizeof k, "%s/%s", json_string_value(json_object_get(j, "flag")),
+			 json_string_value(json_object_get(j, "contextId")));
+		json_object_set_new(set, k, json_true());
+	}
+	size_t n = json_object_size(set);
+	json_decref(set);
+	return n;
+}
+
+Test(count, exposures_are_written_once_per_flag_variant_and_id_per_minute)
+{
+	char dir[] = "/tmp/flagshm-expo-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char file[128];
+	snprintf(file, sizeof file, "%s/exposures.jsonl", dir);
+	writer_extra[0] = "--exposures";
+	writer_extra[1] = file;
+	writer_start("cnt-expo");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0)
+		expo_reader(p[0], 30);
+	size_t pairs = 0;
+	for (int64_t end = rh_mono_ms() + WAIT_MS; rh_mono_ms() < end && pairs < 60;
+	     rh_sleep_us(50000)) {
+		json_t *arr = json_array();
+		expo_lines(file, arr);
+		pairs = expo_pairs(arr);
+		json_decref(arr);
+	}
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	wait_kids(&k, 1);
+	cr_expect_eq(pairs, 60, "30 ids x 2 flags, got %zu pairs", pairs);
+	cr_expect_eq(wait_for("readers", 0), 0);
+	json_t *arr = json_array();
+	size_t n = expo_lines(file, arr);
+	/* Once per flag x variant x id per minute: a run that crossed a
+	 * minute boundary may write a pair twice, never twice in a minute. */
+	json_t *seen = json_object();
+	size_t i;
+	json_t *j;
+	json_array_foreach(arr, i, j) {
+		const char *flag = json_string_value(json_object_get(j, "flag"));
+		const char *var = json_string_value(json_object_get(j, "variant"));
+		const char *id = json_string_value(json_object_get(j, "contextId"));
+		const char *t = json_string_value(json_object_get(j, "time"));
+		cr_assert(flag && var && id && t, "fields of line %zu", i);
+		cr_expect_str_eq(json_string_value(json_object_get(j, "reason")), "DEFAULT_ROLLOUT");
+		cr_expect_str_eq(var, strcmp(flag, "a") == 0 ? "true" : "green");
+		char key[256];
+		snprintf(key, sizeof key, "%s/%s/%s/%.16s", flag, var, id, t); /* to the minute */
+		cr_expect_null(json_object_get(seen, key), "twice in a minute: %s", key);
+		json_object_set_new(seen, key, json_true());
+	}
+	cr_expect_leq(n, 120, "%zu lines", n);
+	json_decref(seen);
+	json_decref(arr);
+	json_t *st = stats_json();
+	cr_expect_eq(jnum(st, "exposures/written"), n);
+	json_decref(st);
+	writer_stop(NULL, 0);
+	writer_extra[0] = writer_extra[1] = NULL;
+	unlink(file);
+	rmdir(dir);
+}
+
+Test(count, the_exposure_file_is_rotated_by_size)
+{
+	char dir[] = "/tmp/flagshm-expo-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char file[128], old[140];
+	snprintf(file, sizeof file, "%s/exposures.jsonl", dir);
+	snprintf(old, sizeof old, "%s.1", file);
+	writer_extra[0] = "--exposures";
+	writer_extra[1] = file;
+	writer_extra[2] = "--exposures-max-bytes";
+	writer_extra[3] = "4096";
+	writer_start("cnt-rot");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t k = fork();
+	cr_assert_geq(k, 0);
+	if (k == 0)
+		expo_reader(p[0], 0); /* a new id every time: the file grows */
+	bool rotated = false;
+	for (int64_t end = rh_mono_ms() + WAIT_MS; rh_mono_ms() < end && !rotated;
+	     rh_sleep_us(50000))
+		rotated = access(old, F_OK) == 0;
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	wait_kids(&k, 1);
+	cr_expect(rotated, "%s appeared", old);
+	writer_stop(NULL, 0);
+	struct stat a, b;
+	cr_assert_eq(stat(old, &a), 0);
+	cr_assert_eq(stat(file, &b), 0);
+	/* Rotated at the first line that reached 4096 bytes. */
+	cr_expect(a.st_size >= 4096 && a.st_size < 4096 + 512, "%s: %lld bytes", old,
+		  (long long)a.st_size);
+	cr_expect(b.st_size < 4096 + 512, "%s: %lld bytes", file, (long long)b.st_size);
+	json_t *arr = json_array();
+	cr_expect_gt(expo_lines(old, arr), 0);
+	expo_lines(file, arr); /* whole lines in both */
+	json_decref(arr);
+	writer_extra[0] = writer_extra[1] = writer_extra[2] = writer_extra[3] = NULL;
+	unlink(file);
+	unlink(old);
+	rmdir(dir);
 }

@@ -121,6 +121,17 @@ static void text(const json_t *j)
 	int64_t now = (int64_t)num(j, "time_ms");
 	printf("generation %" PRIu64 ", %" PRIu64 " reader process%s attached\n",
 	       num(j, "generation"), num(j, "readers"), num(j, "readers") == 1 ? "" : "es");
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (wall - now > 5000) /* the writer rewrites it every second */
+		printf("(written %.0f s ago: is the writer still running?)\n",
+		       (double)(wall - now) / 1000.0);
+	const json_t *x = json_object_get(j, "exposures");
+	if (x)
+		printf("exposures: %" PRIu64 " written, %" PRIu64 " deduplicated, %" PRIu64
+		       " lost, %" PRIu64 " dropped\n",
+		       num(x, "written"), num(x, "deduplicated"), num(x, "lost"), num(x, "dropped"));
 	const char *key;
 	json_t *f;
 	json_object_foreach(json_object_get(j, "flags"), key, f) {

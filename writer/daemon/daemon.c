@@ -735,6 +735,8 @@ int wd_run(const wd_options *o)
 	 * writer that cannot listen still serves flags. Its thread inherits
 	 * our mask: SIGHUP, SIGTERM and SIGINT stay blocked there, for the
 	 * signalfd (signals_open) to read, instead of killing the process. */
+	if (o->exposures)
+		wm_set_exposures(o->exposures, o->exposures_max_bytes);
 	if (!o->once) {
 		sigset_t sigs;
 		sigemptyset(&sigs);

@@ -24,6 +24,8 @@ typedef struct wd_options {
 	int idle_timeout_s;	 /* --idle-timeout, 0: default */
 	int64_t stale_after_ms;	 /* --stale-after, 0: never stale */
 	const char *metrics_listen; /* --metrics-listen ADDR:PORT, NULL: no exporter */
+	const char *exposures;	 /* --exposures FILE, NULL: none */
+	uint64_t exposures_max_bytes; /* --exposures-max-bytes, 0: default */
 } wd_options;
 
 /* True when SOURCE names a control plane rather than a file. */

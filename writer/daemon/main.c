@@ -59,6 +59,10 @@ static void usage(FILE *f)
 		"                      serve GET /metrics (Prometheus text format) there;\n"
 		"                      PORT alone listens on 127.0.0.1, port 0 on any free\n"
 		"                      port (logged); docs/metrics.md\n"
+		"  --exposures FILE    append each reader's exposures (flag, variant, reason,\n"
+		"                      context id) as JSON lines, one per minute each\n"
+		"                      (docs/metrics.md); FILE.1 holds the previous part\n"
+		"  --exposures-max-bytes N  rotate FILE at N bytes (default 64 MiB)\n"
 		"  --remove            delete the store's shared-memory objects\n"
 		"\n"
 		"Without --once: republishes on every change of FILE and on SIGHUP (a URL:\n"
@@ -130,7 +134,8 @@ static int environment_check(const char *env, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	enum { O_STORE = 1, O_SOURCE, O_ENV, O_ONCE, O_LIMIT, O_CHECK, O_REMOVE, O_HELP,
-	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE, O_METRICS };
+	       O_KEY_FILE, O_STREAM, O_POLL, O_STATE_DIR, O_STALE, O_CA_FILE, O_IDLE, O_METRICS,
+	       O_EXPOSURES, O_EXPO_MAX };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, O_STORE },
 		{ "source", required_argument, NULL, O_SOURCE },
@@ -148,6 +153,8 @@ int main(int argc, char **argv)
 		{ "ca-file", required_argument, NULL, O_CA_FILE },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "metrics-listen", required_argument, NULL, O_METRICS },
+		{ "exposures", required_argument, NULL, O_EXPOSURES },
+		{ "exposures-max-bytes", required_argument, NULL, O_EXPO_MAX },
 		{ NULL, 0, NULL, 0 },
 	};
 	wd_options o = { .limits = wc_limits_default(), .poll_interval_s = 30,
@@ -177,6 +184,16 @@ int main(int argc, char **argv)
 		case O_STATE_DIR: o.state_dir = optarg; sync_opt = true; break;
 		case O_CA_FILE: o.ca_file = optarg; sync_opt = true; break;
 		case O_METRICS: o.metrics_listen = optarg; break;
+		case O_EXPOSURES: o.exposures = optarg; break;
+		case O_EXPO_MAX: {
+			char *end;
+			unsigned long long b = strtoull(optarg, &end, 10);
+			if (*end || b < 4096)
+				return usage_error("--exposures-max-bytes %s: expected a number of "
+						   "bytes, at least 4096", optarg);
+			o.exposures_max_bytes = b;
+			break;
+		}
 		case O_POLL:
 		case O_STALE:
 		case O_IDLE:

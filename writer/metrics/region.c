@@ -148,6 +148,7 @@ void wm_region_close(wm_region *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	free(r->res);
+	free(r->rings);
 	memset(r, 0, sizeof *r);
 	r->fd = -1;
 }
@@ -198,6 +199,89 @@ static uint32_t resolve(const wm_counts *out, const uint8_t *txt, size_t klen, s
 	return out->vbase[f] + v;
 }
 
+static void ring_note(wm_region *r, uint32_t off)
+{
+	for (uint32_t i = 0; i < r->nrings; i++)
+		if (r->rings[i].off == off)
+			return;
+	if (r->nrings == WM_RINGS_MAX)
+		return;
+	if (r->nrings == r->caprings) {
+		uint32_t nc = r->caprings ? r->caprings * 2 : 8;
+		wm_ring *n = realloc(r->rings, nc * sizeof *n);
+		if (!n)
+			return;
+		r->rings = n;
+		r->caprings = nc;
+	}
+	r->rings[r->nrings++] = (wm_ring){off, 0};
+}
+
+void wm_region_drain(wm_region *r, const wm_counts *counts, wm_expo_fn fn, void *ud,
+		     uint64_t *lost)
+{
+	const wm_doc *d = counts->doc;
+	for (uint32_t i = 0; i < r->nrings; i++) {
+		wm_ring *g = &r->rings[i];
+		const fm_rec *rec = (const fm_rec *)(r->map + g->off);
+		const uint64_t *ring = rec->r_slot;
+		/* Acquire: pairs with the owner's release store of the count
+		 * after each entry. */
+		uint64_t head = __atomic_load_n(&ring[0], __ATOMIC_ACQUIRE);
+		if (head < g->pos)
+			g->pos = head; /* a count that went back: a lie, start over */
+		if (head - g->pos > FM_RING_N) {
+			*lost += head - g->pos - FM_RING_N;
+			g->pos = head - FM_RING_N;
+		}
+		for (; g->pos < head; g->pos++) {
+			const uint64_t *e = &ring[1 + (g->pos % FM_RING_N) * FM_RING_WORDS];
+			/* The entry's seqlock (reader/count.c, count_expose). */
+			uint64_t s1 = __atomic_load_n(&e[0], __ATOMIC_ACQUIRE);
+			uint64_t t = __atomic_load_n(&e[1], __ATOMIC_RELAXED);
+			uint64_t w = __atomic_load_n(&e[2], __ATOMIC_RELAXED);
+			uint64_t id[FM_RING_WORDS - 3];
+			for (unsigned k = 0; k < FM_RING_WORDS - 3; k++)
+				id[k] = __atomic_load_n(&e[3 + k], __ATOMIC_RELAXED);
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			uint64_t s2 = __atomic_load_n(&e[0], __ATOMIC_RELAXED);
+			uint32_t roff = (uint32_t)w;
+			unsigned reason = (unsigned)(w >> 32) & 0xff, idl = (unsigned)(w >> 40) & 0xff;
+			if (s1 != g->pos + 1 || s2 != s1 || reason >= WM_REASONS ||
+			    idl > FM_RING_ID_MAX || roff < FM_FIRST || roff % FM_ALIGN ||
+			    (uint64_t)roff + sizeof(fm_rec) > r->maplen) {
+				(*lost)++; /* overwritten while we read, or a lie */
+				continue;
+			}
+			/* The evaluation record it names: flag and variant. */
+			const fm_rec *er = (const fm_rec *)(r->map + roff);
+			uint32_t size = __atomic_load_n(&er->r_size, __ATOMIC_RELAXED);
+			uint16_t kind = __atomic_load_n(&er->r_kind, __ATOMIC_RELAXED);
+			uint16_t ns = __atomic_load_n(&er->r_nslots, __ATOMIC_RELAXED);
+			uint16_t kl = __atomic_load_n(&er->r_key_len, __ATOMIC_RELAXED);
+			uint16_t vl = __atomic_load_n(&er->r_var_len, __ATOMIC_RELAXED);
+			if (kind != FM_K_EVAL || ns != FM_EVAL_SLOTS || kl > FM_KEY_MAX ||
+			    vl > FM_VARIANT_MAX || (uint64_t)roff + size > r->maplen ||
+			    sizeof(fm_rec) + (uint64_t)ns * 8u + kl + vl > size) {
+				(*lost)++;
+				continue;
+			}
+			uint32_t flag;
+			uint32_t cell = resolve(counts, (const uint8_t *)&er->r_slot[ns], kl, vl, &flag);
+			const wm_doc_flag *df = &d->flags[flag];
+			wm_expo x = {.flag = df->key,
+				     .variant = df->var[cell - counts->vbase[flag]],
+				     .reason = reason,
+				     .flag_idx = flag,
+				     .cell = cell,
+				     .id = (const char *)id,
+				     .idl = idl,
+				     .time_ms = (int64_t)t};
+			fn(&x, ud);
+		}
+	}
+}
+
 void wm_region_read(wm_region *r, wm_counts *out)
 {
 	const fm_hdr *h = (const fm_hdr *)r->map;
@@ -222,6 +306,12 @@ void wm_region_read(wm_region *r, wm_counts *out)
 		uint16_t vlen = __atomic_load_n(&rec->r_var_len, __ATOMIC_RELAXED);
 		if (size < sizeof(fm_rec) || size % FM_ALIGN || size > used - off)
 			break; /* the walk cannot go on from a record that lies */
+		if (kind == FM_K_RING && nslots == FM_RING_SLOTS &&
+		    sizeof(fm_rec) + (uint64_t)FM_RING_SLOTS * 8u <= size) {
+			ring_note(r, (uint32_t)off);
+			off += size;
+			continue;
+		}
 		uint64_t body = sizeof(fm_rec) + (uint64_t)nslots * 8u + klen + vlen;
 		bool ok = body <= size && klen <= FM_KEY_MAX && vlen <= FM_VARIANT_MAX &&
 			  ((kind == FM_K_EVAL && nslots == FM_EVAL_SLOTS) ||

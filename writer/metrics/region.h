@@ -48,6 +48,24 @@ typedef struct wm_res {
 	uint32_t flag;
 } wm_res;
 
+/* A thread's exposure ring in a region and how far we have read it. */
+typedef struct wm_ring {
+	uint32_t off;
+	uint64_t pos;
+} wm_ring;
+#define WM_RINGS_MAX 1024u /* per region */
+
+/* One exposure read from a ring: labels from the document. */
+typedef struct wm_expo {
+	const char *flag, *variant;
+	unsigned reason;
+	uint32_t flag_idx, cell;
+	const char *id;
+	size_t idl;
+	int64_t time_ms;
+} wm_expo;
+typedef void (*wm_expo_fn)(const wm_expo *x, void *ud);
+
 typedef struct wm_region {
 	int fd;
 	const uint8_t *map;
@@ -57,6 +75,8 @@ typedef struct wm_region {
 	uint32_t nres, capres;
 	uint64_t res_gen;
 	const wm_doc *res_doc;
+	wm_ring *rings; /* found by wm_region_read */
+	uint32_t nrings, caprings;
 } wm_region;
 
 /* Check FD (a sealed memfd, a flagshm region) and map it; takes FD. 0 or
@@ -65,5 +85,10 @@ int wm_region_open(wm_region *r, int fd, char *err, size_t errlen);
 void wm_region_close(wm_region *r);
 /* OUT += the region's counts, labelled by OUT's document. */
 void wm_region_read(wm_region *r, wm_counts *out);
+/* Read the exposures written to the region's rings since the last call,
+ * labelled by DOC (shaped by COUNTS), each to FN; *LOST grows by the
+ * entries overwritten before they were read (or torn, or that lie). */
+void wm_region_drain(wm_region *r, const wm_counts *counts, wm_expo_fn fn, void *ud,
+		     uint64_t *lost);
 
 #endif

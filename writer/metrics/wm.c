@@ -44,6 +44,9 @@ const double wm_bucket_bounds[WM_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 
 #define PAUSE_MS 1000	    /* accept paused this long when out of descriptors */
 #define TICK_MS 1000
 #define RATE_SPAN 10 /* seconds of the stats rate */
+#define DRAIN_MS 100 /* exposure rings read this often */
+#define EXPO_MAX_DEFAULT ((uint64_t)64 << 20)
+#define SEEN_MAX (1u << 20) /* exposures remembered per minute */
 
 static const char *const reason_names[WM_REASONS] = {
 	"ERROR", "DISABLED", "PREREQUISITE_FAILED", "RULE_MATCH", "SPLIT", "DEFAULT_ROLLOUT",
@@ -77,6 +80,15 @@ static struct wm {
 	char sock_path[sizeof SHM_DIR + SHM_OBJ_NAME_MAX];
 	wm_log_fn log;
 	int64_t accept_paused_until; /* thread only: out of descriptors */
+	/* Exposures (thread only, but the counters, which are under mu). */
+	char *expo_path;
+	uint64_t expo_max;
+	FILE *expo;
+	uint64_t expo_size;
+	uint64_t *seen; /* (flag, variant, id) hashes of this minute */
+	uint32_t seen_cap, seen_n;
+	int64_t seen_minute;
+	uint64_t expo_written, expo_dup, expo_lost, expo_dropped; /* under mu */
 	/* Thread only: */
 	conn *conns;
 	size_t nconns;
@@ -180,13 +192,16 @@ void wm_set_document(const void *snap, size_t size)
 
 /* -------------------------------------------------------------- readers */
 
+static void expo_drain(wm_region *r);
+
 static void conn_fold(conn *c)
 {
 	if (!c->has_region)
 		return;
 	pthread_mutex_lock(&W.mu);
-	wm_region_read(&c->reg, &W.folded);
+	wm_region_read(&c->reg, &W.folded); /* also finds rings made since the tick */
 	pthread_mutex_unlock(&W.mu);
+	expo_drain(&c->reg); /* its last exposures */
 	wm_region_close(&c->reg);
 	c->has_region = false;
 }
@@ -305,7 +320,170 @@ static bool conn_input(size_t i)
 		return false;
 	}
 	c->has_region = true;
+	/* Tell the reader whether to record exposures. */
+	char ans = W.expo ? FM_EXPO_ON : FM_EXPO_OFF;
+	if (send(c->sock, &ans, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+		/* a reader that does not read it records none */
+	}
 	return true;
+}
+
+/* ------------------------------------------------------------ exposures */
+
+void wm_set_exposures(const char *file, uint64_t max_bytes)
+{
+	free(W.expo_path);
+	W.expo_path = file ? strdup(file) : NULL;
+	W.expo_max = max_bytes ? max_bytes : EXPO_MAX_DEFAULT;
+}
+
+static int expo_open(char *err, size_t errlen)
+{
+	int fd = open(W.expo_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot open --exposures %s: %s", W.expo_path,
+			 fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	W.expo = fdopen(fd, "a");
+	if (!W.expo) {
+		close(fd);
+		snprintf(err, errlen, "cannot open --exposures %s: out of memory", W.expo_path);
+		return -1;
+	}
+	W.expo_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* FILE -> FILE.1 (replacing the older part), and a new FILE. */
+static void expo_rotate(void)
+{
+	fclose(W.expo);
+	W.expo = NULL;
+	char old[4096];
+	snprintf(old, sizeof old, "%s.1", W.expo_path);
+	if (rename(W.expo_path, old) != 0)
+		wlog("exposures: cannot rotate %s: %s", W.expo_path, strerror(errno));
+	char err[256];
+	if (expo_open(err, sizeof err) != 0)
+		wlog("exposures: %s; exposures are not written", err);
+}
+
+/* True when (flag, variant, id) was not written yet this minute (and now
+ * is remembered). Past SEEN_MAX in a minute, false: dropped, counted. */
+static bool expo_first(const wm_expo *x, int64_t minute, bool *full)
+{
+	*full = false;
+	if (minute != W.seen_minute) {
+		if (W.seen)
+			memset(W.seen, 0, W.seen_cap * sizeof *W.seen);
+		W.seen_n = 0;
+		W.seen_minute = minute;
+	}
+	uint64_t h = 1469598103934665603ull ^ ((uint64_t)x->cell << 20);
+	for (size_t i = 0; i < x->idl; i++)
+		h = (h ^ (unsigned char)x->id[i]) * 1099511628211ull;
+	h = h ^ ((uint64_t)x->idl << 56);
+	h |= 1;
+	if ((W.seen_n + 1) * 2 > W.seen_cap) {
+		if (W.seen_cap >= SEEN_MAX) {
+			*full = true;
+			return false;
+		}
+		uint32_t cap = W.seen_cap ? W.seen_cap * 2 : 4096;
+		uint64_t *n = calloc(cap, sizeof *n);
+		if (!n) {
+			*full = true;
+			return false;
+		}
+		for (uint32_t i = 0; i < W.seen_cap; i++) {
+			if (!W.seen[i])
+				continue;
+			uint32_t j = (uint32_t)W.seen[i] & (cap - 1);
+			while (n[j])
+				j = (j + 1) & (cap - 1);
+			n[j] = W.seen[i];
+		}
+		free(W.seen);
+		W.seen = n;
+		W.seen_cap = cap;
+	}
+	uint32_t j = (uint32_t)h & (W.seen_cap - 1);
+	for (; W.seen[j]; j = (j + 1) & (W.seen_cap - 1))
+		if (W.seen[j] == h)
+			return false;
+	W.seen[j] = h;
+	W.seen_n++;
+	return true;
+}
+
+static void expo_emit(const wm_expo *x, void *ud)
+{
+	(void)ud;
+	int64_t now = now_ms();
+	/* The reader's clock, unless it is far from ours (a lie). */
+	int64_t t = x->time_ms > now - 300000 && x->time_ms < now + 300000 ? x->time_ms : now;
+	bool full;
+	if (!expo_first(x, t / 60000, &full)) {
+		pthread_mutex_lock(&W.mu);
+		if (full)
+			W.expo_dropped++;
+		else
+			W.expo_dup++;
+		pthread_mutex_unlock(&W.mu);
+		return;
+	}
+	if (!W.expo)
+		return;
+	char stamp[40], key[1024], var[256], id[256];
+	time_t sec = (time_t)(t / 1000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof stamp - n, ".%03dZ", (int)(t % 1000));
+	fs_text_escape(key, sizeof key, x->flag, strlen(x->flag), FS_TEXT_JSON);
+	fs_text_escape(var, sizeof var, x->variant, strlen(x->variant), FS_TEXT_JSON);
+	fs_text_escape(id, sizeof id, x->id, x->idl, FS_TEXT_JSON);
+	int w = fprintf(W.expo,
+			"{\"time\":\"%s\",\"flag\":\"%s\",\"variant\":\"%s\",\"reason\":\"%s\","
+			"\"contextId\":\"%s\"}\n",
+			stamp, key, var, reason_names[x->reason], id);
+	if (w > 0)
+		W.expo_size += (uint64_t)w;
+	pthread_mutex_lock(&W.mu);
+	W.expo_written++;
+	pthread_mutex_unlock(&W.mu);
+	if (W.expo_size >= W.expo_max) {
+		fflush(W.expo);
+		expo_rotate();
+	}
+}
+
+static void expo_drain(wm_region *r)
+{
+	if (!W.expo_path || !W.doc)
+		return;
+	uint64_t lost = 0;
+	wm_region_drain(r, &W.cur, expo_emit, NULL, &lost);
+	if (lost) {
+		pthread_mutex_lock(&W.mu);
+		W.expo_lost += lost;
+		pthread_mutex_unlock(&W.mu);
+	}
+}
+
+static void expo_drain_all(void)
+{
+	if (!W.expo_path)
+		return;
+	for (size_t i = 0; i < W.nconns; i++)
+		if (W.conns[i].has_region)
+			expo_drain(&W.conns[i].reg);
+	if (W.expo)
+		fflush(W.expo);
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -337,17 +515,35 @@ static double p99(const uint64_t *b, uint64_t total)
 	return wm_bucket_bounds[WM_BUCKETS - 1];
 }
 
-static void stats_json(FILE *f, const wm_totals *t, const double *rates)
+/* A count for the stats JSON: readers' regions may make sums wrap past
+ * what a JSON reader takes (jansson: int64); a lie stays a lie, capped. */
+static unsigned long long jc(uint64_t v)
 {
-	fprintf(f, "{\"generation\":%llu,\"readers\":%u,\"time_ms\":%lld,\"flags\":{",
-		(unsigned long long)t->generation, t->readers, (long long)t->taken_ms);
+	return v > (uint64_t)INT64_MAX ? (unsigned long long)INT64_MAX : (unsigned long long)v;
+}
+
+typedef struct expo_counts {
+	bool on;
+	uint64_t written, dup, lost, dropped;
+} expo_counts;
+
+static void stats_json(FILE *f, const wm_totals *t, const double *rates, const expo_counts *x)
+{
+	fprintf(f, "{\"generation\":%llu,\"readers\":%u,\"time_ms\":%lld,",
+		jc(t->generation), t->readers, (long long)t->taken_ms);
+	if (x->on)
+		fprintf(f, "\"exposures\":{\"written\":%llu,\"deduplicated\":%llu,\"lost\":%llu,"
+			   "\"dropped\":%llu},",
+			jc(x->written), jc(x->dup),
+			jc(x->lost), jc(x->dropped));
+	fprintf(f, "\"flags\":{");
 	for (size_t i = 0; i < t->nflags; i++) {
 		const wm_flag *fl = &t->flags[i];
 		uint64_t reasons[WM_REASONS] = {0};
 		fprintf(f, "%s", i ? "," : "");
 		jesc(f, fl->flag);
 		fprintf(f, ":{\"evaluations\":%llu,\"rate\":%.3f,\"last_evaluated_ms\":%lld,\"variants\":{",
-			(unsigned long long)fl->evaluations, rates[i], (long long)fl->last_eval_ms);
+			jc(fl->evaluations), rates[i], (long long)fl->last_eval_ms);
 		bool first = true;
 		for (size_t v = 0; v < fl->nvariants; v++) {
 			const wm_variant *va = &fl->variants[v];
@@ -361,7 +557,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates)
 			fprintf(f, "%s", first ? "" : ",");
 			first = false;
 			jesc(f, va->variant);
-			fprintf(f, ":%llu", (unsigned long long)n);
+			fprintf(f, ":%llu", jc(n));
 		}
 		fprintf(f, "},\"reasons\":{");
 		first = true;
@@ -369,7 +565,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates)
 			if (!reasons[r])
 				continue;
 			fprintf(f, "%s\"%s\":%llu", first ? "" : ",", reason_names[r],
-				(unsigned long long)reasons[r]);
+				jc(reasons[r]));
 			first = false;
 		}
 		fprintf(f, "},\"errors\":{");
@@ -378,7 +574,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates)
 			if (!fl->errors[e])
 				continue;
 			fprintf(f, "%s\"%s\":%llu", first ? "" : ",", error_names[e],
-				(unsigned long long)fl->errors[e]);
+				jc(fl->errors[e]));
 			first = false;
 		}
 		fprintf(f, "},\"outcomes\":{");
@@ -393,9 +589,9 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates)
 			jesc(f, va->variant);
 			fprintf(f, ":{\"success\":%llu,\"error\":%llu,\"count\":%llu,\"error_rate\":%.6g,"
 				   "\"p99_seconds\":%.6g,\"sum_seconds\":%.6g}",
-				(unsigned long long)va->outcome_ok, (unsigned long long)va->outcome_err,
-				(unsigned long long)n, (double)va->outcome_err / (double)n,
-				p99(va->buckets, n), va->sum_seconds);
+				jc(va->outcome_ok), jc(va->outcome_err),
+				jc(n), (double)va->outcome_err / (double)n,
+				p99(va->buckets, n), isfinite(va->sum_seconds) ? va->sum_seconds : 0.0);
 		}
 		fprintf(f, "}}");
 	}
@@ -405,7 +601,7 @@ static void stats_json(FILE *f, const wm_totals *t, const double *rates)
 /* Write the stats object whole: a new file renamed over the old one, so a
  * reader opens either whole. Mode 0444, owned by us: `flagshm stats`
  * trusts it as it trusts snapshots. */
-static void stats_write(const wm_totals *t, const double *rates)
+static void stats_write(const wm_totals *t, const double *rates, const expo_counts *x)
 {
 	char name[SHM_OBJ_NAME_MAX], path[sizeof SHM_DIR + SHM_OBJ_NAME_MAX + 8], tmp[sizeof path + 8];
 	fm_stats_name(name, sizeof name, W.store);
@@ -428,7 +624,7 @@ static void stats_write(const wm_totals *t, const double *rates)
 		W.stats_warned = true;
 		return;
 	}
-	stats_json(f, t, rates);
+	stats_json(f, t, rates, x);
 	bool ok = fflush(f) == 0 && fchmod(fd, 0444) == 0;
 	fclose(f);
 	if (!ok || rename(tmp, path) != 0) {
@@ -599,9 +795,11 @@ static void tick(void)
 			hist *h = &W.hist[f];
 			rates[i] = span > 0 ? (double)(h->evals[slot] - h->evals[old]) / span : 0;
 		}
+	expo_counts xc = {W.expo_path != NULL, W.expo_written, W.expo_dup, W.expo_lost,
+			  W.expo_dropped};
 	pthread_mutex_unlock(&W.mu);
 	if (t && rates)
-		stats_write(t, rates);
+		stats_write(t, rates, &xc);
 	free(rates);
 	wm_totals_free(&t);
 }
@@ -615,7 +813,7 @@ static atomic_bool stopping;
 static void *run(void *arg)
 {
 	(void)arg;
-	int64_t next = now_ms();
+	int64_t next = now_ms(), next_drain = next;
 	struct pollfd *pf = NULL;
 	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		pf = realloc(pf, (W.nconns + 2) * sizeof *pf);
@@ -630,7 +828,8 @@ static void *run(void *arg)
 			pf[i + 2] = (struct pollfd){.fd = W.conns[i].sock, .events = POLLIN};
 		size_t n = W.nconns;
 		int64_t now = now_ms();
-		int timeout = next > now ? (int)(next - now) : 0;
+		int64_t due = W.expo_path && next_drain < next ? next_drain : next;
+		int timeout = due > now ? (int)(due - now) : 0;
 		int rc = poll(pf, n + 2, timeout);
 		if (rc > 0) {
 			if (pf[0].revents) {
@@ -658,6 +857,10 @@ static void *run(void *arg)
 		for (size_t i = W.nconns; i-- > 0;)
 			if (!W.conns[i].has_region && now2 - W.conns[i].since_ms > PENDING_MS)
 				conn_drop(i, false);
+		if (W.expo_path && now_ms() >= next_drain) {
+			expo_drain_all();
+			next_drain = now_ms() + DRAIN_MS;
+		}
 		if (now_ms() >= next || doc_waiting) {
 			tick();
 			next = now_ms() + TICK_MS;
@@ -709,6 +912,8 @@ int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen)
 	snprintf(W.store, sizeof W.store, "%s", store);
 	fm_sock_path(W.sock_path, sizeof W.sock_path, store);
 	W.log = log;
+	if (W.expo_path && !W.expo && expo_open(err, errlen) != 0)
+		return -1;
 	if (sock_listen(err, errlen) != 0)
 		return -1;
 	/* One descriptor per attached reader: take the hard limit. */
@@ -760,8 +965,13 @@ void wm_stop(void)
 	}
 	pthread_join(W.thread, NULL);
 	atomic_store_explicit(&W.started, false, memory_order_release);
+	expo_drain_all();
 	for (size_t i = W.nconns; i-- > 0;)
 		conn_drop(i, false);
+	if (W.expo) {
+		fclose(W.expo);
+		W.expo = NULL;
+	}
 	free(W.conns);
 	W.conns = NULL;
 	close(W.lfd);

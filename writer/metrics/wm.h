@@ -73,6 +73,11 @@ typedef void (*wm_log_fn)(const char *line);
  * 0, or -1 with a message in ERR. */
 int wm_start(const char *store, wm_log_fn log, char *err, size_t errlen);
 
+/* Before wm_start: append exposures to FILE as JSON lines, rotated to
+ * FILE.1 at MAX_BYTES (0: 64 MiB). wm_start fails when FILE cannot be
+ * opened. */
+void wm_set_exposures(const char *file, uint64_t max_bytes);
+
 /* Stop the thread, close the socket and remove its path and the stats
  * object. Safe to call when wm_start failed or was never called. */
 void wm_stop(void);
