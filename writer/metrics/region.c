@@ -221,7 +221,8 @@ void wm_region_drain(wm_region *r, const wm_counts *counts, wm_expo_fn fn, void 
 		     uint64_t *lost)
 {
 	const wm_doc *d = counts->doc;
-	for (uint32_t i = 0; i < r->nrings; i++) {
+	uint32_t budget = WM_DRAIN_MAX; /* the rest waits for the next drain */
+	for (uint32_t i = 0; i < r->nrings && budget; i++) {
 		wm_ring *g = &r->rings[i];
 		const fm_rec *rec = (const fm_rec *)(r->map + g->off);
 		const uint64_t *ring = rec->r_slot;
@@ -234,7 +235,7 @@ void wm_region_drain(wm_region *r, const wm_counts *counts, wm_expo_fn fn, void 
 			*lost += head - g->pos - FM_RING_N;
 			g->pos = head - FM_RING_N;
 		}
-		for (; g->pos < head; g->pos++) {
+		for (; g->pos < head && budget; g->pos++, budget--) {
 			const uint64_t *e = &ring[1 + (g->pos % FM_RING_N) * FM_RING_WORDS];
 			/* The entry's seqlock (reader/count.c, count_expose). */
 			uint64_t s1 = __atomic_load_n(&e[0], __ATOMIC_ACQUIRE);

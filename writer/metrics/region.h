@@ -53,7 +53,8 @@ typedef struct wm_ring {
 	uint32_t off;
 	uint64_t pos;
 } wm_ring;
-#define WM_RINGS_MAX 1024u /* per region */
+#define WM_RINGS_MAX 256u /* per region (one per thread that records) */
+#define WM_DRAIN_MAX 16384u /* entries read per region per drain: a bound on its cost */
 
 /* One exposure read from a ring: labels from the document. */
 typedef struct wm_expo {
