@@ -659,7 +659,7 @@ Test(metrics, clients_that_do_not_read_hold_a_few_expositions_not_one_each)
 			}
 			fds[b * PER + i] = fd;
 		}
-		wp_sleep_ms(1300);
+		wp_sleep_ms(400); /* past the 250 ms in which scrapes share one */
 	}
 	/* Bounded: a few expositions (WD_HTTP_BODIES, the spare buffer), not
 	 * one per connection; the later batches were told to come back. */

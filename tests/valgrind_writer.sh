@@ -44,8 +44,10 @@ check "--check of an invalid document" 1 "${vg[@]}" "$writer" --check "$tmp/bad.
 check "--once publishes" 0 "${vg[@]}" "$writer" --store "$S" --source "$tmp/flags.json" --once
 check "--once rejects, the last good stays" 1 "${vg[@]}" "$writer" --store "$S" --source "$tmp/bad.json" --once
 
-# The daemon: publish, republish on a change (twice), reject a bad one, exit on SIGTERM.
-"${vg[@]}" "$writer" --store "$S" --source "$tmp/flags.json" >"$tmp/daemon" 2>&1 &
+# The daemon: publish, republish on a change (twice), reject a bad one, exit on SIGTERM;
+# its /metrics exporter scraped in between (a fresh render, a shared one, a 404).
+"${vg[@]}" "$writer" --store "$S" --source "$tmp/flags.json" --metrics-listen 127.0.0.1:0 \
+	>"$tmp/daemon" 2>&1 &
 daemon=$!
 wait_for() { # wait_for TEXT COUNT: up to 60 s for COUNT lines with TEXT in the daemon's log
 	for _ in $(seq 600); do
@@ -61,6 +63,20 @@ cp "$tmp/flags.json" "$tmp/new.json" && sed -i 's/"rolloutPercentage": *1\b/"rol
 echo " " >>"$tmp/new.json"
 mv "$tmp/new.json" "$tmp/flags.json"
 wait_for "published generation" 2 || ok=0
+port=$(sed -n 's|.*serving metrics on http://127\.0\.0\.1:\([0-9]*\)/metrics.*|\1|p' "$tmp/daemon" | head -1)
+scrape() { # scrape PATH: the whole HTTP answer, over bash's /dev/tcp
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3
+	cat <&3
+	exec 3<&-
+}
+if [ -n "$port" ]; then
+	scrape /metrics | grep -q '^flagshm_snapshot_generation' || ok=0
+	scrape /metrics | grep -q '^flagshm_flags' || ok=0
+	scrape /nope | grep -q '404' || ok=0
+else
+	ok=0
+fi
 cp "$tmp/bad.json" "$tmp/flags.json"
 wait_for "rejected" 1 || ok=0
 kill -TERM "$daemon"

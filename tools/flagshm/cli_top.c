@@ -278,7 +278,7 @@ static void variants(char *out, size_t cap, int cols, const top_flag *f,
 	out[0] = '\0';
 	for (size_t k = 0; k < nv && total; k++) {
 		size_t i = order[k];
-		char name[3 * 24 + 8], item[128];
+		char name[20 * 4 + 8], item[160]; /* 20 bytes, each escaped to at most 4 */
 		/* Variant values are cut to 20 bytes here: the column is short. */
 		const char *v = f->variants[i].name;
 		size_t vl = strlen(v);

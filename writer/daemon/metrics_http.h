@@ -28,7 +28,7 @@
 #define WD_HTTP_REQUEST_S 15 /* Prometheus gives up a scrape after 10 s by default */
 #define WD_HTTP_CONN_MEMORY (16 * 1024)
 #define WD_HTTP_MAX_BODY ((size_t)256 << 20)
-#define WD_HTTP_REUSE_MS 1000 /* scrapes within it share one exposition */
+#define WD_HTTP_REUSE_MS 250 /* scrapes within it share one exposition (counts stay fresh: 2 s) */
 #define WD_HTTP_BODIES 4      /* expositions held by connections at most; then 503 */
 
 /*

@@ -32,7 +32,8 @@ void wd_buf_init(wd_buf *b, size_t max)
 
 void wd_buf_free(wd_buf *b)
 {
-	free(b->p);
+	if (!b->borrowed)
+		free(b->p);
 	*b = (wd_buf){ 0 };
 }
 
@@ -288,8 +289,7 @@ void wd_prom_hist_labels(wd_buf *b, const char *name, const wd_label *l, size_t 
 		b->over = true;
 	else
 		wd_prom_hist(b, name, lb.p, buckets, count, sum);
-	if (!lb.borrowed)
-		free(lb.p);
+	wd_buf_free(&lb); /* frees only what outgrew the stack */
 }
 
 /* ------------------------------------------------- writer families */
