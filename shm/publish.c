@@ -18,6 +18,7 @@
  */
 #include "shm.h"
 #include "clock.h"
+#include "counters.h"
 #include "format.h"
 #include "flagshm.h"
 
@@ -605,6 +606,14 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 	char ctl_ent[SHM_OBJ_NAME_MAX];
 	shm_ctl_name(ctl_ent, sizeof ctl_ent, store);
 	shm_lock_name(lname, sizeof lname, store);
+	/* The writer's counting socket and stats object (docs/metrics.md) go
+	 * with the store; a killed writer leaves them. They do not make a
+	 * store exist. */
+	char stats_ent[SHM_OBJ_NAME_MAX + 8], sock_path[sizeof SHM_DIR + SHM_OBJ_NAME_MAX + 8];
+	fm_stats_name(stats_ent, sizeof stats_ent, store);
+	fm_sock_path(sock_path, sizeof sock_path, store);
+	const char *sock_ent = strrchr(sock_path, '/') + 1;
+	size_t stats_len = strlen(stats_ent + 1);
 	int found = rc == FLAGSHM_EUNTRUSTED; /* a foreign lock object is something to remove */
 	rc = 0;
 	struct dirent *de;
@@ -612,6 +621,11 @@ int shm_store_remove(const char *store, char *err, size_t errlen)
 		uint64_t g;
 		if (gen_entry(de->d_name, store, &g) || strcmp(de->d_name, ctl_ent + 1) == 0) {
 			found++;
+			remove_one(dirfd(d), de->d_name, err, errlen, &rc);
+		} else if (strcmp(de->d_name, sock_ent) == 0 ||
+			   (strncmp(de->d_name, stats_ent + 1, stats_len) == 0 &&
+			    (de->d_name[stats_len] == '\0' ||
+			     strcmp(de->d_name + stats_len, ".new") == 0))) {
 			remove_one(dirfd(d), de->d_name, err, errlen, &rc);
 		}
 	}

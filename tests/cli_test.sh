@@ -303,8 +303,21 @@ fi
 
 # ---------------------------------------------------------------- --remove
 
+# A SIGKILLed daemon leaves its counting socket and stats object (and may
+# leave a half-written stats.new): --remove takes them with the store.
+"$writer" --store "$S" --source "$flags" >"$tmp/killed.log" 2>&1 &
+killed=$!
+for _ in $(seq 1 300); do
+	[ -S "/dev/shm/flagshm.$S.sock" ] && [ -f "/dev/shm/flagshm.$S.stats" ] && break
+	sleep 0.1
+done
+kill -KILL "$killed"
+wait "$killed" 2>/dev/null
+: >"/dev/shm/flagshm.$S.stats.new"
 run "$writer" --remove --store "$S"
 expect_rc "writer --remove removes the store" 0
+left=$(cd /dev/shm && ls -d "flagshm.$S" "flagshm.$S".* 2>/dev/null | tr '\n' ' ')
+expect_eq "... and every object of it, the counting socket and stats too" "$left" ""
 run "$tool" --store "$S" status
 expect_rc "status of a removed store: exit 1" 1
 
