@@ -389,9 +389,8 @@ static enum MHD_Result obj_delete(cs_req *r, const kind_info *ki, const char *na
 	key = cs_key(m, ki->dir, name);
 	for (int attempt = 0; attempt < CS_WRITE_TRIES; attempt++) {
 		cs_cur cur;
-		char err[256];
 		json_t *doc, *before;
-		int64_t rev, have;
+		int64_t have;
 		int rc;
 
 		if (cs_read_key(r, key, &cur, true, &ret))
@@ -419,15 +418,7 @@ static enum MHD_Result obj_delete(cs_req *r, const kind_info *ki, const char *na
 			cs_change c = {.kind = ki->kind, .action = "delete", .name = name,
 				       .version = have, .before = before, .rev_seen = cur.meta_rev,
 				       .cmps = json_array(), .ops = json_array()};
-			json_array_append_new(c.cmps, cs_cmp_mod(key, cur.mod));
-			json_array_append_new(c.ops, cs_op_delete(key));
-			rc = cs_commit(r, &c, &rev, err, sizeof err);
-			if (rc == 1) {
-				cs_model_wait(m, rev, 5000);
-				ret = cs_reply(r, 204, NULL, NULL);
-			} else if (rc < 0) {
-				ret = cs_etcd_error(r, rc, err);
-			}
+			rc = cs_commit_delete(r, &c, key, cur.mod, &ret);
 		}
 		json_decref(before);
 		json_decref(cur.value);

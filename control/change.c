@@ -129,3 +129,21 @@ int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen)
 	free(k_rev);
 	return rc;
 }
+
+int cs_commit_delete(cs_req *r, cs_change *c, const char *key, int64_t mod,
+		     enum MHD_Result *ret)
+{
+	char err[512];
+	int64_t rev = 0;
+
+	json_array_append_new(c->cmps, cs_cmp_mod(key, mod));
+	json_array_append_new(c->ops, cs_op_delete(key));
+	int rc = cs_commit(r, c, &rev, err, sizeof err);
+	if (rc == 1) {
+		cs_model_wait(&r->s->model, rev, 5000);
+		*ret = cs_reply(r, 204, NULL, NULL);
+	} else if (rc < 0) {
+		*ret = cs_etcd_error(r, rc, err);
+	}
+	return rc;
+}

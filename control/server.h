@@ -172,6 +172,11 @@ typedef struct cs_change {
 /* Run C; 1 when committed (*rev its revision), 0 when a compare failed,
  * or a CS_E* error. */
 int cs_commit(cs_req *r, cs_change *c, int64_t *rev, char *err, size_t errlen);
+/* A delete of KEY (last changed at MOD) as C, answered 204 once this
+ * instance's mirror has it, or with the etcd error: cs_commit's result, the
+ * reply in *RET when one was sent (nothing sent when it returns 0). */
+int cs_commit_delete(cs_req *r, cs_change *c, const char *key, int64_t mod,
+		     enum MHD_Result *ret);
 /* After a commit lost a race (attempt ATTEMPT, from 0): up to
  * 0.5 ms x (ATTEMPT + 1), random, so that racers fall out of step. */
 void cs_race_pause(int attempt);

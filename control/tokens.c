@@ -140,9 +140,7 @@ static enum MHD_Result token_revoke(cs_req *r, const char *name)
 	key = cs_key(m, "tokens/", name);
 	for (int attempt = 0; attempt < 25; attempt++) {
 		cs_cur cur;
-		char err[256];
 		json_t *before;
-		int64_t rev;
 		int rc;
 
 		if (cs_read_key(r, key, &cur, true, &ret))
@@ -156,15 +154,7 @@ static enum MHD_Result token_revoke(cs_req *r, const char *name)
 				   json_object_get(cur.value, "groups"));
 		cs_change c = {.kind = "token", .action = "delete", .name = name, .before = before,
 			       .rev_seen = cur.meta_rev, .cmps = json_array(), .ops = json_array()};
-		json_array_append_new(c.cmps, cs_cmp_mod(key, cur.mod));
-		json_array_append_new(c.ops, cs_op_delete(key));
-		rc = cs_commit(r, &c, &rev, err, sizeof err);
-		if (rc == 1) {
-			cs_model_wait(m, rev, 5000);
-			ret = cs_reply(r, 204, NULL, NULL);
-		} else if (rc < 0) {
-			ret = cs_etcd_error(r, rc, err);
-		}
+		rc = cs_commit_delete(r, &c, key, cur.mod, &ret);
 		json_decref(before);
 		json_decref(cur.value);
 		if (rc != 0)
