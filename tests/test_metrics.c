@@ -186,17 +186,23 @@ static char *scrape(void)
 }
 
 /* Scrape until LINE (a whole sample line, without the newline) is in the
- * exposition; fails with the last one after WAIT_MS. */
+ * exposition; fails with the last one after WAIT_MS. A failed scrape is
+ * tried again until then: just after a flood of connections closes, the
+ * exporter may not have freed their slots yet. */
 static void wait_sample(const char *line)
 {
-	char want[512];
+	char want[512], url[128];
 	snprintf(want, sizeof want, "\n%s\n", line);
+	snprintf(url, sizeof url, "http://%s/metrics", M.addr);
 	int64_t end = wp_mono_ms() + WAIT_MS;
 	char *text = NULL;
 	do {
 		free(text);
-		text = scrape();
-		if (strstr(text, want)) {
+		text = NULL;
+		long st = http(NULL, url, NULL, &text);
+		if (!text)
+			text = strdup("");
+		if (st == 200 && strstr(text, want)) {
 			free(text);
 			return;
 		}
